@@ -1,0 +1,37 @@
+"""The one exception hierarchy of crucible-monitor.
+
+    CrucibleError
+     ├── ConfigError        a config file or value is invalid (names file, line and key)
+     ├── CollectorError     a collector could not read its source
+     ├── StorageError       the data directory cannot be written or read
+     ├── QueryError         a metrics query names an unknown metric, aggregation or range
+     └── NotFoundError      an id (alert, service, check) that does not exist
+"""
+
+from __future__ import annotations
+
+__all__ = ["CollectorError", "ConfigError", "CrucibleError", "NotFoundError", "QueryError", "StorageError"]
+
+
+class CrucibleError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(CrucibleError):
+    """A configuration file or value is invalid."""
+
+
+class CollectorError(CrucibleError):
+    """A collector could not read its source."""
+
+
+class StorageError(CrucibleError):
+    """The data directory cannot be written or read."""
+
+
+class QueryError(CrucibleError):
+    """A query is invalid: the message lists the valid choices."""
+
+
+class NotFoundError(CrucibleError):
+    """An object referred to by id or name does not exist."""

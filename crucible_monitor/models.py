@@ -1,0 +1,106 @@
+"""Core data types shared by collectors, storage and every interface.
+
+A :class:`Sample` is one value of one series at one time. Metric names are snake_case in base units with
+Prometheus-style suffixes (``_bytes``, ``_seconds``, ``_ratio``, ``_total``). Timestamps are Unix seconds (float,
+UTC); interfaces turn them into ISO 8601 with a zone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "Event",
+    "EventKind",
+    "MetricKind",
+    "MetricSpec",
+    "Sample",
+    "Severity",
+    "iso",
+    "labels_key",
+    "parse_labels_key",
+]
+
+
+class MetricKind(StrEnum):
+    """How a series behaves: a gauge goes up and down, a counter only grows (until it resets)."""
+
+    GAUGE = "gauge"
+    COUNTER = "counter"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One entry of a collector's metric catalogue."""
+
+    name: str
+    kind: MetricKind
+    unit: str
+    description: str
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value of one series. ``ts`` is Unix seconds; 0 means "stamp with the collection time"."""
+
+    metric: str
+    value: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ts: float = 0.0
+
+
+class Severity(StrEnum):
+    """How much an event or alert matters."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class EventKind(StrEnum):
+    """The discrete facts collectors and the agent record."""
+
+    SERVICE_STATE = "service_state"
+    SERVICE_RESTART = "service_restart"
+    CHECK_FAILED = "check_failed"
+    CHECK_RECOVERED = "check_recovered"
+    COLLECTOR_ERROR = "collector_error"
+    AGENT = "agent"
+    CONFIG = "config"
+    ACTION = "action"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A discrete fact with a timestamp: a state change, a restart, a failed check, an action taken."""
+
+    kind: EventKind
+    subject: str
+    message: str
+    severity: Severity = Severity.INFO
+    data: Mapping[str, Any] = field(default_factory=dict)
+    ts: float = 0.0
+
+
+def labels_key(labels: Mapping[str, str]) -> str:
+    """The canonical text form of a label set (sorted compact JSON), used as a series key on disk."""
+    if not labels:
+        return "{}"
+    return json.dumps(dict(sorted(labels.items())), separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_labels_key(key: str) -> dict[str, str]:
+    """Inverse of :func:`labels_key`."""
+    parsed: dict[str, str] = json.loads(key)
+    return parsed
+
+
+def iso(ts: float) -> str:
+    """A Unix timestamp as ISO 8601 in UTC with the zone, to the second."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
