@@ -49,7 +49,9 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_duration",
+    "REDACTED",
     "redacted",
+    "validate_config",
 ]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -116,10 +118,13 @@ class _Model(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        secrets = {name for name, f in cls.model_fields.items() if "SecretStr" in repr(f.annotation)}
+        for name in secrets:
+            if data.get(name) == "":
+                data[name] = None  # `password: ${UNSET:-}` means no password
         for key in [k for k in data if isinstance(k, str) and k.endswith("_file")]:
             target = key.removesuffix("_file")
-            field = cls.model_fields.get(target)
-            if field is None or "SecretStr" not in repr(field.annotation):
+            if target not in secrets:
                 continue
             if data.get(target) is not None:
                 raise ValueError(f"give either {target} or {key}, not both")
@@ -373,7 +378,9 @@ class _Located:
             for key_node, value_node in node.value:
                 key = self._loader.construct_object(key_node)
                 if key == "<<":
-                    self.errors.append(f"{self.source}:{key_node.start_mark.line + 1}: YAML merge keys are not supported")
+                    self.errors.append(
+                        f"{self.source}:{key_node.start_mark.line + 1}: YAML merge keys are not supported"
+                    )
                     continue
                 if key in result:
                     where = f"{self.source}:{key_node.start_mark.line + 1}"
@@ -441,6 +448,9 @@ def _describe(error: ErrorDetails) -> tuple[Path_, str]:
         valid = ", ".join(parent.model_fields) if parent else ""
         return loc, f"unknown key {loc[-1]!r}" + (f" (valid keys: {valid})" if valid else "")
     message = error["msg"].removeprefix("Value error, ")
+    secret_file = re.match(r"(?:cannot read|give either \w+ or) (\w+_file)", message)
+    if secret_file:  # point at the *_file key, not at its section
+        loc = (*loc, secret_file.group(1))
     if error["type"] == "literal_error":
         message = f"invalid value {error.get('input')!r}: {message.lower()}"
     elif error["type"] in ("model_type", "model_attributes_type", "dict_type"):
@@ -466,14 +476,24 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: the top level must be a mapping of sections (agent, collectors, ...)")
-    messages = list(located.errors)
+    return validate_config(data, source, located)
+
+
+def validate_config(data: dict[str, Any], source: str, located: _Located | None = None) -> Config:
+    """Validate plain data (from YAML or an API request) into a :class:`Config`.
+
+    Raises:
+        ConfigError: one line per problem: source, line when known, dotted key, message.
+    """
+    problems: list[tuple[int, str]] = []
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             loc, message = _describe(error)
-            line = located.line_of(loc)
-            messages.append(f"{source}{f':{line}' if line else ''}: {_dotted(loc)}: {message}")
+            where = located.line_of(loc) if located else None
+            problems.append((where or 0, f"{source}{f':{where}' if where else ''}: {_dotted(loc)}: {message}"))
+    messages = (located.errors if located else []) + [text for _, text in sorted(problems, key=lambda p: p[0])]
     if messages:
         raise ConfigError("\n".join(messages))
     return config
@@ -494,8 +514,12 @@ def load_config(path: Path | None) -> Config:
     return parse_config(text, str(path))
 
 
+REDACTED = "**********"
+"""What every secret looks like in output (pydantic's SecretStr rendering)."""
+
+
 def redacted(config: Config) -> dict[str, Any]:
-    """The config as JSON-ready data with every secret replaced by ``"**********"``."""
+    """The config as JSON-ready data with every secret replaced by :data:`REDACTED`."""
     return config.model_dump(mode="json")
 
 

@@ -1,11 +1,11 @@
 """The one exception hierarchy of crucible-monitor.
 
-    CrucibleError
-     ├── ConfigError        a config file or value is invalid (names file, line and key)
-     ├── CollectorError     a collector could not read its source
-     ├── StorageError       the data directory cannot be written or read
-     ├── QueryError         a metrics query names an unknown metric, aggregation or range
-     └── NotFoundError      an id (alert, service, check) that does not exist
+CrucibleError
+ ├── ConfigError        a config file or value is invalid (names file, line and key)
+ ├── CollectorError     a collector could not read its source
+ ├── StorageError       the data directory cannot be written or read
+ ├── QueryError         a metrics query names an unknown metric, aggregation or range
+ └── NotFoundError      an id (alert, service, check) that does not exist
 """
 
 from __future__ import annotations

@@ -26,8 +26,15 @@ class Collector(Protocol):
     in ``collector_errors_total`` and records an event, and the other collectors carry on.
     """
 
-    name: str
-    catalogue: Sequence[MetricSpec]
+    @property
+    def name(self) -> str:
+        """Unique among the running collectors; the scheduler's job id."""
+        ...
+
+    @property
+    def catalogue(self) -> Sequence[MetricSpec]:
+        """Every metric this collector can emit."""
+        ...
 
     async def collect(self) -> Collection:
         """Read the source once."""

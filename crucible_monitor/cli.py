@@ -1,0 +1,310 @@
+"""``crucible-monitor``: run the agent, look at it, query it, check a config.
+
+Subcommands import what they need when they run (pandas, pyarrow, FastAPI are not needed to check a config), so
+the CLI starts fast and the agent loads only its own dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from crucible_monitor import __version__
+from crucible_monitor.config import Config, iter_secrets, load_config
+from crucible_monitor.errors import ConfigError, CrucibleError
+
+__all__ = ["main"]
+
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 3
+
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+class RedactSecrets(logging.Filter):
+    """Replace every configured secret in log records with ``****`` (defence in depth)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            if any(s in message for s in self.secrets):
+                for secret in self.secrets:
+                    message = message.replace(secret, "****")
+                record.msg, record.args = message, None
+        return True
+
+
+def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
+    """Log to stderr (stdout is kept for output and, for ``mcp``, the protocol)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("crucible_monitor").setLevel(level.upper())
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(Path(args.config) if args.config else None)
+
+
+# -- commands ---------------------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the agent in the foreground until SIGTERM or Ctrl-C; both flush the WAL and exit 0."""
+    import uvicorn  # deferred: only the agent needs the server stack
+
+    from crucible_monitor.agent import Agent, ensure_api_token
+    from crucible_monitor.server.app import build_app
+
+    config = _load(args)
+    token = ensure_api_token(config)
+    setup_logging(config.agent.log_level, [*iter_secrets(config), token])
+    app = build_app(Agent(config, config_path=Path(args.config) if args.config else None), token)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.agent.host,
+            port=config.agent.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+    )
+    logging.getLogger("crucible_monitor").info(
+        "serving http://%s/api/v1 (token: %s)",
+        config.agent.listen_addr,
+        "from config" if config.agent.api_token else config.agent.data_dir / "api_token",
+    )
+    server.run()
+    return 0 if server.started else 1
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a config file; print a summary, or every error with file, line and key."""
+    config = load_config(Path(args.path))
+    console = Console()
+    collectors = config.collectors
+    console.print(f"[green]✓[/] {args.path} is valid")
+    table = Table(show_header=False, box=None)
+    table.add_row("listen", config.agent.listen_addr)
+    table.add_row("data dir", str(config.agent.data_dir))
+    table.add_row("collect every", str(config.agent.collect_interval))
+    table.add_row("http checks", ", ".join(c.name for c in collectors.http_checks) or "none")
+    table.add_row("systemd units", ", ".join(collectors.services.systemd.units) or "discovered")
+    console.print(table)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print the API token (for curl, Prometheus or an MCP client); generated if the agent never ran."""
+    from crucible_monitor.agent import ensure_api_token
+
+    print(ensure_api_token(_load(args)))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Tables of system, services and HTTP checks from a running agent."""
+    from crucible_monitor.remote import RemoteMonitor
+
+    console = Console()
+    with RemoteMonitor.from_config(_load(args)) as remote:
+        health = remote.health()
+        system = remote.system_status()
+        services = remote.services()
+        checks = remote.http_checks()
+    console.print(
+        f"[bold]{system.host}[/]  crucible-monitor {health.version}  "
+        f"agent {'[green]ok[/]' if health.status == 'ok' else '[yellow]degraded[/]'}, "
+        f"up {_human_seconds(health.uptime_seconds)}"
+    )
+    overview = Table(title="System", show_header=False, title_justify="left")
+    overview.add_row(
+        "CPU", _ratio(system.cpu.usage_ratio) + (f" of {system.cpu.count} cores" if system.cpu.count else "")
+    )
+    overview.add_row("Load", " ".join(f"{v:.2f}" for v in system.load.values()) or "-")
+    memory = system.memory
+    overview.add_row(
+        "Memory", f"{_bytes(memory.used_bytes)} / {_bytes(memory.total_bytes)} ({_ratio(memory.used_ratio)})"
+    )
+    if memory.swap_total_bytes:
+        overview.add_row("Swap", f"{_bytes(memory.swap_used_bytes)} / {_bytes(memory.swap_total_bytes)}")
+    for fs in system.filesystems:
+        overview.add_row(
+            f"Disk {fs.mountpoint}", f"{_bytes(fs.used_bytes)} / {_bytes(fs.size_bytes)} ({_ratio(fs.used_ratio)})"
+        )
+    console.print(overview)
+    if services:
+        table = Table(
+            "Service", "Manager", "Category", "State", "Restarts", "Since", title="Services", title_justify="left"
+        )
+        for s in services:
+            state = f"[green]{s.state}[/]" if s.up else f"[red]{s.state}[/]"
+            since = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.since)) if s.since else "-"
+            table.add_row(s.name, s.manager, s.category, state, str(s.restarts), since)
+        console.print(table)
+    if checks:
+        table = Table("Check", "Result", "Status", "Latency", "TLS days", title="HTTP checks", title_justify="left")
+        for c in checks:
+            result = "[green]up[/]" if c.ok else f"[red]{c.failure}[/]"
+            latency = f"{c.duration_seconds * 1000:.0f} ms" if c.duration_seconds is not None else "-"
+            days = f"{c.tls_days_left:.0f}" if c.tls_days_left is not None else "-"
+            table.add_row(c.name, result, str(c.status_code or "-"), latency, days)
+        console.print(table)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """One metric's history from a running agent, as a table, sparklines or JSON."""
+    from crucible_monitor.remote import RemoteMonitor
+
+    with RemoteMonitor.from_config(_load(args)) as remote:
+        history = remote.history(
+            args.metric,
+            start=args.start or args.since,
+            end=args.end,
+            step=args.step,
+            agg=args.agg,
+            labels=args.labels,
+        )
+    console = Console()
+    if args.format == "json":
+        print(history.model_dump_json(indent=2))
+        return 0
+    if not history.series:
+        console.print(f"no data for {history.metric} between {history.start} and {history.end}")
+        return 0
+    if args.format == "sparkline":
+        table = Table(
+            "Series", "Trend", "Min", "Max", "Last", title=f"{history.metric} ({history.agg}, {history.unit})"
+        )
+        for series in history.series:
+            values = [v for _, v in series.points]
+            table.add_row(
+                _label_text(series.labels),
+                _sparkline(values, 60),
+                _fmt(min(values)),
+                _fmt(max(values)),
+                _fmt(values[-1]),
+            )
+        console.print(table)
+        return 0
+    table = Table("Time", *(_label_text(s.labels) for s in history.series), title=f"{history.metric} ({history.agg})")
+    stamps = sorted({ts for s in history.series for ts, _ in s.points})
+    columns = [dict(s.points) for s in history.series]
+    for ts in stamps:
+        table.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)), *(_fmt(c.get(ts)) for c in columns))
+    console.print(table)
+    return 0
+
+
+# -- formatting helpers -----------------------------------------------------------------------------------------
+
+
+def _sparkline(values: Sequence[float], width: int) -> str:
+    if len(values) > width:
+        chunk = len(values) / width
+        values = [max(values[int(i * chunk) : max(int((i + 1) * chunk), int(i * chunk) + 1)]) for i in range(width)]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(_SPARK[min(len(_SPARK) - 1, int((v - low) / span * len(_SPARK)))] for v in values)
+
+
+def _label_text(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in labels.items()) or "(no labels)"
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.4e}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{value:.0f} B"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def _human_seconds(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h" if days else f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s"
+
+
+# -- entry point ------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every command takes ``--config PATH``."""
+    parser = argparse.ArgumentParser(prog="crucible-monitor", description="A monitoring agent you can talk to.")
+    parser.add_argument("--version", action="version", version=f"crucible-monitor {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--config", metavar="PATH", help="YAML config (default: built-in defaults)")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add("serve", cmd_serve, "run the agent (HTTP API, /metrics) in the foreground")
+    add("status", cmd_status, "show system, services and checks from a running agent")
+    query = add("query", cmd_query, "show one metric's history from a running agent")
+    query.add_argument("metric", help="metric name, e.g. cpu_usage_ratio (see /api/v1/metrics/catalogue)")
+    query.add_argument("--since", default="1h", help="how far back (default 1h)")
+    query.add_argument("--start", help="start: ISO 8601, Unix seconds or a duration ago (overrides --since)")
+    query.add_argument("--end", help="end (default now)")
+    query.add_argument("--step", help="bucket width, e.g. 1m (default: about 300 buckets)")
+    query.add_argument("--agg", choices=["avg", "min", "max", "last", "p95", "count", "rate"])
+    query.add_argument("--labels", help="label filter k=v,k2=v2")
+    query.add_argument("--format", choices=["table", "sparkline", "json"], default="sparkline")
+    check = add("check-config", cmd_check_config, "validate a config file and exit non-zero if it is invalid")
+    check.add_argument("path", help="the YAML file to check")
+    add("token", cmd_token, "print the API token clients must send")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    errors = Console(stderr=True, highlight=False)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        errors.print("[red]config error[/]")
+        errors.print(str(exc), markup=False, soft_wrap=True)
+        return EXIT_CONFIG
+    except CrucibleError as exc:
+        errors.print("[red]error:[/] ", end="")
+        errors.print(str(exc), markup=False, soft_wrap=True)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

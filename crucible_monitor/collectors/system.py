@@ -1,0 +1,638 @@
+"""Host metrics read directly from procfs: CPU, memory, swap, filesystems, disks, network, load and pressure.
+
+Every file is read once per cycle with one ``read()`` and parsed with ``str`` methods (no psutil, no regex): the
+goal is well under a millisecond per cycle. Each file feeds only its own metrics, so a missing or malformed file
+drops those metrics (logged once at debug) and the rest of the cycle goes on; only an unreadable ``/proc/stat``
+fails the collection. Rates are not computed here, except CPU ratios, which are deltas of ``/proc/stat`` between
+two cycles: the first cycle has none, and a CPU whose counters went backwards is left out of that cycle.
+
+``statvfs`` on a network filesystem (NFS, CIFS...) can hang for minutes when the server is away, so those mounts
+are asked from a daemon thread with a timeout; a mount whose call is still hanging is skipped until it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import fnmatch
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import MappingProxyType
+
+from crucible_monitor.collectors.base import Collection
+from crucible_monitor.config import SystemCollectorConfig
+from crucible_monitor.errors import CollectorError
+from crucible_monitor.models import MetricKind, MetricSpec, Sample
+
+__all__ = ["CATALOGUE", "CPU_MODES", "PSEUDO_FSTYPES", "REMOTE_FSTYPES", "SystemCollector", "whole_disks"]
+
+logger = logging.getLogger(__name__)
+
+_G, _C = MetricKind.GAUGE, MetricKind.COUNTER
+_FS = ("mountpoint", "device", "fstype")
+_DISK = ("device",)
+_NET = ("interface",)
+_PSI = ("resource", "kind")
+
+CATALOGUE: tuple[MetricSpec, ...] = (
+    MetricSpec(
+        "cpu_usage_ratio", _G, "ratio", "Busy share of CPU time since the last cycle (1 - idle - iowait).", ("cpu",)
+    ),
+    MetricSpec("cpu_mode_ratio", _G, "ratio", "Share of CPU time in each mode since the last cycle.", ("cpu", "mode")),
+    MetricSpec("cpu_count", _G, "cpus", "Online CPUs."),
+    MetricSpec("context_switches_total", _C, "switches", "Context switches since boot."),
+    MetricSpec("interrupts_total", _C, "interrupts", "Interrupts serviced since boot."),
+    MetricSpec("forks_total", _C, "processes", "Processes and threads created since boot."),
+    MetricSpec("processes_running", _G, "processes", "Runnable threads."),
+    MetricSpec("processes_blocked", _G, "processes", "Threads blocked waiting for I/O."),
+    MetricSpec("processes_total", _G, "processes", "Processes (numeric entries of procfs)."),
+    MetricSpec("memory_total_bytes", _G, "bytes", "Usable RAM."),
+    MetricSpec("memory_available_bytes", _G, "bytes", "RAM available for new work without swapping (MemAvailable)."),
+    MetricSpec("memory_used_bytes", _G, "bytes", "Total minus available."),
+    MetricSpec("memory_used_ratio", _G, "ratio", "Used over total."),
+    MetricSpec("memory_free_bytes", _G, "bytes", "RAM not used at all (MemFree)."),
+    MetricSpec("memory_cached_bytes", _G, "bytes", "Page cache (Cached)."),
+    MetricSpec("memory_buffers_bytes", _G, "bytes", "Block device buffers (Buffers)."),
+    MetricSpec("swap_total_bytes", _G, "bytes", "Swap space."),
+    MetricSpec("swap_used_bytes", _G, "bytes", "Swap in use."),
+    MetricSpec("swap_used_ratio", _G, "ratio", "Swap used over swap total; only when swap exists."),
+    MetricSpec("swap_in_bytes_total", _C, "bytes", "Bytes swapped in since boot."),
+    MetricSpec("swap_out_bytes_total", _C, "bytes", "Bytes swapped out since boot."),
+    MetricSpec("filesystem_size_bytes", _G, "bytes", "Filesystem size.", _FS),
+    MetricSpec("filesystem_used_bytes", _G, "bytes", "Space in use.", _FS),
+    MetricSpec("filesystem_avail_bytes", _G, "bytes", "Space available to unprivileged users.", _FS),
+    MetricSpec("filesystem_used_ratio", _G, "ratio", "Used over used plus available, as df shows it.", _FS),
+    MetricSpec("filesystem_inodes_total", _G, "inodes", "Inodes; left out when the filesystem reports none.", _FS),
+    MetricSpec("filesystem_inodes_used", _G, "inodes", "Inodes in use.", _FS),
+    MetricSpec("filesystem_inodes_used_ratio", _G, "ratio", "Inodes used over inodes total.", _FS),
+    MetricSpec("disk_reads_total", _C, "operations", "Reads completed.", _DISK),
+    MetricSpec("disk_writes_total", _C, "operations", "Writes completed.", _DISK),
+    MetricSpec("disk_read_bytes_total", _C, "bytes", "Bytes read.", _DISK),
+    MetricSpec("disk_written_bytes_total", _C, "bytes", "Bytes written.", _DISK),
+    MetricSpec("disk_read_time_seconds_total", _C, "seconds", "Time spent reading (summed over requests).", _DISK),
+    MetricSpec("disk_write_time_seconds_total", _C, "seconds", "Time spent writing (summed over requests).", _DISK),
+    MetricSpec(
+        "disk_io_time_seconds_total", _C, "seconds", "Time the device had I/O in flight (its rate: busy).", _DISK
+    ),
+    MetricSpec("disk_io_in_progress", _G, "operations", "I/O requests in flight.", _DISK),
+    MetricSpec("network_receive_bytes_total", _C, "bytes", "Bytes received.", _NET),
+    MetricSpec("network_transmit_bytes_total", _C, "bytes", "Bytes sent.", _NET),
+    MetricSpec("network_receive_packets_total", _C, "packets", "Packets received.", _NET),
+    MetricSpec("network_transmit_packets_total", _C, "packets", "Packets sent.", _NET),
+    MetricSpec("network_receive_errors_total", _C, "errors", "Receive errors.", _NET),
+    MetricSpec("network_transmit_errors_total", _C, "errors", "Transmit errors.", _NET),
+    MetricSpec("network_receive_drops_total", _C, "packets", "Received packets dropped.", _NET),
+    MetricSpec("network_transmit_drops_total", _C, "packets", "Outgoing packets dropped.", _NET),
+    MetricSpec("load1", _G, "threads", "Load average over 1 minute."),
+    MetricSpec("load5", _G, "threads", "Load average over 5 minutes."),
+    MetricSpec("load15", _G, "threads", "Load average over 15 minutes."),
+    MetricSpec("uptime_seconds", _G, "seconds", "Seconds since boot."),
+    MetricSpec("file_descriptors_allocated", _G, "file descriptors", "File handles allocated by the kernel."),
+    MetricSpec("file_descriptors_max", _G, "file descriptors", "Most file handles the kernel will allocate."),
+    MetricSpec("pressure_stall_ratio", _G, "ratio", "Share of the last 10 s that tasks stalled on a resource.", _PSI),
+    MetricSpec("pressure_stall_seconds_total", _C, "seconds", "Time tasks stalled on a resource since boot.", _PSI),
+)
+
+CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+"""The first eight columns of a ``cpu`` line of ``/proc/stat`` (guest time is already counted in user and nice)."""
+
+PSEUDO_FSTYPES = frozenset(
+    [
+        "autofs",
+        "binfmt_misc",
+        "bpf",
+        "cgroup",
+        "cgroup2",
+        "configfs",
+        "debugfs",
+        "devpts",
+        "devtmpfs",
+        "efivarfs",
+        "fuse.lxcfs",
+        "fusectl",
+        "hugetlbfs",
+        "iso9660",
+        "mqueue",
+        "nsfs",
+        "proc",
+        "pstore",
+        "ramfs",
+        "rootfs",
+        "rpc_pipefs",
+        "securityfs",
+        "selinuxfs",
+        "squashfs",
+        "sysfs",
+        "tmpfs",
+        "tracefs",
+    ]
+)
+"""Filesystem types left out unless named in ``include_fstypes``. overlay is kept: container roots are overlay."""
+
+REMOTE_FSTYPES = frozenset(
+    [
+        "9p",
+        "afs",
+        "ceph",
+        "cifs",
+        "davfs",
+        "fuse.glusterfs",
+        "fuse.rclone",
+        "fuse.s3fs",
+        "fuse.sshfs",
+        "glusterfs",
+        "lustre",
+        "nfs",
+        "nfs4",
+        "smb3",
+        "smbfs",
+    ]
+)
+"""Filesystem types whose ``statvfs`` can hang: asked from a thread with a timeout."""
+
+_SKIP_DISKS = ("loop", "ram", "zram", "fd", "sr")
+_SECTOR = 512
+_NO_LABELS: Mapping[str, str] = MappingProxyType({})
+_MEMINFO_KEYS = frozenset(("MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapTotal", "SwapFree"))
+_PSI_RESOURCES = ("cpu", "memory", "io")
+_NET_FIELDS = (  # column of the part after "iface:" in /proc/net/dev
+    (0, "network_receive_bytes_total"),
+    (1, "network_receive_packets_total"),
+    (2, "network_receive_errors_total"),
+    (3, "network_receive_drops_total"),
+    (8, "network_transmit_bytes_total"),
+    (9, "network_transmit_packets_total"),
+    (10, "network_transmit_errors_total"),
+    (11, "network_transmit_drops_total"),
+)
+_LABEL_CACHE_LIMIT = 4096  # interfaces such as docker's veth* come and go: don't keep their labels forever
+
+
+@dataclass(frozen=True, slots=True)
+class _Mount:
+    path: str
+    fstype: str
+    labels: Mapping[str, str]
+
+
+def _unescape(field: str) -> str:
+    r"""Undo the octal escapes of /proc/mounts (``\040`` is a space)."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def _field(text: str, key: str) -> str | None:
+    """The value of the ``key value`` line of ``text`` (``/proc/vmstat``), found without splitting every line."""
+    prefix = key + " "
+    if text.startswith(prefix):
+        start = len(prefix)
+    else:
+        found = text.find("\n" + prefix)
+        if found < 0:
+            return None
+        start = found + 1 + len(prefix)
+    end = text.find("\n", start)
+    return text[start:end] if end >= 0 else text[start:]
+
+
+def _printable(text: str) -> str:
+    """``text`` safe to store as a label: undecodable bytes (kept for syscalls) become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def whole_disks(names: Iterable[str]) -> list[str]:
+    """The devices of ``/proc/diskstats`` worth reporting: whole disks, not their partitions nor loop/ram/zram/fd/sr.
+
+    A partition is a listed disk's name plus digits (``vda1``), or plus ``p`` and digits when the disk's name ends in
+    a digit (``nvme0n1p1``, ``mmcblk0p2``); so ``dm-10`` is not a partition of ``dm-1``.
+    """
+    listed = [n for n in names if not n.startswith(_SKIP_DISKS)]
+    present = set(listed)
+    kept = []
+    for name in listed:
+        stem = name.rstrip("0123456789")
+        if stem != name and (
+            (stem in present and not stem[-1:].isdigit())
+            or (stem.endswith("p") and stem[:-1] in present and stem[-2:-1].isdigit())
+        ):
+            continue
+        kept.append(name)
+    return kept
+
+
+class SystemCollector:
+    """CPU, memory, swap, filesystems, disks, network, load and pressure, from procfs.
+
+    Args:
+        config: the ``collectors.system`` settings.
+        procfs: where procfs is mounted; defaults to ``config.procfs``.
+        statvfs: ``os.statvfs``, injectable to test a failing mount.
+        clock: the sample timestamps.
+    """
+
+    name = "system"
+    catalogue: Sequence[MetricSpec] = CATALOGUE
+    remote_timeout: float = 2.0
+    """Seconds to wait for ``statvfs`` on a network filesystem."""
+
+    def __init__(
+        self,
+        config: SystemCollectorConfig,
+        *,
+        procfs: Path | None = None,
+        statvfs: Callable[[str], os.statvfs_result] = os.statvfs,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._statvfs = statvfs
+        self._clock = clock
+        root = procfs or config.procfs
+        self._root = str(root)
+        self._stat_path = str(root / "stat")
+        self._mounts_paths = (str(root / "self" / "mounts"), str(root / "mounts"))
+        parsers: list[tuple[str, Callable[[str, float, list[Sample]], None]]] = [
+            (str(root / "meminfo"), self._meminfo),
+            (str(root / "vmstat"), self._vmstat),
+            (str(root / "diskstats"), self._diskstats),
+            (str(root / "net" / "dev"), self._netdev),
+            (str(root / "loadavg"), self._loadavg),
+            (str(root / "uptime"), self._uptime),
+            (str(root / "sys" / "fs" / "file-nr"), self._file_nr),
+        ]
+        parsers.extend((str(root / "pressure" / r), partial(self._pressure, r)) for r in _PSI_RESOURCES)
+        self._sections = tuple(parsers)
+        self._page_size = os.sysconf("SC_PAGE_SIZE")
+        self._noted: set[str] = set()
+        self._prev_cpu: dict[str, list[int]] = {}
+        self._cpu_labels: dict[str, tuple[Mapping[str, str], tuple[Mapping[str, str], ...]]] = {}
+        self._mounts_text: str | None = None
+        self._mounts: list[_Mount] = []
+        self._disk_names: list[str] = []
+        self._disks: dict[str, Mapping[str, str]] = {}
+        self._net_labels: dict[str, Mapping[str, str] | None] = {}
+        self._psi_labels = {
+            (r, k): MappingProxyType({"resource": r, "kind": k}) for r in _PSI_RESOURCES for k in ("some", "full")
+        }
+        self._stuck: set[str] = set()
+
+    async def collect(self) -> Collection:
+        """Read procfs once.
+
+        Raises:
+            CollectorError: ``/proc/stat`` cannot be read.
+        """
+        ts = self._clock()
+        samples = self._collect_local(ts)
+        remote = [m for m in self._mounts if m.fstype in REMOTE_FSTYPES]
+        if remote:
+            results = await asyncio.gather(*(self._remote_statvfs(m.path) for m in remote))
+            for mount, st in zip(remote, results, strict=True):
+                if st is not None:
+                    self._filesystem(mount, st, ts, samples)
+        return Collection(samples=samples)
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def _read(self, path: str) -> str | None:
+        try:
+            with open(path, "rb") as f:
+                return f.read().decode("utf-8", "surrogateescape")
+        except OSError as exc:
+            self._note(path, "cannot read %s: %s", path, exc)
+            return None
+
+    def _note(self, key: str, message: str, *args: object) -> None:
+        """Log a problem with one source at debug, once per source."""
+        if key not in self._noted:
+            self._noted.add(key)
+            logger.debug(message, *args)
+
+    def _collect_local(self, ts: float) -> list[Sample]:
+        """Everything but network filesystems."""
+        try:
+            with open(self._stat_path, "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError as exc:
+            raise CollectorError(f"cannot read {self._stat_path}: {exc.strerror or exc}") from exc
+        out: list[Sample] = []
+        self._stat(stat, ts, out)
+        self._processes(ts, out)
+        for path, parse in self._sections:
+            text = self._read(path)
+            if text is not None:
+                self._parse(path, text, parse, ts, out)
+        self._local_filesystems(ts, out)
+        return out
+
+    def _parse(
+        self, path: str, text: str, parse: Callable[[str, float, list[Sample]], None], ts: float, out: list[Sample]
+    ) -> None:
+        """Run one parser; on a malformed file keep none of its samples."""
+        part: list[Sample] = []
+        try:
+            parse(text, ts, part)
+        except (ValueError, IndexError, KeyError) as exc:
+            self._note(path, "skipping malformed %s: %r", path, exc)
+            return
+        out.extend(part)
+
+    # -- /proc/stat -----------------------------------------------------------------------------------------
+
+    def _stat(self, text: str, ts: float, out: list[Sample]) -> None:
+        per_cpu = self._config.per_cpu
+        prev, current = self._prev_cpu, {}
+        count = 0
+        for line in text.splitlines():
+            key, _, rest = line.partition(" ")
+            try:
+                if key.startswith("cpu"):
+                    cpu = key[3:] or "total"
+                    if cpu != "total":
+                        count += 1
+                        if not per_cpu:
+                            continue
+                    values = [int(v) for v in rest.split()[:8]]
+                    if len(values) < 8:
+                        raise ValueError(f"{key}: {len(values)} columns")
+                    current[cpu] = values
+                    if cpu in prev:
+                        self._cpu_ratios(cpu, values, prev[cpu], ts, out)
+                elif key == "ctxt":
+                    out.append(Sample("context_switches_total", int(rest), _NO_LABELS, ts))
+                elif key == "intr":
+                    out.append(Sample("interrupts_total", int(rest.partition(" ")[0]), _NO_LABELS, ts))
+                elif key == "processes":
+                    out.append(Sample("forks_total", int(rest), _NO_LABELS, ts))
+                elif key == "procs_running":
+                    out.append(Sample("processes_running", int(rest), _NO_LABELS, ts))
+                elif key == "procs_blocked":
+                    out.append(Sample("processes_blocked", int(rest), _NO_LABELS, ts))
+            except ValueError as exc:
+                self._note(f"stat:{key}", "skipping malformed /proc/stat line %r: %s", line[:80], exc)
+        if count:
+            out.append(Sample("cpu_count", count, _NO_LABELS, ts))
+        self._prev_cpu = current
+
+    def _cpu_ratios(self, cpu: str, values: list[int], before: list[int], ts: float, out: list[Sample]) -> None:
+        deltas = [a - b for a, b in zip(values, before, strict=True)]
+        total = sum(deltas)
+        if total <= 0 or min(deltas) < 0:  # no time passed, or a counter went backwards: no ratio, not a false one
+            return
+        labels = self._cpu_labels.get(cpu)
+        if labels is None:
+            labels = self._cpu_labels[cpu] = (
+                MappingProxyType({"cpu": cpu}),
+                tuple(MappingProxyType({"cpu": cpu, "mode": m}) for m in CPU_MODES),
+            )
+        usage_labels, mode_labels = labels
+        out.append(Sample("cpu_usage_ratio", 1.0 - (deltas[3] + deltas[4]) / total, usage_labels, ts))
+        out.extend(Sample("cpu_mode_ratio", d / total, lab, ts) for d, lab in zip(deltas, mode_labels, strict=True))
+
+    def _processes(self, ts: float, out: list[Sample]) -> None:
+        try:
+            names = os.listdir(self._root)
+        except OSError as exc:
+            self._note("listdir", "cannot list %s: %s", self._root, exc)
+            return
+        out.append(Sample("processes_total", sum(1 for n in names if n.isdigit()), _NO_LABELS, ts))
+
+    # -- memory ---------------------------------------------------------------------------------------------
+
+    def _meminfo(self, text: str, ts: float, out: list[Sample]) -> None:
+        mem: dict[str, int] = {}
+        for line in text.splitlines():
+            key, _, rest = line.partition(":")
+            if key in _MEMINFO_KEYS:
+                number, _, unit = rest.strip().partition(" ")
+                try:
+                    mem[key] = int(number) * (1024 if unit else 1)
+                except ValueError:
+                    self._note(f"meminfo:{key}", "skipping malformed meminfo line %r", line[:80])
+        total = mem.get("MemTotal")
+        if total is not None:
+            available = mem.get("MemAvailable")
+            if available is None and {"MemFree", "Buffers", "Cached"} <= mem.keys():
+                self._note("MemAvailable", "no MemAvailable (kernel < 3.14): using free + buffers + cached")
+                available = mem["MemFree"] + mem["Buffers"] + mem["Cached"]
+            out.append(Sample("memory_total_bytes", total, _NO_LABELS, ts))
+            if available is not None:
+                used = max(total - available, 0)
+                out.append(Sample("memory_available_bytes", available, _NO_LABELS, ts))
+                out.append(Sample("memory_used_bytes", used, _NO_LABELS, ts))
+                if total > 0:
+                    out.append(Sample("memory_used_ratio", used / total, _NO_LABELS, ts))
+        for key, metric in (
+            ("MemFree", "memory_free_bytes"),
+            ("Cached", "memory_cached_bytes"),
+            ("Buffers", "memory_buffers_bytes"),
+        ):
+            if key in mem:
+                out.append(Sample(metric, mem[key], _NO_LABELS, ts))
+        swap_total, swap_free = mem.get("SwapTotal"), mem.get("SwapFree")
+        if swap_total is not None and swap_free is not None:
+            swap_used = max(swap_total - swap_free, 0)
+            out.append(Sample("swap_total_bytes", swap_total, _NO_LABELS, ts))
+            out.append(Sample("swap_used_bytes", swap_used, _NO_LABELS, ts))
+            if swap_total > 0:
+                out.append(Sample("swap_used_ratio", swap_used / swap_total, _NO_LABELS, ts))
+
+    def _vmstat(self, text: str, ts: float, out: list[Sample]) -> None:
+        for key, metric in (("pswpin", "swap_in_bytes_total"), ("pswpout", "swap_out_bytes_total")):
+            pages = _field(text, key)
+            if pages is not None:
+                out.append(Sample(metric, int(pages) * self._page_size, _NO_LABELS, ts))
+
+    # -- disks and network ----------------------------------------------------------------------------------
+
+    def _diskstats(self, text: str, ts: float, out: list[Sample]) -> None:
+        rows = [line.split() for line in text.splitlines()]
+        rows = [r for r in rows if len(r) >= 14]
+        names = [r[2] for r in rows]
+        if names != self._disk_names:
+            self._disk_names = names
+            self._disks = {n: MappingProxyType({"device": n}) for n in whole_disks(names)}
+        disks = self._disks
+        for r in rows:
+            labels = disks.get(r[2])
+            if labels is None:
+                continue
+            try:
+                values = (
+                    ("disk_reads_total", int(r[3])),
+                    ("disk_read_bytes_total", int(r[5]) * _SECTOR),
+                    ("disk_read_time_seconds_total", int(r[6]) / 1000),
+                    ("disk_writes_total", int(r[7])),
+                    ("disk_written_bytes_total", int(r[9]) * _SECTOR),
+                    ("disk_write_time_seconds_total", int(r[10]) / 1000),
+                    ("disk_io_in_progress", int(r[11])),
+                    ("disk_io_time_seconds_total", int(r[12]) / 1000),
+                )
+            except ValueError:
+                self._note(f"disk:{r[2]}", "skipping malformed diskstats line for %s", r[2])
+                continue
+            out.extend(Sample(metric, value, labels, ts) for metric, value in values)
+
+    def _netdev(self, text: str, ts: float, out: list[Sample]) -> None:
+        cache = self._net_labels
+        for line in text.splitlines()[2:]:
+            name, sep, rest = line.partition(":")
+            name = name.strip()
+            if name not in cache:
+                if len(cache) > _LABEL_CACHE_LIMIT:
+                    cache.clear()
+                excluded = any(fnmatch.fnmatchcase(name, p) for p in self._config.exclude_interfaces)
+                cache[name] = None if excluded or not sep else MappingProxyType({"interface": name})
+            labels = cache[name]
+            if labels is None:
+                continue
+            fields = rest.split()
+            try:
+                values = [(metric, int(fields[i])) for i, metric in _NET_FIELDS]
+            except (ValueError, IndexError):
+                self._note(f"net:{name}", "skipping malformed /proc/net/dev line for %s", name)
+                continue
+            out.extend(Sample(metric, value, labels, ts) for metric, value in values)
+
+    # -- load, uptime, file handles, pressure ---------------------------------------------------------------
+
+    def _loadavg(self, text: str, ts: float, out: list[Sample]) -> None:
+        fields = text.split()
+        values = [float(fields[i]) for i in range(3)]
+        out.extend(Sample(m, v, _NO_LABELS, ts) for m, v in zip(("load1", "load5", "load15"), values, strict=True))
+
+    def _uptime(self, text: str, ts: float, out: list[Sample]) -> None:
+        out.append(Sample("uptime_seconds", float(text.split()[0]), _NO_LABELS, ts))
+
+    def _file_nr(self, text: str, ts: float, out: list[Sample]) -> None:
+        allocated, _, maximum = text.split()[:3]
+        out.append(Sample("file_descriptors_allocated", int(allocated), _NO_LABELS, ts))
+        out.append(Sample("file_descriptors_max", int(maximum), _NO_LABELS, ts))
+
+    def _pressure(self, resource: str, text: str, ts: float, out: list[Sample]) -> None:
+        for line in text.splitlines():
+            kind, _, rest = line.partition(" ")
+            if kind not in ("some", "full"):
+                continue
+            fields = dict(f.partition("=")[::2] for f in rest.split())
+            labels = self._psi_labels[(resource, kind)]
+            out.append(Sample("pressure_stall_ratio", float(fields["avg10"]) / 100, labels, ts))
+            out.append(Sample("pressure_stall_seconds_total", int(fields["total"]) / 1e6, labels, ts))
+
+    # -- filesystems ----------------------------------------------------------------------------------------
+
+    def _local_filesystems(self, ts: float, out: list[Sample]) -> None:
+        text = None
+        for path in self._mounts_paths:
+            text = self._read(path)
+            if text is not None:
+                break
+        if text is None:
+            self._mounts = []
+            return
+        if text != self._mounts_text:
+            self._mounts = self._select_mounts(text)
+            self._mounts_text = text
+        for mount in self._mounts:
+            if mount.fstype in REMOTE_FSTYPES:
+                continue
+            try:
+                st = self._statvfs(mount.path)
+            except OSError as exc:
+                self._note(f"statvfs:{mount.path}", "skipping filesystem %s: %s", mount.path, exc)
+                continue
+            self._filesystem(mount, st, ts, out)
+
+    def _select_mounts(self, text: str) -> list[_Mount]:
+        """The real filesystems of a mount table, one per device (its shortest mountpoint)."""
+        keep_types = set(self._config.include_fstypes)
+        excluded = self._config.exclude_mountpoints
+        by_path: dict[str, tuple[str, str]] = {}
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) < 3:
+                continue
+            device, path, fstype = _unescape(fields[0]), _unescape(fields[1]), fields[2]
+            if fstype in PSEUDO_FSTYPES and fstype not in keep_types:
+                continue
+            if any(fnmatch.fnmatchcase(path, p) for p in excluded):
+                continue
+            by_path.pop(path, None)  # mounted over: the later mount is the one visible
+            by_path[path] = (device, fstype)
+        # A device with a "/" (/dev/vda1, server:/export, pool/dataset) is one filesystem wherever it is mounted:
+        # its bind mounts go. Names such as tmpfs, overlay or none say nothing: each of those mounts is its own.
+        by_device: dict[str, tuple[str, str]] = {}
+        for path, (device, fstype) in by_path.items():
+            key = device if "/" in device else f"\0{path}"
+            seen = by_device.get(key)
+            if seen is None or len(path) < len(seen[0]):
+                by_device[key] = (path, fstype)
+        mounts = [
+            _Mount(
+                path,
+                fstype,
+                MappingProxyType(
+                    {"mountpoint": _printable(path), "device": _printable(by_path[path][0]), "fstype": fstype}
+                ),
+            )
+            for path, fstype in by_device.values()
+        ]
+        mounts.sort(key=lambda m: m.path)
+        return mounts
+
+    def _filesystem(self, mount: _Mount, st: os.statvfs_result, ts: float, out: list[Sample]) -> None:
+        size = st.f_blocks * st.f_frsize
+        avail = st.f_bavail * st.f_frsize
+        used = (st.f_blocks - st.f_bfree) * st.f_frsize
+        labels = mount.labels
+        out.append(Sample("filesystem_size_bytes", size, labels, ts))
+        out.append(Sample("filesystem_used_bytes", used, labels, ts))
+        out.append(Sample("filesystem_avail_bytes", avail, labels, ts))
+        if used + avail > 0:
+            out.append(Sample("filesystem_used_ratio", used / (used + avail), labels, ts))
+        if st.f_files > 0:
+            inodes_used = st.f_files - st.f_ffree
+            out.append(Sample("filesystem_inodes_total", st.f_files, labels, ts))
+            out.append(Sample("filesystem_inodes_used", inodes_used, labels, ts))
+            out.append(Sample("filesystem_inodes_used_ratio", inodes_used / st.f_files, labels, ts))
+
+    async def _remote_statvfs(self, path: str) -> os.statvfs_result | None:
+        """``statvfs`` in a daemon thread, so a dead NFS server cannot hang the agent (or its exit)."""
+        if path in self._stuck:
+            self._note(f"stuck:{path}", "skipping filesystem %s: statvfs still hanging", path)
+            return None
+        future: concurrent.futures.Future[os.statvfs_result] = concurrent.futures.Future()
+
+        def work() -> None:
+            try:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(self._statvfs(path))
+                    except OSError as exc:
+                        future.set_exception(exc)
+            finally:
+                self._stuck.discard(path)
+
+        self._stuck.add(path)
+        threading.Thread(target=work, name=f"statvfs {path}", daemon=True).start()
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.remote_timeout)
+        except TimeoutError:
+            logger.warning("statvfs(%s) took over %s s: skipping it until it returns", path, self.remote_timeout)
+        except OSError as exc:
+            self._note(f"statvfs:{path}", "skipping filesystem %s: %s", path, exc)
+        return None

@@ -1,0 +1,171 @@
+"""The HTTP API (``/api/v1``): a thin layer over :class:`~crucible_monitor.monitor.Monitor`.
+
+Every route but ``/api/v1/health`` needs ``Authorization: Bearer <token>``. The OpenAPI spec is served at
+``/api/v1/openapi.json`` (with the token).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from crucible_monitor.config import parse_duration
+from crucible_monitor.errors import ConfigError, NotFoundError, QueryError
+from crucible_monitor.monitor import Monitor
+from crucible_monitor.schemas import (
+    CheckResult,
+    CollectorStatus,
+    ConfigUpdate,
+    EventView,
+    Health,
+    MetricHistory,
+    MetricInfo,
+    ServiceStatus,
+    SystemSnapshot,
+)
+from crucible_monitor.timeparse import parse_labels, parse_time
+
+__all__ = ["build_api", "install_error_handlers", "require_token"]
+
+_bearer = HTTPBearer(auto_error=False, description="The agent's API token (agent.api_token or <data_dir>/api_token).")
+
+
+def require_token(token: str) -> Any:
+    """A dependency that accepts only ``Authorization: Bearer <token>`` (compared in constant time)."""
+
+    async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+        if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
+            raise HTTPException(
+                status_code=401,
+                detail="missing or invalid bearer token",
+                headers={"WWW-Authenticate": 'Bearer realm="crucible-monitor"'},
+            )
+
+    return Depends(check)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map the package's errors to HTTP statuses with the message as ``detail``."""
+
+    async def bad_query(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    async def not_found(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    async def bad_config(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "errors": str(exc).splitlines()}, status_code=422)
+
+    app.add_exception_handler(QueryError, bad_query)
+    app.add_exception_handler(NotFoundError, not_found)
+    app.add_exception_handler(ConfigError, bad_config)
+
+
+def build_api(monitor: Monitor, token: str) -> APIRouter:
+    """The ``/api/v1`` routes over ``monitor``, guarded by ``token``."""
+    public = APIRouter(prefix="/api/v1", tags=["health"])
+    api = APIRouter(prefix="/api/v1", dependencies=[require_token(token)])
+
+    @public.get("/health")
+    async def health() -> Health:
+        """Liveness and a summary of collectors and storage (no token needed; no error details)."""
+        return monitor.health()
+
+    @api.get("/collectors", tags=["agent"])
+    async def collectors() -> list[CollectorStatus]:
+        """Each collector's runs, errors (with the last error message) and timing."""
+        return monitor.collectors()
+
+    @api.get("/metrics/system", tags=["metrics"])
+    async def system() -> SystemSnapshot:
+        """The newest CPU, memory, disk, network, load and pressure readings and the top processes."""
+        return monitor.system_status()
+
+    @api.get("/metrics/services", tags=["metrics"])
+    async def services() -> list[ServiceStatus]:
+        """systemd units and supervisor programs: state, restarts, memory, since when."""
+        return monitor.services()
+
+    @api.get("/metrics/http", tags=["metrics"])
+    async def http_checks() -> list[CheckResult]:
+        """The latest result of each HTTP check: status, latency, failure class, certificate expiry."""
+        return monitor.http_checks()
+
+    @api.get("/metrics/catalogue", tags=["metrics"])
+    async def catalogue() -> list[MetricInfo]:
+        """Every metric the running collectors emit, with kind, unit, labels and description."""
+        return monitor.list_metrics()
+
+    @api.get("/metrics/history", tags=["metrics"])
+    async def history(
+        metric: Annotated[str, Query(description="Metric name, e.g. cpu_usage_ratio.")],
+        labels: Annotated[str | None, Query(description="Label filter: k=v,k2=v2 (exact matches).")] = None,
+        start: Annotated[str | None, Query(description="ISO 8601, Unix seconds, or a duration ago (1h).")] = None,
+        end: Annotated[str | None, Query(description="Same forms as start; default now.")] = None,
+        since: Annotated[str | None, Query(description="Shorthand for start=<duration> ago, e.g. 1h.")] = None,
+        step: Annotated[str | None, Query(description="Bucket width: 10s, 1m, 1h; default ~300 buckets.")] = None,
+        agg: Annotated[
+            Literal["avg", "min", "max", "last", "p95", "count", "rate"] | None,
+            Query(description="Default: rate for counters, avg for gauges."),
+        ] = None,
+    ) -> MetricHistory:
+        """Points of one metric over time, read from the coarsest storage tier that serves the step."""
+        now = time.time()
+        try:
+            end_ts = parse_time(end, now) if end else now
+            start_ts = parse_time(start or since or "1h", now)
+            step_s = parse_duration(step).total_seconds() if step else None
+            label_filter = parse_labels(labels) if labels else None
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
+        return monitor.history(metric, start=start_ts, end=end_ts, step=step_s, agg=agg, labels=label_filter)
+
+    @api.get("/events", tags=["events"])
+    async def events(
+        since: Annotated[str | None, Query(description="ISO 8601, Unix seconds, or a duration ago.")] = None,
+        kind: Annotated[list[str] | None, Query(description="Event kinds to include (repeatable).")] = None,
+        subject: Annotated[str | None, Query(description="A service, check or collector name.")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[EventView]:
+        """Service state changes and restarts, check failures, collector errors, config changes."""
+        try:
+            since_ts = parse_time(since, time.time()) if since else None
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
+        return monitor.events(since=since_ts, kinds=kind, subject=subject, limit=limit)
+
+    @api.get("/alerts", tags=["alerts"])
+    async def alerts() -> list[dict[str, Any]]:
+        """Active alerts."""
+        return monitor.list_alerts()
+
+    @api.post("/alerts/{alert_id}/acknowledge", tags=["alerts"])
+    async def acknowledge(
+        alert_id: str,
+        body: Annotated[dict[str, Any] | None, Body(description='{"by": "alice", "note": "looking"}')] = None,
+    ) -> dict[str, Any]:
+        """Acknowledge an alert: no re-notification while acknowledged."""
+        payload = body or {}
+        return monitor.acknowledge_alert(alert_id, by=str(payload.get("by", "api")), note=payload.get("note"))
+
+    @api.get("/config", tags=["config"])
+    async def get_config() -> dict[str, Any]:
+        """The configuration in force, secrets redacted."""
+        return monitor.get_config()
+
+    @api.post("/config", tags=["config"])
+    async def post_config(
+        patch: Annotated[dict[str, Any], Body(description="A partial config tree merged onto the current one.")],
+    ) -> ConfigUpdate:
+        """Validate and apply a config change live; an invalid one is rejected (422) with every error named."""
+        return await monitor.update_config(patch)
+
+    router = APIRouter()
+    router.include_router(public)
+    router.include_router(api)
+    return router

@@ -1,0 +1,173 @@
+"""``state.db``: SQLite (WAL mode) for events now, and alerts, silences, anomalies, outbox and audit as they land.
+
+Schema changes are numbered migrations applied in order; ``PRAGMA user_version`` records the last one applied.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crucible_monitor.errors import StorageError
+from crucible_monitor.models import Event, EventKind, Severity
+
+__all__ = ["MIGRATIONS", "StateDB", "StoredEvent"]
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        message TEXT NOT NULL,
+        data TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_ts ON events (ts);
+    CREATE INDEX events_subject_ts ON events (subject, ts);
+    """,
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as stored, with its id."""
+
+    id: int
+    event: Event
+
+
+class StateDB:
+    """A thread-safe handle on ``state.db``."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.clock = clock
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open {path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in filter(str.strip, script.split(";")):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number}")
+
+    def transaction(self) -> _Transaction:
+        """``with db.transaction(): ...`` runs the block atomically (BEGIN IMMEDIATE … COMMIT/ROLLBACK)."""
+        return _Transaction(self._db, self._lock)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run one statement and return all rows."""
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            cursor.row_factory = sqlite3.Row
+            return cursor.fetchall()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    # -- events ---------------------------------------------------------------------------------------------
+
+    def add_events(self, events: Iterable[Event]) -> list[int]:
+        """Store events; those with ``ts == 0`` are stamped now. Returns their ids."""
+        now = self.clock()
+        ids = []
+        with self.transaction():
+            for event in events:
+                cursor = self._db.execute(
+                    "INSERT INTO events (ts, kind, subject, severity, message, data) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        event.ts or now,
+                        event.kind.value,
+                        event.subject,
+                        event.severity.value,
+                        event.message,
+                        json.dumps(dict(event.data), default=str),
+                    ),
+                )
+                ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    def events(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        kinds: Sequence[EventKind] = (),
+        subject: str | None = None,
+        limit: int = 100,
+    ) -> list[StoredEvent]:
+        """Events newest first, filtered by time, kind and subject."""
+        clauses: list[str] = ["1=1"]
+        params: list[Any] = []
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("ts < ?")
+            params.append(until)
+        if kinds:
+            clauses.append(f"kind IN ({','.join('?' * len(kinds))})")
+            params.extend(k.value for k in kinds)
+        if subject is not None:
+            clauses.append("subject = ?")
+            params.append(subject)
+        rows = self.execute(
+            f"SELECT * FROM events WHERE {' AND '.join(clauses)} ORDER BY ts DESC, id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [
+            StoredEvent(
+                id=row["id"],
+                event=Event(
+                    kind=EventKind(row["kind"]),
+                    subject=row["subject"],
+                    message=row["message"],
+                    severity=Severity(row["severity"]),
+                    data=json.loads(row["data"]),
+                    ts=row["ts"],
+                ),
+            )
+            for row in rows
+        ]
+
+    def prune_events(self, older_than: float) -> int:
+        """Delete events older than a timestamp; returns how many."""
+        with self.transaction():
+            return self._db.execute("DELETE FROM events WHERE ts < ?", (older_than,)).rowcount
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._db = db
+        self._lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._lock.release()
