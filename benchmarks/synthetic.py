@@ -60,53 +60,9 @@ class SeriesDef:
 
 def host_series() -> list[SeriesDef]:
     """About 200 series, shaped like a 2-core web server's."""
-    series: list[SeriesDef] = []
-    for cpu in ("total", "0", "1"):
-        series.append(SeriesDef("cpu_usage_ratio", {"cpu": cpu}, "ratio_jiffies"))
-        for mode in ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"):
-            series.append(SeriesDef("cpu_mode_ratio", {"cpu": cpu, "mode": mode}, "ratio_jiffies"))
-    for name in ("total", "available", "used", "free", "cached", "buffers"):
-        series.append(SeriesDef(f"memory_{name}_bytes", {}, "pages"))
-    series.append(SeriesDef("memory_used_ratio", {}, "ratio_jiffies"))
-    for name in ("swap_total_bytes", "swap_used_bytes"):
-        series.append(SeriesDef(name, {}, "pages"))
-    for name in ("swap_in_bytes_total", "swap_out_bytes_total"):
-        series.append(SeriesDef(name, {}, "counter_bytes"))
-    for mount, device in (("/", "/dev/vda1"), ("/var", "/dev/vdb1"), ("/boot", "/dev/vda2")):
-        labels = {"mountpoint": mount, "device": device, "fstype": "ext4"}
-        for name in ("size", "used", "avail"):
-            series.append(SeriesDef(f"filesystem_{name}_bytes", labels, "pages"))
-        series.append(SeriesDef("filesystem_used_ratio", labels, "ratio_jiffies"))
-        for name in ("inodes_total", "inodes_used"):
-            series.append(SeriesDef(f"filesystem_{name}", labels, "integer_walk"))
-        series.append(SeriesDef("filesystem_inodes_used_ratio", labels, "ratio_jiffies"))
-    for device in ("vda", "vdb"):
-        for name in ("read_bytes", "written_bytes"):
-            series.append(SeriesDef(f"disk_{name}_total", {"device": device}, "counter_bytes"))
-        for name in ("reads", "writes"):
-            series.append(SeriesDef(f"disk_{name}_total", {"device": device}, "counter_small"))
-        for name in ("read_time", "write_time", "io_time"):
-            series.append(SeriesDef(f"disk_{name}_seconds_total", {"device": device}, "seconds"))
-        series.append(SeriesDef("disk_io_in_progress", {"device": device}, "integer_walk"))
-    for interface in ("eth0", "eth1", "docker0"):
-        for direction in ("receive", "transmit"):
-            series.append(SeriesDef(f"network_{direction}_bytes_total", {"interface": interface}, "counter_bytes"))
-            series.append(SeriesDef(f"network_{direction}_packets_total", {"interface": interface}, "counter_small"))
-            for name in ("errors", "drops"):
-                series.append(SeriesDef(f"network_{direction}_{name}_total", {"interface": interface}, "flat"))
-    for name in ("load1", "load5", "load15"):
-        series.append(SeriesDef(name, {}, "decimal2"))
-    series.append(SeriesDef("uptime_seconds", {}, "seconds"))
-    for name in ("context_switches_total", "interrupts_total", "forks_total"):
-        series.append(SeriesDef(name, {}, "counter_small"))
-    for name in ("processes_total", "processes_running", "processes_blocked", "file_descriptors_allocated"):
-        series.append(SeriesDef(name, {}, "integer_walk"))
-    series.append(SeriesDef("cpu_count", {}, "flat"))
-    for resource in ("cpu", "memory", "io"):
-        for kind in ("some", "full"):
-            series.append(SeriesDef("pressure_stall_ratio", {"resource": resource, "kind": kind}, "decimal2"))
-            series.append(SeriesDef("pressure_stall_seconds_total", {"resource": resource, "kind": kind}, "seconds"))
-    for service, category in (
+    modes = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    mounts = (("/", "/dev/vda1"), ("/var", "/dev/vdb1"), ("/boot", "/dev/vda2"))
+    services = (
         ("caddy", "web"),
         ("mariadb", "database"),
         ("redis-server", "cache"),
@@ -115,18 +71,52 @@ def host_series() -> list[SeriesDef]:
         ("laravel-worker:1", "queue"),
         ("horizon", "queue"),
         ("cron", "other"),
-    ):
-        labels = {"service": service, "manager": "systemd", "category": category}
-        for name in ("service_up", "service_restarts_total"):
-            series.append(SeriesDef(name, labels, "flat"))
-        series.append(SeriesDef("service_memory_bytes", labels, "pages"))
-        series.append(SeriesDef("service_uptime_seconds", labels, "seconds"))
+    )
+    rows: list[tuple[str, dict[str, str], str]] = []
+    for cpu in ("total", "0", "1"):
+        rows.append(("cpu_usage_ratio", {"cpu": cpu}, "ratio_jiffies"))
+        rows.extend(("cpu_mode_ratio", {"cpu": cpu, "mode": mode}, "ratio_jiffies") for mode in modes)
+    rows.extend((f"memory_{n}_bytes", {}, "pages") for n in ("total", "available", "used", "free", "cached", "buffers"))
+    rows.append(("memory_used_ratio", {}, "ratio_jiffies"))
+    rows.extend((n, {}, "pages") for n in ("swap_total_bytes", "swap_used_bytes"))
+    rows.extend((n, {}, "counter_bytes") for n in ("swap_in_bytes_total", "swap_out_bytes_total"))
+    for mount, device in mounts:
+        fs = {"mountpoint": mount, "device": device, "fstype": "ext4"}
+        rows.extend((f"filesystem_{n}_bytes", fs, "pages") for n in ("size", "used", "avail"))
+        rows.extend((f"filesystem_{n}", fs, "integer_walk") for n in ("inodes", "inodes_used"))
+        rows.extend((f"filesystem_{n}_ratio", fs, "ratio_jiffies") for n in ("used", "inodes_used"))
+    for device in ("vda", "vdb"):
+        disk = {"device": device}
+        rows.extend((f"disk_{n}_total", disk, "counter_bytes") for n in ("read_bytes", "written_bytes"))
+        rows.extend((f"disk_{n}_total", disk, "counter_small") for n in ("reads", "writes"))
+        rows.extend((f"disk_{n}_seconds_total", disk, "seconds") for n in ("read_time", "write_time", "io_time"))
+        rows.append(("disk_io_in_progress", disk, "integer_walk"))
+    for interface in ("eth0", "eth1", "docker0"):
+        nic = {"interface": interface}
+        for direction in ("receive", "transmit"):
+            rows.append((f"network_{direction}_bytes_total", nic, "counter_bytes"))
+            rows.append((f"network_{direction}_packets_total", nic, "counter_small"))
+            rows.extend((f"network_{direction}_{n}_total", nic, "flat") for n in ("errors", "drops"))
+    rows.extend((n, {}, "decimal2") for n in ("load1", "load5", "load15"))
+    rows.append(("uptime_seconds", {}, "seconds"))
+    rows.extend((n, {}, "counter_small") for n in ("context_switches_total", "interrupts_total", "forks_total"))
+    counts = ("processes_count", "processes_running", "processes_blocked", "file_descriptors_allocated")
+    rows.extend((n, {}, "integer_walk") for n in counts)
+    rows.append(("cpu_count", {}, "flat"))
+    for resource in ("cpu", "memory", "io"):
+        for kind in ("some", "full"):
+            psi = {"resource": resource, "kind": kind}
+            rows.extend([("pressure_stall_ratio", psi, "decimal2"), ("pressure_stall_seconds_total", psi, "seconds")])
+    for service, category in services:
+        svc = {"service": service, "manager": "systemd", "category": category}
+        rows.extend((n, svc, "flat") for n in ("service_up", "service_restarts_total"))
+        rows.extend([("service_memory_bytes", svc, "pages"), ("service_uptime_seconds", svc, "seconds")])
     for check in ("homepage", "api-health", "admin"):
-        for name in ("http_check_up", "http_check_status_code", "http_check_attempts", "http_check_failures_total"):
-            series.append(SeriesDef(name, {"check": check}, "flat"))
-        series.append(SeriesDef("http_check_duration_seconds", {"check": check}, "seconds"))
-        series.append(SeriesDef("http_check_cert_expiry_seconds", {"check": check}, "seconds"))
-    return series
+        chk = {"check": check}
+        flat = ("http_check_up", "http_check_status_code", "http_check_attempts", "http_check_failures_total")
+        rows.extend((n, chk, "flat") for n in flat)
+        rows.extend((n, chk, "seconds") for n in ("http_check_duration_seconds", "http_check_cert_expiry_seconds"))
+    return [SeriesDef(metric, labels, kind) for metric, labels, kind in rows]
 
 
 def day_arrays(

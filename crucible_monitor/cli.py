@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -90,6 +91,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config.agent.listen_addr,
         "from config" if config.agent.api_token else config.agent.data_dir / "api_token",
     )
+    # uvicorn shuts down gracefully on SIGTERM (the lifespan flushes the WAL), then re-raises the signal to the
+    # handler that was there before it; a no-op one lets the process exit 0, as a service manager expects.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     server.run()
     return 0 if server.started else 1
 

@@ -210,7 +210,16 @@ class SystemCollectorConfig(_Model):
     procfs: Path = Field(Path("/proc"), description="Where procfs is mounted (e.g. /host/proc in a container).")
     per_cpu: bool = Field(True, description="Also record each core, not only the total.")
     include_fstypes: list[str] = Field(default_factory=list, description="Pseudo filesystem types to keep anyway.")
-    exclude_mountpoints: list[str] = Field(default_factory=list, description="Glob patterns of mountpoints to skip.")
+    exclude_mountpoints: list[str] = Field(
+        [
+            "/var/lib/docker/*",
+            "/var/lib/containers/storage/*",
+            "/run/containerd/*",
+            "/var/lib/kubelet/pods/*",
+            "/snap/*",
+        ],
+        description="Mountpoints to skip (fnmatch patterns: * also matches /); container layers by default.",
+    )
     exclude_interfaces: list[str] = Field(["lo"], description="Glob patterns of network interfaces to skip.")
     top_processes: int = Field(10, ge=0, le=100, description="Processes kept per snapshot, by CPU and by memory.")
     processes_interval: PositiveDuration = Field(timedelta(seconds=30), description="Top-processes snapshot period.")

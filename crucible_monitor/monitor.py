@@ -150,7 +150,7 @@ class Monitor:
             },
             processes={
                 name: value
-                for name in ("processes_total", "processes_running", "processes_blocked")
+                for name in ("processes_count", "processes_running", "processes_blocked")
                 if (value := latest.value(name)) is not None
             },
             top_processes=processes.latest if processes else None,

@@ -23,7 +23,7 @@ def _field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
         nested = [a for a in (annotation, *getattr(annotation, "__args__", ())) if isinstance(a, type)]
         sub = next((a for a in nested if issubclass(a, BaseModel)), None)
         paths.append(prefix + name)
-        if sub is not None and not getattr(annotation, "__origin__", None) is list:
+        if sub is not None and getattr(annotation, "__origin__", None) is not list:
             paths.extend(_field_paths(sub, f"{prefix}{name}."))
     return paths
 

@@ -58,7 +58,7 @@ class AgentCollector:
             samples.append(Sample("agent_collector_runs_total", health.runs, labels, now))
             samples.append(Sample("agent_collector_errors_total", health.errors_total, labels, now))
             if health.last_duration is not None:
-                samples.append(Sample("agent_collector_duration_seconds", health.last_duration, labels, now))
+                samples.append(Sample("agent_collector_duration_seconds", round(health.last_duration, 6), labels, now))
         fields = Path("/proc/self/stat").read_text(encoding="ascii").rpartition(")")[2].split()
         samples.append(Sample("agent_cpu_seconds_total", (int(fields[11]) + int(fields[12])) / _TICKS, {}, now))
         resident = int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1]) * _PAGE

@@ -242,9 +242,9 @@ class HttpCheckCollector:
         if attempt.status_code is not None:
             samples.append(Sample("http_check_status_code", float(attempt.status_code), labels, now))
         if attempt.duration_seconds is not None:
-            samples.append(Sample("http_check_duration_seconds", attempt.duration_seconds, labels, now))
+            samples.append(Sample("http_check_duration_seconds", round(attempt.duration_seconds, 6), labels, now))
         if expiry is not None:
-            samples.append(Sample("http_check_cert_expiry_seconds", expiry, labels, now))
+            samples.append(Sample("http_check_cert_expiry_seconds", round(expiry), labels, now))
         return Collection(samples=samples, events=self._events(previous, result))
 
     def _events(self, previous: CheckResult | None, result: CheckResult) -> list[Event]:

@@ -818,5 +818,5 @@ def _samples(status: ServiceStatus, now: float) -> list[Sample]:
     if status.memory_bytes is not None:
         samples.append(Sample("service_memory_bytes", float(status.memory_bytes), labels, now))
     if status.up and status.since is not None:
-        samples.append(Sample("service_uptime_seconds", max(0.0, now - status.since), labels, now))
+        samples.append(Sample("service_uptime_seconds", round(max(0.0, now - status.since), 3), labels, now))
     return samples

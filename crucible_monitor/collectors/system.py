@@ -30,7 +30,15 @@ from crucible_monitor.config import SystemCollectorConfig
 from crucible_monitor.errors import CollectorError
 from crucible_monitor.models import MetricKind, MetricSpec, Sample
 
-__all__ = ["CATALOGUE", "CPU_MODES", "PSEUDO_FSTYPES", "REMOTE_FSTYPES", "SystemCollector", "whole_disks"]
+__all__ = [
+    "CATALOGUE",
+    "CPU_MODES",
+    "PSEUDO_FSTYPES",
+    "RATIO_DECIMALS",
+    "REMOTE_FSTYPES",
+    "SystemCollector",
+    "whole_disks",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +47,9 @@ _FS = ("mountpoint", "device", "fstype")
 _DISK = ("device",)
 _NET = ("interface",)
 _PSI = ("resource", "kind")
+
+RATIO_DECIMALS = 4
+"""Ratios are kept to 0.01 %: finer than jiffies resolve in a 10 s interval, and short decimals store in ~1 byte."""
 
 CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec(
@@ -51,7 +62,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("forks_total", _C, "processes", "Processes and threads created since boot."),
     MetricSpec("processes_running", _G, "processes", "Runnable threads."),
     MetricSpec("processes_blocked", _G, "processes", "Threads blocked waiting for I/O."),
-    MetricSpec("processes_total", _G, "processes", "Processes (numeric entries of procfs)."),
+    MetricSpec("processes_count", _G, "processes", "Processes (numeric entries of procfs)."),
     MetricSpec("memory_total_bytes", _G, "bytes", "Usable RAM."),
     MetricSpec("memory_available_bytes", _G, "bytes", "RAM available for new work without swapping (MemAvailable)."),
     MetricSpec("memory_used_bytes", _G, "bytes", "Total minus available."),
@@ -68,7 +79,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("filesystem_used_bytes", _G, "bytes", "Space in use.", _FS),
     MetricSpec("filesystem_avail_bytes", _G, "bytes", "Space available to unprivileged users.", _FS),
     MetricSpec("filesystem_used_ratio", _G, "ratio", "Used over used plus available, as df shows it.", _FS),
-    MetricSpec("filesystem_inodes_total", _G, "inodes", "Inodes; left out when the filesystem reports none.", _FS),
+    MetricSpec("filesystem_inodes", _G, "inodes", "Inodes; left out when the filesystem reports none.", _FS),
     MetricSpec("filesystem_inodes_used", _G, "inodes", "Inodes in use.", _FS),
     MetricSpec("filesystem_inodes_used_ratio", _G, "ratio", "Inodes used over inodes total.", _FS),
     MetricSpec("disk_reads_total", _C, "operations", "Reads completed.", _DISK),
@@ -400,8 +411,13 @@ class SystemCollector:
                 tuple(MappingProxyType({"cpu": cpu, "mode": m}) for m in CPU_MODES),
             )
         usage_labels, mode_labels = labels
-        out.append(Sample("cpu_usage_ratio", 1.0 - (deltas[3] + deltas[4]) / total, usage_labels, ts))
-        out.extend(Sample("cpu_mode_ratio", d / total, lab, ts) for d, lab in zip(deltas, mode_labels, strict=True))
+        out.append(
+            Sample("cpu_usage_ratio", round(1.0 - (deltas[3] + deltas[4]) / total, RATIO_DECIMALS), usage_labels, ts)
+        )
+        out.extend(
+            Sample("cpu_mode_ratio", round(d / total, RATIO_DECIMALS), lab, ts)
+            for d, lab in zip(deltas, mode_labels, strict=True)
+        )
 
     def _processes(self, ts: float, out: list[Sample]) -> None:
         try:
@@ -409,7 +425,7 @@ class SystemCollector:
         except OSError as exc:
             self._note("listdir", "cannot list %s: %s", self._root, exc)
             return
-        out.append(Sample("processes_total", sum(1 for n in names if n.isdigit()), _NO_LABELS, ts))
+        out.append(Sample("processes_count", sum(1 for n in names if n.isdigit()), _NO_LABELS, ts))
 
     # -- memory ---------------------------------------------------------------------------------------------
 
@@ -435,7 +451,7 @@ class SystemCollector:
                 out.append(Sample("memory_available_bytes", available, _NO_LABELS, ts))
                 out.append(Sample("memory_used_bytes", used, _NO_LABELS, ts))
                 if total > 0:
-                    out.append(Sample("memory_used_ratio", used / total, _NO_LABELS, ts))
+                    out.append(Sample("memory_used_ratio", round(used / total, RATIO_DECIMALS), _NO_LABELS, ts))
         for key, metric in (
             ("MemFree", "memory_free_bytes"),
             ("Cached", "memory_cached_bytes"),
@@ -449,7 +465,7 @@ class SystemCollector:
             out.append(Sample("swap_total_bytes", swap_total, _NO_LABELS, ts))
             out.append(Sample("swap_used_bytes", swap_used, _NO_LABELS, ts))
             if swap_total > 0:
-                out.append(Sample("swap_used_ratio", swap_used / swap_total, _NO_LABELS, ts))
+                out.append(Sample("swap_used_ratio", round(swap_used / swap_total, RATIO_DECIMALS), _NO_LABELS, ts))
 
     def _vmstat(self, text: str, ts: float, out: list[Sample]) -> None:
         for key, metric in (("pswpin", "swap_in_bytes_total"), ("pswpout", "swap_out_bytes_total")):
@@ -530,7 +546,7 @@ class SystemCollector:
                 continue
             fields = dict(f.partition("=")[::2] for f in rest.split())
             labels = self._psi_labels[(resource, kind)]
-            out.append(Sample("pressure_stall_ratio", float(fields["avg10"]) / 100, labels, ts))
+            out.append(Sample("pressure_stall_ratio", round(float(fields["avg10"]) / 100, RATIO_DECIMALS), labels, ts))
             out.append(Sample("pressure_stall_seconds_total", int(fields["total"]) / 1e6, labels, ts))
 
     # -- filesystems ----------------------------------------------------------------------------------------
@@ -603,12 +619,14 @@ class SystemCollector:
         out.append(Sample("filesystem_used_bytes", used, labels, ts))
         out.append(Sample("filesystem_avail_bytes", avail, labels, ts))
         if used + avail > 0:
-            out.append(Sample("filesystem_used_ratio", used / (used + avail), labels, ts))
+            out.append(Sample("filesystem_used_ratio", round(used / (used + avail), RATIO_DECIMALS), labels, ts))
         if st.f_files > 0:
             inodes_used = st.f_files - st.f_ffree
-            out.append(Sample("filesystem_inodes_total", st.f_files, labels, ts))
+            out.append(Sample("filesystem_inodes", st.f_files, labels, ts))
             out.append(Sample("filesystem_inodes_used", inodes_used, labels, ts))
-            out.append(Sample("filesystem_inodes_used_ratio", inodes_used / st.f_files, labels, ts))
+            out.append(
+                Sample("filesystem_inodes_used_ratio", round(inodes_used / st.f_files, RATIO_DECIMALS), labels, ts)
+            )
 
     async def _remote_statvfs(self, path: str) -> os.statvfs_result | None:
         """``statvfs`` in a daemon thread, so a dead NFS server cannot hang the agent (or its exit)."""
