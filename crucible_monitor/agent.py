@@ -9,9 +9,12 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Any, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -29,6 +32,8 @@ from crucible_monitor.storage.store import MetricStore
 __all__ = ["Agent", "CollectorHealth", "ensure_api_token", "read_api_token"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 _MAINTENANCE_EVERY = timedelta(hours=1)
 _EVENT_RETENTION = timedelta(days=90)
@@ -118,6 +123,7 @@ class Agent:
         self.health: dict[str, CollectorHealth] = {}
         self._scheduled: dict[str, ScheduledCollector] = {}
         self._scheduler: AsyncIOScheduler | None = None
+        self._workers: ProcessPoolExecutor | None = None
         self._closing = False
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -135,6 +141,9 @@ class Agent:
             data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         except OSError as exc:
             raise StorageError(f"cannot create data directory {data_dir}: {exc.strerror}") from exc
+        if self.config.storage.worker_process:
+            self._workers = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), max_tasks_per_child=1)
+            self.store.runner = self._in_worker
         await asyncio.to_thread(self.store.open)
         self.state = StateDB(data_dir / "state.db", clock=self.clock)
         self.started_at = self.clock()
@@ -170,11 +179,19 @@ class Agent:
                 await aclose()
         self._closing = True
         await asyncio.to_thread(self.store.close)
+        if self._workers is not None:
+            self._workers.shutdown()
+            self._workers = None
         if self.state is not None:
             self.state.add_events([Event(EventKind.AGENT, "agent", "crucible-monitor stopped")])
             self.state.close()
             self.state = None
         logger.info("agent stopped")
+
+    def _in_worker(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a storage job in a fresh worker process (one job per process, so its memory goes back)."""
+        assert self._workers is not None
+        return self._workers.submit(fn, *args).result()
 
     # -- jobs -----------------------------------------------------------------------------------------------
 

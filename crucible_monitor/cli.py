@@ -7,19 +7,24 @@ the CLI starts fast and the agent loads only its own dependencies.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from crucible_monitor import __version__
 from crucible_monitor.config import Config, iter_secrets, load_config
-from crucible_monitor.errors import ConfigError, CrucibleError
+from crucible_monitor.errors import ConfigError, CrucibleError, QueryError
+
+if TYPE_CHECKING:
+    from crucible_monitor.schemas import MetricHistory
 
 __all__ = ["main"]
 
@@ -98,6 +103,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """MCP over stdio: talk to the running agent through its API, or run an embedded agent when none answers.
+
+    Nothing but the protocol goes to stdout; logs go to stderr.
+    """
+    from crucible_monitor.agent import Agent
+    from crucible_monitor.monitor import Monitor, Operations
+    from crucible_monitor.remote import AgentUnavailable, RemoteMonitor
+    from crucible_monitor.server.mcp import build_mcp_server
+
+    config = _load(args)
+    setup_logging(config.agent.log_level, iter_secrets(config))
+    log = logging.getLogger("crucible_monitor")
+
+    async def serve() -> None:
+        remote = RemoteMonitor.from_config(config)
+        agent: Agent | None = None
+        ops: Operations
+        try:
+            read_only = bool((await remote.get_config())["actions"]["read_only"])
+            ops = remote
+            log.info("MCP over stdio, talking to the agent at %s", remote.base_url)
+        except (AgentUnavailable, CrucibleError) as exc:
+            await remote.aclose()
+            log.info("no agent answers (%s): running an embedded agent with data in %s", exc, config.agent.data_dir)
+            agent = Agent(config)
+            await agent.start()
+            ops, read_only = Monitor(agent), config.actions.read_only
+        try:
+            await build_mcp_server(ops, read_only=read_only, transport="stdio").run_stdio_async()
+        finally:
+            if agent is not None:
+                await agent.stop()
+            else:
+                await remote.aclose()
+
+    asyncio.run(serve())
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config file; print a summary, or every error with file, line and key."""
     config = load_config(Path(args.path))
@@ -126,12 +171,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Tables of system, services and HTTP checks from a running agent."""
     from crucible_monitor.remote import RemoteMonitor
 
+    async def fetch() -> tuple[Any, ...]:
+        async with RemoteMonitor.from_config(_load(args)) as remote:
+            return (
+                await remote.health(),
+                await remote.system_status(),
+                await remote.services(),
+                await remote.http_checks(),
+            )
+
+    health, system, services, checks = asyncio.run(fetch())
     console = Console()
-    with RemoteMonitor.from_config(_load(args)) as remote:
-        health = remote.health()
-        system = remote.system_status()
-        services = remote.services()
-        checks = remote.http_checks()
     console.print(
         f"[bold]{system.host}[/]  crucible-monitor {health.version}  "
         f"agent {'[green]ok[/]' if health.status == 'ok' else '[yellow]degraded[/]'}, "
@@ -175,17 +225,24 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     """One metric's history from a running agent, as a table, sparklines or JSON."""
+    from crucible_monitor.config import parse_duration
     from crucible_monitor.remote import RemoteMonitor
+    from crucible_monitor.timeparse import parse_labels, parse_time
 
-    with RemoteMonitor.from_config(_load(args)) as remote:
-        history = remote.history(
-            args.metric,
-            start=args.start or args.since,
-            end=args.end,
-            step=args.step,
-            agg=args.agg,
-            labels=args.labels,
-        )
+    now = time.time()
+    try:
+        start = parse_time(args.start or args.since, now)
+        end = parse_time(args.end, now) if args.end else now
+        step = parse_duration(args.step).total_seconds() if args.step else None
+        labels = parse_labels(args.labels) if args.labels else None
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
+
+    async def fetch() -> MetricHistory:
+        async with RemoteMonitor.from_config(_load(args)) as remote:
+            return await remote.history(args.metric, start=start, end=end, step=step, agg=args.agg, labels=labels)
+
+    history = asyncio.run(fetch())
     console = Console()
     if args.format == "json":
         print(history.model_dump_json(indent=2))
@@ -289,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = add("check-config", cmd_check_config, "validate a config file and exit non-zero if it is invalid")
     check.add_argument("path", help="the YAML file to check")
     add("token", cmd_token, "print the API token clients must send")
+    add("mcp", cmd_mcp, "serve MCP over stdio (for Claude Code, Claude Desktop, Crush)")
     return parser
 
 

@@ -34,6 +34,7 @@ from pydantic_core import ErrorDetails
 from crucible_monitor.errors import ConfigError
 
 __all__ = [
+    "ActionsConfig",
     "AgentConfig",
     "AlertsConfig",
     "Category",
@@ -41,10 +42,14 @@ __all__ = [
     "Config",
     "Duration",
     "HttpCheckConfig",
+    "LogsConfig",
+    "McpConfig",
     "NotificationsConfig",
     "ServicesConfig",
     "StorageConfig",
+    "SupervisorConfig",
     "SystemCollectorConfig",
+    "SystemdConfig",
     "format_duration",
     "load_config",
     "parse_config",
@@ -200,6 +205,9 @@ class StorageConfig(_Model):
     max_disk: ByteSize = Field(ByteSize(2 * 1024**3), description="Oldest days are deleted beyond this size.")
     flush_interval: PositiveDuration = Field(timedelta(minutes=10), description="How often the WAL becomes Parquet.")
     fsync: bool = Field(True, description="fsync the WAL after every batch (survives power loss, not only crashes).")
+    worker_process: bool = Field(
+        True, description="Write Parquet in a short-lived worker process, so the agent does not keep its memory."
+    )
 
 
 class SystemCollectorConfig(_Model):
@@ -354,6 +362,42 @@ class NotificationsConfig(_Model):
     slack: SlackConfig = SlackConfig()
 
 
+class ActionsConfig(_Model):
+    """What the agent may change on the host (restarts), and the guard rails around it."""
+
+    read_only: bool = Field(False, description="Refuse every action; MCP lists no destructive tool.")
+    restart_allowlist: list[str] = Field(
+        default_factory=list, description="Services that may be restarted, by exact name (unit or program)."
+    )
+    restart_budget: int = Field(3, ge=1, le=50, description="Restarts per service within restart_window.")
+    restart_window: PositiveDuration = Field(timedelta(hours=1), description="The window of the budget.")
+    restart_backoff: PositiveDuration = Field(
+        timedelta(minutes=1), description="Wait after a restart before the next one; doubles with each restart."
+    )
+    privilege: Literal["direct", "sudo"] = Field(
+        "direct",
+        description="direct: systemctl asks systemd, allowed by a polkit rule; sudo: sudo -n systemctl, allowed by "
+        "exact sudoers lines (see README).",
+    )
+
+
+class LogsConfig(_Model):
+    """Log files that tail_logs may read, by name (services' own logs need no entry)."""
+
+    files: dict[str, Path] = Field(default_factory=dict, description="Name → path of a log file.")
+
+
+class McpConfig(_Model):
+    """The MCP endpoint at /mcp on the agent's HTTP server (always behind the API token)."""
+
+    enabled: bool = True
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Extra Host headers accepted (DNS-rebinding protection), e.g. monitor.example.com:443.",
+    )
+    allowed_origins: list[str] = Field(default_factory=list, description="Extra Origin headers accepted.")
+
+
 class Config(_Model):
     """The whole configuration tree."""
 
@@ -362,6 +406,9 @@ class Config(_Model):
     collectors: CollectorsConfig = CollectorsConfig()
     alerts: AlertsConfig = AlertsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    actions: ActionsConfig = ActionsConfig()
+    logs: LogsConfig = LogsConfig()
+    mcp: McpConfig = McpConfig()
 
 
 # ---------------------------------------------------------------------------------------------------------------

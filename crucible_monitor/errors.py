@@ -5,12 +5,21 @@ CrucibleError
  ├── CollectorError     a collector could not read its source
  ├── StorageError       the data directory cannot be written or read
  ├── QueryError         a metrics query names an unknown metric, aggregation or range
- └── NotFoundError      an id (alert, service, check) that does not exist
+ ├── NotFoundError      an id (alert, service, check) that does not exist
+ └── ActionRefused      an action the guard rails refuse (allowlist, budget, read-only)
 """
 
 from __future__ import annotations
 
-__all__ = ["CollectorError", "ConfigError", "CrucibleError", "NotFoundError", "QueryError", "StorageError"]
+__all__ = [
+    "ActionRefused",
+    "CollectorError",
+    "ConfigError",
+    "CrucibleError",
+    "NotFoundError",
+    "QueryError",
+    "StorageError",
+]
 
 
 class CrucibleError(Exception):
@@ -35,3 +44,7 @@ class QueryError(CrucibleError):
 
 class NotFoundError(CrucibleError):
     """An object referred to by id or name does not exist."""
+
+
+class ActionRefused(CrucibleError):
+    """An action (a restart) was refused: not allowed, over budget, or read-only mode; the message says which."""

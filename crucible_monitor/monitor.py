@@ -1,51 +1,116 @@
-"""The Monitor: the one facade of operations that the HTTP API, MCP server, CLI and TUI offer."""
+"""The Monitor: the one facade of operations that the HTTP API, MCP server, CLI and TUI offer.
+
+Every operation is a coroutine, so that :class:`~crucible_monitor.remote.RemoteMonitor` can offer the same ones over
+HTTP and the interfaces do not care which they hold (:class:`Operations` is the shared protocol).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import math
-from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
+
+import numpy as np
 
 from crucible_monitor import __version__
+from crucible_monitor.actions import RestartRequest, restart_service
 from crucible_monitor.agent import Agent, CollectorHealth
 from crucible_monitor.collectors.http_checks import HttpCheckCollector
 from crucible_monitor.collectors.processes import ProcessesCollector
 from crucible_monitor.collectors.services import ServicesCollector
 from crucible_monitor.config import REDACTED, redacted, validate_config
 from crucible_monitor.errors import ConfigError, NotFoundError, QueryError
+from crucible_monitor.logs import tail_log
 from crucible_monitor.models import EventKind, MetricKind, iso
 from crucible_monitor.schemas import (
+    AuditView,
     CheckResult,
     CollectorStatus,
     ConfigUpdate,
-    CpuView,
-    DiskView,
     EventView,
-    FilesystemView,
     Health,
     HistorySeries,
-    InterfaceView,
-    MemoryView,
+    LogTail,
     MetricHistory,
     MetricInfo,
+    MetricReport,
+    MetricsReport,
+    RestartResult,
+    SeriesReport,
+    ServiceDetail,
     ServiceStatus,
+    StatusSummary,
     StorageView,
     SystemSnapshot,
 )
+from crucible_monitor.snapshot import system_snapshot
+from crucible_monitor.status import Context, summarize
 from crucible_monitor.storage.aggregate import AGGREGATIONS, Aggregation
-from crucible_monitor.storage.store import LatestPoint
+from crucible_monitor.units import human
 
-__all__ = ["MAX_POINTS", "Monitor"]
+__all__ = ["MAX_POINTS", "Monitor", "Operations", "ServiceState", "metric_group"]
 
 _C = TypeVar("_C")
 
 MAX_POINTS = 11_000
 """Most buckets one history query may ask for per series."""
 
+ServiceState = Literal["all", "up", "down"]
+
 _NICE_STEPS = (10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
 _LIVE_FORBIDDEN = ("listen_addr", "data_dir", "api_token")
+_SINCE_LOOKBACK = 86400.0
+
+
+class Operations(Protocol):
+    """What every interface may ask of a monitor, local (:class:`Monitor`) or remote (``RemoteMonitor``)."""
+
+    async def health(self) -> Health: ...
+    async def status_summary(self) -> StatusSummary: ...
+    async def system_status(self) -> SystemSnapshot: ...
+    async def services(self, state: ServiceState = "all", category: str | None = None) -> list[ServiceStatus]: ...
+    async def get_service(self, name: str) -> ServiceDetail: ...
+    async def http_checks(self) -> list[CheckResult]: ...
+    async def list_metrics(self) -> list[MetricInfo]: ...
+    async def history(
+        self,
+        metric: str,
+        *,
+        start: float,
+        end: float,
+        step: float | None = None,
+        agg: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> MetricHistory: ...
+    async def metrics_report(
+        self,
+        metric: str,
+        *,
+        start: float,
+        end: float,
+        step: float | None = None,
+        agg: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        max_points: int = 60,
+        max_series: int = 10,
+    ) -> MetricsReport: ...
+    async def events(
+        self,
+        *,
+        since: float | None = None,
+        kinds: list[str] | None = None,
+        subject: str | None = None,
+        limit: int = 100,
+    ) -> list[EventView]: ...
+    async def tail_logs(self, source: str, *, lines: int = 50, contains: str | None = None) -> LogTail: ...
+    async def restart_service(
+        self, name: str, *, reason: str, actor: str, confirmed: bool, dry_run: bool = False
+    ) -> RestartResult: ...
+    async def audit(self, *, target: str | None = None, since: float | None = None) -> list[AuditView]: ...
+    async def list_alerts(self) -> list[dict[str, Any]]: ...
+    async def get_config(self) -> dict[str, Any]: ...
 
 
 class Monitor:
@@ -56,9 +121,9 @@ class Monitor:
 
     # -- agent ----------------------------------------------------------------------------------------------
 
-    def health(self, *, detailed: bool = False) -> Health:
+    async def health(self, *, detailed: bool = False) -> Health:
         """Liveness, collectors' state and storage size; ``detailed`` adds error texts."""
-        collectors = self.collectors(detailed=detailed)
+        collectors = await self.collectors(detailed=detailed)
         stats = self.agent.store.stats()
         return Health(
             status="ok" if all(c.ok for c in collectors) else "degraded",
@@ -72,96 +137,94 @@ class Monitor:
             ),
         )
 
-    def collectors(self, *, detailed: bool = True) -> list[CollectorStatus]:
+    async def collectors(self, *, detailed: bool = True) -> list[CollectorStatus]:
         """Each collector's runs, errors and last duration."""
         return [_collector_status(name, h, detailed) for name, h in sorted(self.agent.health.items())]
 
     # -- current state --------------------------------------------------------------------------------------
 
-    def system_status(self) -> SystemSnapshot:
-        """The newest system readings, with rates for counters."""
-        latest = _Latest(self.agent.store.latest())
+    async def system_status(self) -> SystemSnapshot:
+        """The newest system readings, with rates for counters, and the top processes."""
         processes = self._collector_of(ProcessesCollector)
-        return SystemSnapshot(
-            host=self.agent.config.agent.hostname,
-            ts=iso(latest.newest) if latest.newest else None,
-            uptime_seconds=latest.value("uptime_seconds"),
-            load={w: v for w in ("1m", "5m", "15m") if (v := latest.value(f"load{w[:-1]}")) is not None},
-            cpu=CpuView(
-                count=_int(latest.value("cpu_count")),
-                usage_ratio=latest.value("cpu_usage_ratio", cpu="total"),
-                per_cpu={
-                    p.labels["cpu"]: p.value for p in latest.series("cpu_usage_ratio") if p.labels["cpu"] != "total"
-                },
-                modes={p.labels["mode"]: p.value for p in latest.series("cpu_mode_ratio", cpu="total")},
-            ),
-            memory=MemoryView(
-                total_bytes=latest.value("memory_total_bytes"),
-                used_bytes=latest.value("memory_used_bytes"),
-                available_bytes=latest.value("memory_available_bytes"),
-                used_ratio=latest.value("memory_used_ratio"),
-                cached_bytes=latest.value("memory_cached_bytes"),
-                swap_total_bytes=latest.value("swap_total_bytes"),
-                swap_used_bytes=latest.value("swap_used_bytes"),
-                swap_used_ratio=latest.value("swap_used_ratio"),
-            ),
-            filesystems=[
-                FilesystemView(
-                    mountpoint=labels["mountpoint"],
-                    device=labels.get("device"),
-                    fstype=labels.get("fstype"),
-                    size_bytes=latest.value("filesystem_size_bytes", **labels),
-                    used_bytes=latest.value("filesystem_used_bytes", **labels),
-                    avail_bytes=latest.value("filesystem_avail_bytes", **labels),
-                    used_ratio=latest.value("filesystem_used_ratio", **labels),
-                    inodes_used_ratio=latest.value("filesystem_inodes_used_ratio", **labels),
-                )
-                for labels in latest.label_sets("filesystem_size_bytes")
-            ],
-            disks=[
-                DiskView(
-                    device=labels["device"],
-                    read_bytes_per_second=latest.rate("disk_read_bytes_total", **labels),
-                    write_bytes_per_second=latest.rate("disk_written_bytes_total", **labels),
-                    reads_per_second=latest.rate("disk_reads_total", **labels),
-                    writes_per_second=latest.rate("disk_writes_total", **labels),
-                    busy_ratio=latest.rate("disk_io_time_seconds_total", **labels),
-                )
-                for labels in latest.label_sets("disk_reads_total")
-            ],
-            network=[
-                InterfaceView(
-                    interface=labels["interface"],
-                    receive_bytes_per_second=latest.rate("network_receive_bytes_total", **labels),
-                    transmit_bytes_per_second=latest.rate("network_transmit_bytes_total", **labels),
-                    errors_per_second=_sum(
-                        latest.rate("network_receive_errors_total", **labels),
-                        latest.rate("network_transmit_errors_total", **labels),
-                    ),
-                    drops_per_second=_sum(
-                        latest.rate("network_receive_drops_total", **labels),
-                        latest.rate("network_transmit_drops_total", **labels),
-                    ),
-                )
-                for labels in latest.label_sets("network_receive_bytes_total")
-            ],
-            pressure={
-                f"{p.labels['resource']}_{p.labels['kind']}": p.value for p in latest.series("pressure_stall_ratio")
-            },
-            processes={
-                name: value
-                for name in ("processes_count", "processes_running", "processes_blocked")
-                if (value := latest.value(name)) is not None
-            },
-            top_processes=processes.latest if processes else None,
+        return system_snapshot(
+            self.agent.store.latest(), self.agent.config.agent.hostname, processes.latest if processes else None
         )
 
-    def services(self) -> list[ServiceStatus]:
-        """Every watched systemd unit and supervisor program."""
-        collector = self._collector_of(ServicesCollector)
-        return collector.statuses() if collector else []
+    async def status_summary(self) -> StatusSummary:
+        """What is wrong, since when, how bad, most urgent first; then the vital signs."""
+        now = self.agent.clock()
+        restarts: dict[str, int] = {}
+        failing_since: dict[str, float] = {}
+        if self.agent.state is not None:
+            for stored in self.agent.state.events(since=now - 3600, kinds=[EventKind.SERVICE_RESTART], limit=1000):
+                count = int(stored.event.data.get("count", 1))
+                restarts[stored.event.subject] = restarts.get(stored.event.subject, 0) + count
+            for stored in self.agent.state.events(kinds=[EventKind.CHECK_FAILED], limit=1000):
+                failing_since.setdefault(stored.event.subject, stored.event.ts)
+        context = Context(
+            thresholds=self.agent.config.alerts,
+            restarts_last_hour=restarts,
+            check_failing_since=failing_since,
+            since_above=lambda metric, labels, threshold: self._since_above(metric, labels, threshold, now),
+        )
+        return summarize(
+            await self.system_status(),
+            await self.services(),
+            await self.http_checks(),
+            await self.collectors(),
+            context,
+        )
 
-    def http_checks(self) -> list[CheckResult]:
+    def _since_above(self, metric: str, labels: Mapping[str, str], threshold: float, now: float) -> float | None:
+        """When ``metric`` last went above ``threshold`` within a day (1-minute maxima), or None."""
+        series = self.agent.store.query(
+            metric, start=now - _SINCE_LOOKBACK, end=now + 1, step=60, agg="max", labels=labels
+        )
+        if not series:
+            return None
+        stamps, values = series[0].timestamps, series[0].values
+        below = [i for i, v in enumerate(values) if v < threshold]
+        if not below:
+            return stamps[0] if stamps else None
+        return stamps[below[-1] + 1] if below[-1] + 1 < len(stamps) else None
+
+    async def services(self, state: ServiceState = "all", category: str | None = None) -> list[ServiceStatus]:
+        """Watched systemd units and supervisor programs, filtered by state and category."""
+        collector = self._collector_of(ServicesCollector)
+        statuses = collector.statuses() if collector else []
+        return [
+            s
+            for s in statuses
+            if (state == "all" or s.up == (state == "up")) and (category is None or s.category == category)
+        ]
+
+    async def get_service(self, name: str) -> ServiceDetail:
+        """One service: its status, recent state changes and restarts, and the last lines of its log.
+
+        Raises:
+            NotFoundError: no watched service has this name (the message lists them).
+        """
+        statuses = {s.name: s for s in await self.services()}
+        if name not in statuses:
+            raise NotFoundError(f"unknown service {name!r}; watched: {', '.join(sorted(statuses)) or 'none'}")
+        recent = await self.events(subject=name, since=self.agent.clock() - 86400, limit=20)
+        log: LogTail | None = None
+        log_error = None
+        try:
+            log = await self.tail_logs(name, lines=20)
+        except (NotFoundError, QueryError) as exc:
+            log_error = str(exc)
+        except Exception as exc:  # a log that cannot be read must not hide the status
+            log_error = f"{type(exc).__name__}: {exc}"
+        return ServiceDetail(
+            service=statuses[name],
+            recent_events=recent,
+            log=log,
+            log_error=log_error,
+            hint=f"tail_logs(source='{name}', contains='error') for more; restart_service only if allowlisted",
+        )
+
+    async def http_checks(self) -> list[CheckResult]:
         """The latest result of every HTTP check (checks that have not run yet are left out)."""
         return [
             c.result
@@ -171,7 +234,7 @@ class Monitor:
 
     # -- history --------------------------------------------------------------------------------------------
 
-    def list_metrics(self) -> list[MetricInfo]:
+    async def list_metrics(self) -> list[MetricInfo]:
         """The metric catalogue of the running collectors."""
         seen: dict[str, MetricInfo] = {}
         for collector in self.agent.collectors.values():
@@ -190,7 +253,7 @@ class Monitor:
                 )
         return sorted(seen.values(), key=lambda m: m.name)
 
-    def history(
+    async def history(
         self,
         metric: str,
         *,
@@ -222,7 +285,7 @@ class Monitor:
             )
         if not end > start:
             raise QueryError(f"the range is empty: start ({iso(start)}) must be before end ({iso(end)})")
-        step = step or _auto_step(end - start)
+        step = step or _auto_step(end - start, 300)
         if step <= 0 or (end - start) / step > MAX_POINTS:
             raise QueryError(
                 f"step {step:g}s gives {math.ceil((end - start) / step)} points over this range; "
@@ -234,7 +297,7 @@ class Monitor:
         return MetricHistory(
             metric=metric,
             kind=spec.kind.value,
-            unit=spec.unit,
+            unit=spec.unit + ("/s" if chosen == "rate" else ""),
             agg=chosen,
             start=iso(start),
             end=iso(end),
@@ -245,7 +308,39 @@ class Monitor:
             ],
         )
 
-    def events(
+    async def metrics_report(
+        self,
+        metric: str,
+        *,
+        start: float,
+        end: float,
+        step: float | None = None,
+        agg: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        max_points: int = 60,
+        max_series: int = 10,
+    ) -> MetricsReport:
+        """A metric, or a group of metrics by prefix (``memory``, ``disk``), summarised with bounded points.
+
+        Raises:
+            QueryError: neither a metric nor a group; the message lists the groups and close metric names.
+        """
+        catalogue = self.agent.catalogue()
+        names = metric_group(list(catalogue), metric)
+        span = end - start
+        reports = []
+        for name in names:
+            history = await self.history(
+                name, start=start, end=end, step=step or _auto_step(span, max_points), agg=agg, labels=labels
+            )
+            reports.append(_report(history, catalogue[name].description, max_points, max_series))
+        return MetricsReport(
+            reports=reports,
+            hint="narrow with labels={...}; a longer since= with a coarser step shows trends; "
+            "get_events(since=...) lines changes up with events",
+        )
+
+    async def events(
         self,
         *,
         since: float | None = None,
@@ -280,13 +375,78 @@ class Monitor:
             for s in stored
         ]
 
+    # -- logs and actions -----------------------------------------------------------------------------------
+
+    async def tail_logs(self, source: str, *, lines: int = 50, contains: str | None = None) -> LogTail:
+        """The last lines of a watched service's log or of a file in ``logs.files``, optionally filtered.
+
+        Raises:
+            NotFoundError: an unknown source (the message lists the valid ones).
+            CollectorError: the log exists but cannot be read here.
+        """
+        config = self.agent.config
+        return await asyncio.to_thread(
+            tail_log,
+            source,
+            lines=lines,
+            contains=contains,
+            services={s.name: s for s in await self.services()},
+            files=config.logs.files,
+            supervisor=config.collectors.services.supervisor,
+        )
+
+    async def restart_service(
+        self, name: str, *, reason: str, actor: str, confirmed: bool, dry_run: bool = False
+    ) -> RestartResult:
+        """Restart an allowlisted service, within its budget, with an audit record (see :mod:`actions`).
+
+        Raises:
+            ActionRefused: the guard rails say no; the message says why and what is allowed.
+        """
+        assert self.agent.state is not None, "the agent is not started"
+
+        async def refresh() -> dict[str, ServiceStatus]:
+            if "services" in self.agent.collectors:
+                await self.agent.run_collector("services")
+            return {s.name: s for s in await self.services()}
+
+        return await restart_service(
+            RestartRequest(service=name, reason=reason, actor=actor, confirmed=confirmed, dry_run=dry_run),
+            config=self.agent.config,
+            statuses={s.name: s for s in await self.services()},
+            state=self.agent.state,
+            refresh=refresh,
+            now=self.agent.clock(),
+        )
+
+    async def audit(self, *, target: str | None = None, since: float | None = None) -> list[AuditView]:
+        """Audit records of actions, newest first."""
+        if self.agent.state is None:
+            return []
+        return [
+            AuditView(
+                id=r.id,
+                ts=iso(r.ts),
+                actor=r.actor,
+                action=r.action,
+                target=r.target,
+                reason=r.reason,
+                dry_run=r.dry_run,
+                result=r.result,
+                detail=r.detail,
+                state_before=r.state_before,
+                state_after=r.state_after,
+            )
+            for r in self.agent.state.audit(target=target, since=since)
+        ]
+
     # -- alerts (the alerting engine plugs in here) ---------------------------------------------------------
 
-    def list_alerts(self) -> list[dict[str, Any]]:
+    async def list_alerts(self) -> list[dict[str, Any]]:
         """Active alerts; none until rules are configured by the alerting engine."""
         return []
 
-    def acknowledge_alert(self, alert_id: str, *, by: str, note: str | None = None) -> dict[str, Any]:
+    async def acknowledge_alert(self, alert_id: str, *, by: str, note: str | None = None) -> dict[str, Any]:
         """Acknowledge an alert.
 
         Raises:
@@ -296,7 +456,7 @@ class Monitor:
 
     # -- config ---------------------------------------------------------------------------------------------
 
-    def get_config(self) -> dict[str, Any]:
+    async def get_config(self) -> dict[str, Any]:
         """The config in force, secrets redacted."""
         return redacted(self.agent.config)
 
@@ -322,31 +482,23 @@ class Monitor:
         return next((c for c in self.agent.collectors.values() if isinstance(c, kind)), None)
 
 
-class _Latest:
-    """Index over the newest points for building snapshots."""
+def metric_group(names: list[str], metric: str) -> list[str]:
+    """``metric`` itself if it is a metric name, else the metrics of the group it names (``memory`` → memory_*).
 
-    def __init__(self, points: list[LatestPoint]) -> None:
-        self.by_metric: dict[str, list[LatestPoint]] = defaultdict(list)
-        for point in points:
-            self.by_metric[point.metric].append(point)
-        self.newest = max((p.ts for p in points), default=None)
-
-    def series(self, metric: str, **labels: str) -> list[LatestPoint]:
-        return [p for p in self.by_metric.get(metric, []) if all(p.labels.get(k) == v for k, v in labels.items())]
-
-    def _one(self, metric: str, labels: dict[str, str]) -> LatestPoint | None:
-        return next((p for p in self.series(metric, **labels) if p.labels == labels or not labels), None)
-
-    def value(self, metric: str, **labels: str) -> float | None:
-        point = self._one(metric, labels)
-        return point.value if point else None
-
-    def rate(self, metric: str, **labels: str) -> float | None:
-        point = self._one(metric, labels)
-        return point.rate() if point else None
-
-    def label_sets(self, metric: str) -> list[dict[str, str]]:
-        return sorted((p.labels for p in self.by_metric.get(metric, [])), key=lambda labels: sorted(labels.items()))
+    Raises:
+        QueryError: neither; the message lists the groups and close metric names.
+    """
+    if metric in names:
+        return [metric]
+    group = sorted(n for n in names if n.startswith(f"{metric}_"))
+    if group:
+        return group
+    groups = sorted({n.split("_")[0] for n in names})
+    close = difflib.get_close_matches(metric, sorted(names), n=5)
+    raise QueryError(
+        f"unknown metric or group {metric!r}; groups: {', '.join(groups)}"
+        + (f"; close metric names: {', '.join(close)}" if close else "")
+    )
 
 
 def _collector_status(name: str, health: CollectorHealth, detailed: bool) -> CollectorStatus:
@@ -363,18 +515,48 @@ def _collector_status(name: str, health: CollectorHealth, detailed: bool) -> Col
     )
 
 
-def _auto_step(span: float) -> float:
-    target = span / 300
+def _auto_step(span: float, buckets: int) -> float:
+    target = span / max(1, buckets)
     return float(next((s for s in _NICE_STEPS if s >= target), math.ceil(target / 86400) * 86400))
 
 
-def _int(value: float | None) -> int | None:
-    return None if value is None else int(value)
-
-
-def _sum(*values: float | None) -> float | None:
-    present = [v for v in values if v is not None]
-    return sum(present) if present else None
+def _report(history: MetricHistory, description: str, max_points: int, max_series: int) -> MetricReport:
+    """Summary statistics per series and at most ``max_points`` points, for the ``max_series`` largest series."""
+    summaries = []
+    for series in history.series:
+        values = np.array([v for _, v in series.points], dtype=float)
+        if not len(values):
+            continue
+        stats = {
+            "min": float(values.min()),
+            "max": float(values.max()),
+            "avg": float(values.mean()),
+            "p95": float(np.percentile(values, 95)),
+            "last": float(values[-1]),
+        }
+        stride = max(1, math.ceil(len(series.points) / max_points))
+        points = [(iso(ts), round(v, 6)) for ts, v in series.points[::stride]]
+        summaries.append(
+            SeriesReport(
+                labels=series.labels,
+                points=points,
+                stats={k: round(v, 6) for k, v in stats.items()},
+                human={k: human(v, history.unit) for k, v in stats.items()},
+            )
+        )
+    summaries.sort(key=lambda s: s.stats["max"], reverse=True)
+    return MetricReport(
+        metric=history.metric,
+        kind=history.kind,
+        unit=history.unit,
+        description=description,
+        agg=history.agg,
+        start=history.start,
+        end=history.end,
+        step_seconds=history.step_seconds,
+        series=summaries[:max_series],
+        series_total=len(summaries),
+    )
 
 
 def _drop_redacted(patch: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,30 +1,44 @@
-"""RemoteMonitor: the Monitor's read operations over a running agent's HTTP API (for the CLI, TUI and stdio MCP)."""
+"""RemoteMonitor: the Monitor's operations over a running agent's HTTP API (for the CLI, TUI and stdio MCP)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import httpx
 from pydantic import TypeAdapter
 
 from crucible_monitor.agent import read_api_token
 from crucible_monitor.config import Config
-from crucible_monitor.errors import ConfigError, CrucibleError, NotFoundError, QueryError
+from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, CrucibleError, NotFoundError, QueryError
+from crucible_monitor.monitor import ServiceState
 from crucible_monitor.schemas import (
+    AuditView,
     CheckResult,
     CollectorStatus,
     EventView,
     Health,
+    LogTail,
     MetricHistory,
     MetricInfo,
+    MetricsReport,
+    RestartResult,
+    ServiceDetail,
     ServiceStatus,
+    StatusSummary,
     SystemSnapshot,
 )
 
 __all__ = ["AgentUnavailable", "RemoteMonitor"]
 
-_T = TypeVar("_T")
+_COLLECTORS = TypeAdapter(list[CollectorStatus])
+_SERVICES = TypeAdapter(list[ServiceStatus])
+_CHECKS = TypeAdapter(list[CheckResult])
+_METRICS = TypeAdapter(list[MetricInfo])
+_EVENTS = TypeAdapter(list[EventView])
+_AUDIT = TypeAdapter(list[AuditView])
+_ALERTS = TypeAdapter(list[dict[str, Any]])
 
 
 class AgentUnavailable(CrucibleError):
@@ -32,12 +46,12 @@ class AgentUnavailable(CrucibleError):
 
 
 class RemoteMonitor:
-    """A client of one agent's ``/api/v1``; use as a context manager."""
+    """A client of one agent's ``/api/v1`` offering the Monitor's operations; use as an async context manager."""
 
-    def __init__(self, base_url: str, token: str | None, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, token: str | None, *, timeout: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout)
 
     @classmethod
     def from_config(cls, config: Config) -> RemoteMonitor:
@@ -47,83 +61,150 @@ class RemoteMonitor:
         url_host = f"[{host}]" if ":" in host else host
         return cls(f"http://{url_host}:{config.agent.port}", read_api_token(config))
 
-    def __enter__(self) -> Self:
+    async def __aenter__(self) -> Self:
         return self
 
-    def __exit__(
+    async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        await self.aclose()
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the connection pool."""
-        self._http.close()
+        await self._http.aclose()
 
-    def _get(self, path: str, kind: type[_T] | Any, **params: Any) -> Any:
+    async def _call(self, method: str, path: str, *, json: Any = None, **params: Any) -> Any:
+        query = {k: v for k, v in params.items() if v is not None}
         try:
-            response = self._http.get(path, params={k: v for k, v in params.items() if v is not None})
+            response = await self._http.request(method, path, params=query, json=json)
         except httpx.TransportError as exc:
             raise AgentUnavailable(f"no agent answers at {self.base_url} ({type(exc).__name__})") from exc
         _raise_for(response)
-        return TypeAdapter(kind).validate_python(response.json())
+        return response.json()
 
-    def health(self) -> Health:
+    async def health(self) -> Health:
         """``GET /api/v1/health``."""
-        result: Health = self._get("/api/v1/health", Health)
-        return result
+        return Health.model_validate(await self._call("GET", "/api/v1/health"))
 
-    def collectors(self) -> list[CollectorStatus]:
+    async def collectors(self) -> list[CollectorStatus]:
         """``GET /api/v1/collectors``."""
-        result: list[CollectorStatus] = self._get("/api/v1/collectors", list[CollectorStatus])
-        return result
+        return _COLLECTORS.validate_python(await self._call("GET", "/api/v1/collectors"))
 
-    def system_status(self) -> SystemSnapshot:
+    async def status_summary(self) -> StatusSummary:
+        """``GET /api/v1/status``."""
+        return StatusSummary.model_validate(await self._call("GET", "/api/v1/status"))
+
+    async def system_status(self) -> SystemSnapshot:
         """``GET /api/v1/metrics/system``."""
-        result: SystemSnapshot = self._get("/api/v1/metrics/system", SystemSnapshot)
-        return result
+        return SystemSnapshot.model_validate(await self._call("GET", "/api/v1/metrics/system"))
 
-    def services(self) -> list[ServiceStatus]:
+    async def services(self, state: ServiceState = "all", category: str | None = None) -> list[ServiceStatus]:
         """``GET /api/v1/metrics/services``."""
-        result: list[ServiceStatus] = self._get("/api/v1/metrics/services", list[ServiceStatus])
-        return result
+        return _SERVICES.validate_python(
+            await self._call("GET", "/api/v1/metrics/services", state=state, category=category)
+        )
 
-    def http_checks(self) -> list[CheckResult]:
+    async def get_service(self, name: str) -> ServiceDetail:
+        """``GET /api/v1/services/{name}``."""
+        return ServiceDetail.model_validate(await self._call("GET", f"/api/v1/services/{name}"))
+
+    async def http_checks(self) -> list[CheckResult]:
         """``GET /api/v1/metrics/http``."""
-        result: list[CheckResult] = self._get("/api/v1/metrics/http", list[CheckResult])
-        return result
+        return _CHECKS.validate_python(await self._call("GET", "/api/v1/metrics/http"))
 
-    def list_metrics(self) -> list[MetricInfo]:
+    async def list_metrics(self) -> list[MetricInfo]:
         """``GET /api/v1/metrics/catalogue``."""
-        result: list[MetricInfo] = self._get("/api/v1/metrics/catalogue", list[MetricInfo])
-        return result
+        return _METRICS.validate_python(await self._call("GET", "/api/v1/metrics/catalogue"))
 
-    def history(
+    async def history(
         self,
         metric: str,
         *,
-        start: str | None = None,
-        end: str | None = None,
-        step: str | None = None,
+        start: float,
+        end: float,
+        step: float | None = None,
         agg: str | None = None,
-        labels: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> MetricHistory:
-        """``GET /api/v1/metrics/history``; times and steps in the API's text forms (``1h``, ISO 8601...)."""
-        result: MetricHistory = self._get(
-            "/api/v1/metrics/history",
-            MetricHistory,
-            metric=metric,
-            start=start,
-            end=end,
-            step=step,
-            agg=agg,
-            labels=labels,
+        """``GET /api/v1/metrics/history``."""
+        params = _range(start, end, step, labels)
+        return MetricHistory.model_validate(
+            await self._call("GET", "/api/v1/metrics/history", metric=metric, agg=agg, **params)
         )
-        return result
 
-    def events(self, *, since: str | None = None, limit: int = 100) -> list[EventView]:
+    async def metrics_report(
+        self,
+        metric: str,
+        *,
+        start: float,
+        end: float,
+        step: float | None = None,
+        agg: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        max_points: int = 60,
+        max_series: int = 10,
+    ) -> MetricsReport:
+        """``GET /api/v1/metrics/report``."""
+        params = _range(start, end, step, labels)
+        return MetricsReport.model_validate(
+            await self._call(
+                "GET",
+                "/api/v1/metrics/report",
+                metric=metric,
+                agg=agg,
+                max_points=max_points,
+                max_series=max_series,
+                **params,
+            )
+        )
+
+    async def events(
+        self,
+        *,
+        since: float | None = None,
+        kinds: list[str] | None = None,
+        subject: str | None = None,
+        limit: int = 100,
+    ) -> list[EventView]:
         """``GET /api/v1/events``."""
-        result: list[EventView] = self._get("/api/v1/events", list[EventView], since=since, limit=limit)
-        return result
+        return _EVENTS.validate_python(
+            await self._call("GET", "/api/v1/events", since=since, kind=kinds, subject=subject, limit=limit)
+        )
+
+    async def tail_logs(self, source: str, *, lines: int = 50, contains: str | None = None) -> LogTail:
+        """``GET /api/v1/logs``."""
+        return LogTail.model_validate(
+            await self._call("GET", "/api/v1/logs", source=source, lines=lines, contains=contains)
+        )
+
+    async def restart_service(
+        self, name: str, *, reason: str, actor: str, confirmed: bool, dry_run: bool = False
+    ) -> RestartResult:
+        """``POST /api/v1/services/{name}/restart``."""
+        body = {"reason": reason, "confirm": confirmed, "dry_run": dry_run, "actor": actor}
+        return RestartResult.model_validate(await self._call("POST", f"/api/v1/services/{name}/restart", json=body))
+
+    async def audit(self, *, target: str | None = None, since: float | None = None) -> list[AuditView]:
+        """``GET /api/v1/audit``."""
+        return _AUDIT.validate_python(await self._call("GET", "/api/v1/audit", target=target, since=since))
+
+    async def list_alerts(self) -> list[dict[str, Any]]:
+        """``GET /api/v1/alerts``."""
+        return _ALERTS.validate_python(await self._call("GET", "/api/v1/alerts"))
+
+    async def get_config(self) -> dict[str, Any]:
+        """``GET /api/v1/config`` (secrets redacted)."""
+        config: dict[str, Any] = await self._call("GET", "/api/v1/config")
+        return config
+
+
+def _range(start: float, end: float, step: float | None, labels: Mapping[str, str] | None) -> dict[str, Any]:
+    return {
+        "start": repr(start),
+        "end": repr(end),
+        "step": f"{step}s" if step else None,
+        "labels": ",".join(f"{k}={v}" for k, v in labels.items()) if labels else None,
+    }
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -140,9 +221,13 @@ def _raise_for(response: httpx.Response) -> None:
             raise CrucibleError(
                 f"the agent refused the token ({detail}); check agent.api_token or <data_dir>/api_token"
             )
+        case 403:
+            raise ActionRefused(detail)
         case 404:
             raise NotFoundError(detail)
         case 422:
             raise ConfigError(detail)
+        case 503:
+            raise CollectorError(detail)
         case _:
             raise CrucibleError(f"the agent answered {response.status_code}: {detail}")

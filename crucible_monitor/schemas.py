@@ -11,6 +11,7 @@ from crucible_monitor.collectors.processes import ProcessSnapshot
 from crucible_monitor.collectors.services import ServiceStatus
 
 __all__ = [
+    "AuditView",
     "CheckResult",
     "CollectorStatus",
     "ConfigUpdate",
@@ -18,14 +19,23 @@ __all__ = [
     "DiskView",
     "EventView",
     "FilesystemView",
+    "Finding",
     "Health",
     "HistorySeries",
     "InterfaceView",
+    "LogTail",
     "MemoryView",
     "MetricHistory",
     "MetricInfo",
+    "MetricReport",
+    "MetricsReport",
     "ProcessSnapshot",
+    "Quantity",
+    "RestartResult",
+    "SeriesReport",
+    "ServiceDetail",
     "ServiceStatus",
+    "StatusSummary",
     "StorageView",
     "SystemSnapshot",
 ]
@@ -190,3 +200,117 @@ class ConfigUpdate(BaseModel):
     changed: list[str] = Field(description="Top-level sections that changed.")
     config: dict[str, Any] = Field(description="The config now in force, secrets redacted.")
     persisted: bool = Field(False, description="Live changes are not written back to the config file.")
+
+
+class Quantity(BaseModel):
+    """A raw value with its unit and the form people read."""
+
+    value: float
+    unit: str
+    human: str
+
+
+class Finding(BaseModel):
+    """One thing that is wrong (or worth knowing), for the status summary."""
+
+    severity: Literal["critical", "warning", "info"]
+    subject: str = Field(description="What it is about: 'disk /var', 'service php8.2-fpm', 'check homepage'.")
+    problem: str = Field(description="What is wrong, how bad, against which threshold.")
+    since: str | None = Field(None, description="ISO 8601: since when it has been so, when known.")
+    value: Quantity | None = None
+    hint: str = Field(description="What to look at next (a tool call).")
+
+
+class StatusSummary(BaseModel):
+    """A one-call health summary: what is wrong first, then the vital signs."""
+
+    host: str
+    ts: str
+    status: Literal["ok", "warning", "critical"]
+    headline: str
+    findings: list[Finding] = Field(description="Most urgent first.")
+    vitals: dict[str, Quantity] = Field(description="CPU, memory, swap, load, each disk: value, unit, human form.")
+    services: dict[str, int] = Field(description="total, up, down")
+    checks: dict[str, int] = Field(description="total, failing")
+    top_processes: ProcessSnapshot | None = Field(None, description="The top 5 by CPU and by memory.")
+    hints: list[str]
+
+
+class SeriesReport(BaseModel):
+    """One series of a metrics report: summary statistics and a bounded number of points."""
+
+    labels: dict[str, str]
+    points: list[tuple[str, float]] = Field(description="[ISO 8601 time, value], at most max_points")
+    stats: dict[str, float] = Field(description="min, max, avg, p95, last over the range")
+    human: dict[str, str] = Field(description="The same statistics as people read them")
+
+
+class MetricReport(BaseModel):
+    """One metric over a range, summarised."""
+
+    metric: str
+    kind: Literal["gauge", "counter"]
+    unit: str = Field(description="Unit of the values: a counter's rate is per second.")
+    description: str
+    agg: str
+    start: str
+    end: str
+    step_seconds: float
+    series: list[SeriesReport]
+    series_total: int = Field(description="Series that matched, before the report kept the top ones.")
+
+
+class MetricsReport(BaseModel):
+    """The result of get_metrics: one report per metric (several for a group)."""
+
+    reports: list[MetricReport]
+    hint: str
+
+
+class LogTail(BaseModel):
+    """The last lines of a service's log or of a configured log file."""
+
+    source: str
+    kind: Literal["journal", "supervisor", "file"]
+    lines: list[str]
+    filter: str | None = None
+    truncated: bool = Field(description="True when more lines matched than were returned.")
+
+
+class ServiceDetail(BaseModel):
+    """One service: its state, recent state changes and restarts, and its last log lines."""
+
+    service: ServiceStatus
+    recent_events: list[EventView]
+    log: LogTail | None
+    log_error: str | None = None
+    hint: str
+
+
+class RestartResult(BaseModel):
+    """What a restart request did."""
+
+    service: str
+    manager: str
+    result: Literal["restarted", "dry_run", "declined", "failed"]
+    message: str
+    before: ServiceStatus | None = None
+    after: ServiceStatus | None = None
+    audit_id: int
+    restarts_left: int = Field(description="Restarts left in the budget window after this one.")
+
+
+class AuditView(BaseModel):
+    """An audit record of an action attempted on the host."""
+
+    id: int
+    ts: str
+    actor: str
+    action: str
+    target: str
+    reason: str
+    dry_run: bool
+    result: str
+    detail: str
+    state_before: dict[str, Any] | None
+    state_after: dict[str, Any] | None

@@ -2,83 +2,26 @@
 
 from __future__ import annotations
 
-import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from agent_process import STARTUP_TIMEOUT, ServedAgent, serve_agent
 from supervisor_fixture import free_port, wait_until
 
 from crucible_monitor.cli import main
 
-STARTUP_TIMEOUT = 30.0
-
-
-@dataclass
-class Served:
-    process: subprocess.Popen[str]
-    config: Path
-    data_dir: Path
-    base_url: str
-    lines: queue.Queue[str]
-
-    def token(self) -> str:
-        return (self.data_dir / "api_token").read_text(encoding="utf-8").strip()
-
-    def wait_for_log(self, text: str, timeout: float = STARTUP_TIMEOUT) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            if text in line:
-                return line
-
-
-def _pump(stream: object, lines: queue.Queue[str]) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        lines.put(line)
-
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    data_dir = tmp_path / "data"
-    config = tmp_path / "monitor.yaml"
-    port = free_port()
-    config.write_text(
-        f"agent:\n  listen_addr: 127.0.0.1:{port}\n  data_dir: {data_dir}\n  collect_interval: 1s\n"
-        "storage:\n  fsync: false\n"
-        f"collectors:\n  services:\n    supervisor:\n      url: unix://{tmp_path}/absent.sock\n",
-        encoding="utf-8",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crucible_monitor.cli", "serve", "--config", str(config)],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_pump, args=(process.stderr, lines), daemon=True).start()
-    served = Served(process, config, data_dir, f"http://127.0.0.1:{port}", lines)
-    try:
-        served.wait_for_log("agent started")
-        yield served
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        assert process.stderr is not None
-        process.stderr.close()
+def served(tmp_path: Path) -> Iterator[ServedAgent]:
+    supervisor = f"collectors:\n  services:\n    supervisor:\n      url: unix://{tmp_path}/absent.sock\n"
+    with serve_agent(tmp_path, supervisor) as agent:
+        yield agent
 
 
-def test_serve_answers_with_real_data_and_sigterm_flushes_to_parquet(served: Served) -> None:
+def test_serve_answers_with_real_data_and_sigterm_flushes_to_parquet(served: ServedAgent) -> None:
     token = served.token()
     assert oct((served.data_dir / "api_token").stat().st_mode & 0o777) == "0o600"
     headers = {"Authorization": f"Bearer {token}"}
@@ -101,7 +44,7 @@ def test_serve_answers_with_real_data_and_sigterm_flushes_to_parquet(served: Ser
     assert sum(p.stat().st_size for p in wal.glob("*.wal")) == 0
 
 
-def test_cli_status_and_query_read_a_running_agent(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_status_and_query_read_a_running_agent(served: ServedAgent, capsys: pytest.CaptureFixture[str]) -> None:
     with httpx.Client(base_url=served.base_url, headers={"Authorization": f"Bearer {served.token()}"}) as client:
         wait_until(
             lambda: client.get("/api/v1/metrics/system").json()["cpu"]["usage_ratio"] is not None,

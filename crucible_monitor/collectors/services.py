@@ -49,9 +49,11 @@ __all__ = [
     "Manager",
     "ServiceStatus",
     "ServicesCollector",
+    "SUPERVISOR_ERRORS",
     "SupervisorClient",
     "discover_units",
     "guess_category",
+    "journalctl_argv",
     "parse_systemctl_show",
     "run_systemctl",
     "supervisor_restart",
@@ -156,8 +158,8 @@ _FAULT_NO_FILE = 20
 _FAULT_NOT_RUNNING = 70
 _SPAWNED = re.compile(r" spawned: '(.+)' with pid \d+$", re.MULTILINE)
 _MAX_LOG_PROBE = 2**48
-# What a call to supervisord can raise besides a Fault: unreachable, HTTP error, or a reply that is not XML.
-_RPC_ERRORS = (OSError, http.client.HTTPException, xmlrpc.client.Error, ExpatError)
+# What a call to supervisord can raise: unreachable, HTTP error, a Fault, or a reply that is not XML.
+SUPERVISOR_ERRORS = (OSError, http.client.HTTPException, xmlrpc.client.Error, ExpatError)
 
 
 class ServiceStatus(BaseModel):
@@ -216,6 +218,22 @@ def systemctl_restart_argv(unit: str) -> list[str]:
         ValueError: the unit name is invalid.
     """
     return ["systemctl", "restart", "--no-ask-password", validate_unit_name(unit)]
+
+
+def journalctl_argv(unit: str, lines: int) -> list[str]:
+    """The last ``lines`` journal lines of ``unit``, as an argument list (no shell).
+
+    Raises:
+        ValueError: the unit name is invalid.
+    """
+    return [
+        "journalctl",
+        f"--unit={validate_unit_name(unit)}",
+        f"--lines={int(lines)}",
+        "--no-pager",
+        "--output=short-iso",
+        "--utc",
+    ]
 
 
 def systemctl_show_argv(units: Sequence[str]) -> list[str]:
@@ -427,6 +445,12 @@ class SupervisorClient:
         """``supervisor.readLog(offset, length)``: the main log from ``offset`` (``length`` 0: to its end)."""
         return cast(str, self._proxy.supervisor.readLog(offset, length))
 
+    def tail(self, name: str, length: int) -> tuple[str, str]:
+        """The last ``length`` bytes of a program's stdout and stderr logs (empty where it has none)."""
+        out = cast(list[Any], self._proxy.supervisor.tailProcessStdoutLog(name, 0, length))[0]
+        err = cast(list[Any], self._proxy.supervisor.tailProcessStderrLog(name, 0, length))[0]
+        return str(out), str(err)
+
     def stop(self, name: str) -> None:
         """Stop a program and wait until it has stopped."""
         self._proxy.supervisor.stopProcess(name, True)
@@ -457,7 +481,7 @@ def supervisor_restart(config: SupervisorConfig, program: str) -> None:
         if fault.faultCode == _FAULT_BAD_NAME:
             raise NotFoundError(f"supervisord has no program {name!r}") from None
         raise CollectorError(f"supervisord refused to restart {name!r}: {fault.faultString}") from None
-    except _RPC_ERRORS as exc:
+    except SUPERVISOR_ERRORS as exc:
         raise CollectorError(f"cannot reach supervisord at {config.url}: {_describe(exc)}") from None
 
 
@@ -698,7 +722,7 @@ class ServicesCollector:
                 if any(_full_name(info) not in self._commands for info in infos):
                     self._commands = {**{_full_name(info): "" for info in infos}, **self._read_commands(client)}
                 spawns = self._main_log.spawns(client)
-            except _RPC_ERRORS as exc:
+            except SUPERVISOR_ERRORS as exc:
                 raise _SourceError(f"supervisord at {config.url} does not answer: {_describe(exc)}") from None
         finally:
             client.close()

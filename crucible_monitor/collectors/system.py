@@ -400,9 +400,10 @@ class SystemCollector:
         self._prev_cpu = current
 
     def _cpu_ratios(self, cpu: str, values: list[int], before: list[int], ts: float, out: list[Sample]) -> None:
-        deltas = [a - b for a, b in zip(values, before, strict=True)]
+        # iowait (and idle, on some kernels) can go backwards a little: count such a mode as 0, as psutil does
+        deltas = [max(0, a - b) for a, b in zip(values, before, strict=True)]
         total = sum(deltas)
-        if total <= 0 or min(deltas) < 0:  # no time passed, or a counter went backwards: no ratio, not a false one
+        if total <= 0:  # no time passed: no ratio, not a false one
             return
         labels = self._cpu_labels.get(cpu)
         if labels is None:

@@ -13,19 +13,26 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
 
 from crucible_monitor.config import parse_duration
-from crucible_monitor.errors import ConfigError, NotFoundError, QueryError
+from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, NotFoundError, QueryError
 from crucible_monitor.monitor import Monitor
 from crucible_monitor.schemas import (
+    AuditView,
     CheckResult,
     CollectorStatus,
     ConfigUpdate,
     EventView,
     Health,
+    LogTail,
     MetricHistory,
     MetricInfo,
+    MetricsReport,
+    RestartResult,
+    ServiceDetail,
     ServiceStatus,
+    StatusSummary,
     SystemSnapshot,
 )
 from crucible_monitor.timeparse import parse_labels, parse_time
@@ -61,9 +68,49 @@ def install_error_handlers(app: FastAPI) -> None:
     async def bad_config(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "errors": str(exc).splitlines()}, status_code=422)
 
+    async def refused(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
     app.add_exception_handler(QueryError, bad_query)
+    app.add_exception_handler(ActionRefused, refused)
+    app.add_exception_handler(CollectorError, unavailable)
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(ConfigError, bad_config)
+
+
+class RestartBody(BaseModel):
+    """A restart request."""
+
+    reason: str = Field(description="Why: it goes into the audit record.")
+    confirm: bool = Field(False, description="Must be true to restart (false records a declined attempt).")
+    dry_run: bool = Field(False, description="Check the guard rails and say what would run, without running it.")
+    actor: str | None = Field(None, description="Who asks, for the audit record (e.g. the MCP client's name).")
+
+
+def _time(text: str) -> float:
+    try:
+        return parse_time(text, time.time())
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
+
+
+def _range(
+    start: str | None, end: str | None, since: str | None, step: str | None, labels: str | None
+) -> dict[str, Any]:
+    """Query text forms → the Monitor's arguments (start, end, step in seconds, labels)."""
+    now = time.time()
+    try:
+        return {
+            "start": parse_time(start or since or "1h", now),
+            "end": parse_time(end, now) if end else now,
+            "step": parse_duration(step).total_seconds() if step else None,
+            "labels": parse_labels(labels) if labels else None,
+        }
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
 
 
 def build_api(monitor: Monitor, token: str) -> APIRouter:
@@ -74,32 +121,70 @@ def build_api(monitor: Monitor, token: str) -> APIRouter:
     @public.get("/health")
     async def health() -> Health:
         """Liveness and a summary of collectors and storage (no token needed; no error details)."""
-        return monitor.health()
+        return await monitor.health()
 
     @api.get("/collectors", tags=["agent"])
     async def collectors() -> list[CollectorStatus]:
         """Each collector's runs, errors (with the last error message) and timing."""
-        return monitor.collectors()
+        return await monitor.collectors()
 
     @api.get("/metrics/system", tags=["metrics"])
     async def system() -> SystemSnapshot:
         """The newest CPU, memory, disk, network, load and pressure readings and the top processes."""
-        return monitor.system_status()
+        return await monitor.system_status()
+
+    @api.get("/status", tags=["agent"])
+    async def status() -> StatusSummary:
+        """What is wrong, since when and how bad (most urgent first), then the vital signs and top processes."""
+        return await monitor.status_summary()
 
     @api.get("/metrics/services", tags=["metrics"])
-    async def services() -> list[ServiceStatus]:
+    async def services(
+        state: Annotated[Literal["all", "up", "down"], Query()] = "all",
+        category: Annotated[Literal["web", "database", "cache", "php", "queue", "other"] | None, Query()] = None,
+    ) -> list[ServiceStatus]:
         """systemd units and supervisor programs: state, restarts, memory, since when."""
-        return monitor.services()
+        return await monitor.services(state, category)
+
+    @api.get("/services/{name}", tags=["services"])
+    async def service(name: str) -> ServiceDetail:
+        """One service: status, recent state changes and restarts, last log lines."""
+        return await monitor.get_service(name)
+
+    @api.post("/services/{name}/restart", tags=["services"])
+    async def restart(name: str, body: RestartBody) -> RestartResult:
+        """Restart an allowlisted service (within its budget, audited). ``confirm`` must be true; try ``dry_run``."""
+        actor = f"api ({body.actor})" if body.actor else "api"
+        return await monitor.restart_service(
+            name, reason=body.reason, actor=actor, confirmed=body.confirm, dry_run=body.dry_run
+        )
+
+    @api.get("/logs", tags=["services"])
+    async def logs(
+        source: Annotated[str, Query(description="A watched service or a name in logs.files.")],
+        lines: Annotated[int, Query(ge=1, le=500)] = 50,
+        contains: Annotated[str | None, Query(description="Plain text the lines must contain.")] = None,
+    ) -> LogTail:
+        """The last lines of a service's log (journal or supervisor) or of a configured log file."""
+        return await monitor.tail_logs(source, lines=lines, contains=contains)
+
+    @api.get("/audit", tags=["services"])
+    async def audit(
+        target: Annotated[str | None, Query()] = None,
+        since: Annotated[str | None, Query(description="ISO 8601, Unix seconds, or a duration ago.")] = None,
+    ) -> list[AuditView]:
+        """Actions attempted on the host (restarts, refused ones included), newest first."""
+        return await monitor.audit(target=target, since=_time(since) if since else None)
 
     @api.get("/metrics/http", tags=["metrics"])
     async def http_checks() -> list[CheckResult]:
         """The latest result of each HTTP check: status, latency, failure class, certificate expiry."""
-        return monitor.http_checks()
+        return await monitor.http_checks()
 
     @api.get("/metrics/catalogue", tags=["metrics"])
     async def catalogue() -> list[MetricInfo]:
         """Every metric the running collectors emit, with kind, unit, labels and description."""
-        return monitor.list_metrics()
+        return await monitor.list_metrics()
 
     @api.get("/metrics/history", tags=["metrics"])
     async def history(
@@ -115,15 +200,24 @@ def build_api(monitor: Monitor, token: str) -> APIRouter:
         ] = None,
     ) -> MetricHistory:
         """Points of one metric over time, read from the coarsest storage tier that serves the step."""
-        now = time.time()
-        try:
-            end_ts = parse_time(end, now) if end else now
-            start_ts = parse_time(start or since or "1h", now)
-            step_s = parse_duration(step).total_seconds() if step else None
-            label_filter = parse_labels(labels) if labels else None
-        except ValueError as exc:
-            raise QueryError(str(exc)) from None
-        return monitor.history(metric, start=start_ts, end=end_ts, step=step_s, agg=agg, labels=label_filter)
+        query = _range(start, end, since, step, labels)
+        return await monitor.history(metric, agg=agg, **query)
+
+    @api.get("/metrics/report", tags=["metrics"])
+    async def report(
+        metric: Annotated[str, Query(description="A metric name, or a group prefix such as memory or disk.")],
+        labels: Annotated[str | None, Query(description="Label filter: k=v,k2=v2.")] = None,
+        start: Annotated[str | None, Query()] = None,
+        end: Annotated[str | None, Query()] = None,
+        since: Annotated[str | None, Query()] = None,
+        step: Annotated[str | None, Query()] = None,
+        agg: Annotated[Literal["avg", "min", "max", "last", "p95", "count", "rate"] | None, Query()] = None,
+        max_points: Annotated[int, Query(ge=2, le=500)] = 60,
+        max_series: Annotated[int, Query(ge=1, le=50)] = 10,
+    ) -> MetricsReport:
+        """Summary statistics and a bounded number of points per series, for one metric or a group."""
+        query = _range(start, end, since, step, labels)
+        return await monitor.metrics_report(metric, agg=agg, max_points=max_points, max_series=max_series, **query)
 
     @api.get("/events", tags=["events"])
     async def events(
@@ -133,16 +227,12 @@ def build_api(monitor: Monitor, token: str) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[EventView]:
         """Service state changes and restarts, check failures, collector errors, config changes."""
-        try:
-            since_ts = parse_time(since, time.time()) if since else None
-        except ValueError as exc:
-            raise QueryError(str(exc)) from None
-        return monitor.events(since=since_ts, kinds=kind, subject=subject, limit=limit)
+        return await monitor.events(since=_time(since) if since else None, kinds=kind, subject=subject, limit=limit)
 
     @api.get("/alerts", tags=["alerts"])
     async def alerts() -> list[dict[str, Any]]:
         """Active alerts."""
-        return monitor.list_alerts()
+        return await monitor.list_alerts()
 
     @api.post("/alerts/{alert_id}/acknowledge", tags=["alerts"])
     async def acknowledge(
@@ -151,12 +241,12 @@ def build_api(monitor: Monitor, token: str) -> APIRouter:
     ) -> dict[str, Any]:
         """Acknowledge an alert: no re-notification while acknowledged."""
         payload = body or {}
-        return monitor.acknowledge_alert(alert_id, by=str(payload.get("by", "api")), note=payload.get("note"))
+        return await monitor.acknowledge_alert(alert_id, by=str(payload.get("by", "api")), note=payload.get("note"))
 
     @api.get("/config", tags=["config"])
     async def get_config() -> dict[str, Any]:
         """The configuration in force, secrets redacted."""
-        return monitor.get_config()
+        return await monitor.get_config()
 
     @api.post("/config", tags=["config"])
     async def post_config(

@@ -1,12 +1,18 @@
-"""The agent's ASGI application: ``/api/v1`` and ``/metrics`` over one Monitor, with the agent's lifespan."""
+"""The agent's ASGI application: ``/api/v1``, ``/metrics`` and ``/mcp`` over one Monitor, with the agent's lifespan.
+
+``/mcp`` (streamable HTTP) is built on its first request: importing the MCP SDK costs about a second and 40 MB,
+which an agent nobody talks to should not pay at start (see docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crucible_monitor import __version__
 from crucible_monitor.agent import Agent
@@ -14,12 +20,74 @@ from crucible_monitor.monitor import Monitor
 from crucible_monitor.server.api import build_api, install_error_handlers, require_token
 from crucible_monitor.server.prometheus import CONTENT_TYPE_LATEST, exposition
 
-__all__ = ["build_app"]
+__all__ = ["AsgiApp", "LazyMcp", "build_app"]
 
 
-def build_app(agent: Agent, token: str, *, manage_agent: bool = True) -> FastAPI:
+class LazyMcp:
+    """The MCP streamable-HTTP app, created on the first request, with its session manager kept running."""
+
+    def __init__(self, monitor: Monitor, token: str) -> None:
+        self._monitor = monitor
+        self._token = token
+        self._app: ASGIApp | None = None
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self._app or await self._start()
+        await app(scope, receive, send)
+
+    async def _start(self) -> ASGIApp:
+        async with self._lock:
+            if self._app is not None:
+                return self._app
+            from mcp.server.transport_security import TransportSecuritySettings  # deferred: see module docstring
+
+            from crucible_monitor.server.mcp import McpAuth, build_mcp_server
+
+            config = self._monitor.agent.config
+            port = config.agent.port
+            server = build_mcp_server(
+                self._monitor,
+                read_only=config.actions.read_only,
+                transport="http",
+                auth=McpAuth(token=self._token, base_url=f"http://{config.agent.listen_addr}"),
+            )
+            local = [f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", config.agent.listen_addr]
+            app = server.streamable_http_app(
+                transport_security=TransportSecuritySettings(
+                    enable_dns_rebinding_protection=True,
+                    allowed_hosts=[*local, *config.mcp.allowed_hosts],
+                    allowed_origins=[*(f"http://{h}" for h in local), *config.mcp.allowed_origins],
+                )
+            )
+            ready = asyncio.Event()
+
+            async def run_sessions() -> None:
+                async with server.session_manager.run():
+                    ready.set()
+                    await self._stop.wait()
+
+            self._task = asyncio.create_task(run_sessions())
+            await ready.wait()
+            self._app = app
+            return app
+
+    async def aclose(self) -> None:
+        """End the MCP sessions (at agent shutdown)."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def build_app(agent: Agent, token: str, *, manage_agent: bool = True) -> AsgiApp:
     """The whole HTTP surface of an agent; with ``manage_agent`` the app's lifespan starts and stops it."""
     monitor = Monitor(agent)
+    mcp = LazyMcp(monitor, token)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -28,10 +96,11 @@ def build_app(agent: Agent, token: str, *, manage_agent: bool = True) -> FastAPI
         try:
             yield
         finally:
+            await mcp.aclose()
             if manage_agent:
                 await agent.stop()
 
-    app = FastAPI(
+    api = FastAPI(
         title="crucible-monitor",
         version=__version__,
         description="A monitoring agent for Linux web servers. Every route but /api/v1/health needs the bearer token.",
@@ -40,19 +109,26 @@ def build_app(agent: Agent, token: str, *, manage_agent: bool = True) -> FastAPI
         docs_url=None,
         redoc_url=None,
     )
-    install_error_handlers(app)
-    app.include_router(build_api(monitor, token))
+    install_error_handlers(api)
+    api.include_router(build_api(monitor, token))
     guarded = [require_token(token)]
 
-    @app.get("/metrics", dependencies=guarded, tags=["metrics"], response_class=Response)
+    @api.get("/metrics", dependencies=guarded, tags=["metrics"], response_class=Response)
     async def metrics() -> Response:
         """The newest value of every series in Prometheus' text exposition format (names prefixed crucible_)."""
         body = exposition(agent.store.latest, agent.catalogue())
         return Response(content=body, media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/v1/openapi.json", dependencies=guarded, include_in_schema=False)
+    @api.get("/api/v1/openapi.json", dependencies=guarded, include_in_schema=False)
     async def openapi() -> dict[str, Any]:
-        return app.openapi()
+        return api.openapi()
 
-    app.state.monitor = monitor
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        is_mcp = path == "/mcp" or path.startswith(("/mcp/", "/.well-known/oauth-protected-resource"))
+        if scope["type"] == "http" and is_mcp and agent.config.mcp.enabled:
+            await mcp(scope, receive, send)
+        else:
+            await api(scope, receive, send)
+
     return app

@@ -19,6 +19,7 @@ import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +31,9 @@ from crucible_monitor.storage.wal import Row, fsync_dir
 
 __all__ = [
     "RAW_SCHEMA",
+    "Columns",
+    "publish",
+    "write_temp",
     "ROLLUP_SCHEMA",
     "file_metadata",
     "raw_table",
@@ -83,11 +87,8 @@ def raw_table(rows: Sequence[Row]) -> pa.Table:
     return table.sort_by(SORT_KEYS)
 
 
-def write_atomic(table: pa.Table, path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Write a sorted logical ``table`` to ``path``, encoded, so that the file either does not exist or is complete.
-
-    Temp file, fsync, rename, fsync of the directory.
-    """
+def write_temp(table: pa.Table, path: Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write a sorted logical ``table``, encoded, to a temp file beside ``path``, fsynced; return the temp path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     encoded = _encode(table)
     if metadata:
@@ -110,8 +111,18 @@ def write_atomic(table: pa.Table, path: Path, metadata: dict[str, str] | None = 
     )
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
+    return tmp
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Move a finished temp file to its name, durably (rename, fsync of the directory)."""
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def write_atomic(table: pa.Table, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write ``table`` to ``path`` so that the file either does not exist or is complete."""
+    publish(write_temp(table, path, metadata), path)
 
 
 def read_table(path: Path) -> pa.Table:
@@ -212,8 +223,15 @@ def file_metadata(path: str, _mtime_ns: int, _size: int) -> pq.FileMetaData:
     return pq.read_metadata(path)
 
 
-def read_metric(path: Path, metric: str, start_ms: int, end_ms: int, columns: Sequence[str]) -> pa.Table | None:
+Columns = dict[str, npt.NDArray[Any]]
+"""A read: ``labels`` (object array of label keys), ``ts`` (int64 ms) and the requested value columns."""
+
+
+def read_metric(path: Path, metric: str, start_ms: int, end_ms: int, columns: Sequence[str]) -> Columns | None:
     """The rows of ``metric`` with ``start_ms <= ts < end_ms``, reading only row groups that can hold them.
+
+    Decoded straight from Arrow's buffers into numpy: Arrow's own conversions would import pandas (tens of MB) into
+    the agent just to read a few thousand numbers.
 
     Raises:
         FileNotFoundError: the file was deleted (by compaction or retention) since it was listed.
@@ -233,18 +251,65 @@ def read_metric(path: Path, metric: str, start_ms: int, end_ms: int, columns: Se
         groups.append(i)
     if not groups:
         return None
-    stored = [c for c in names if c in columns or (c[-2:] in ("_m", "_s", "_f") and c[:-2] in columns)]
-    table = pq.ParquetFile(path, metadata=meta).read_row_groups(groups, columns=["metric", *stored])
-    ts = table.column("ts").cast(pa.int64())
-    mask = pc.and_(
-        pc.equal(table.column("metric"), metric),
-        pc.and_(pc.greater_equal(ts, start_ms), pc.less(ts, end_ms)),
+    wanted = [c for c in columns if c not in ("labels", "ts")]
+    stored = [c for c in names if c in wanted or (c[-2:] in ("_m", "_s", "_f") and c[:-2] in wanted)]
+    table = pq.ParquetFile(path, metadata=meta, read_dictionary=["metric", "labels"]).read_row_groups(
+        groups, columns=["metric", "labels", "ts", *stored]
     )
-    return _decode(table.filter(mask).drop_columns(["metric"])).select(list(columns))
+    metrics = _strings(table.column("metric"))
+    ts = _fixed(table.column("ts"), np.int64)[0]
+    keep = (metrics == metric) & (ts >= start_ms) & (ts < end_ms)
+    if not keep.any():
+        return None
+    out: Columns = {"labels": _strings(table.column("labels"))[keep], "ts": ts[keep]}
+    for name in wanted:
+        if name == "count":
+            out[name] = _fixed(table.column(name), np.int64)[0][keep]
+            continue
+        mantissa, is_decimal = _fixed(table.column(f"{name}_m"), np.int64)
+        decimals = _fixed(table.column(f"{name}_s"), np.int8)[0].astype(np.int64)
+        floats = _fixed(table.column(f"{name}_f"), np.float64)[0]
+        out[name] = np.where(is_decimal, mantissa / _POW10[np.clip(decimals, 0, _MAX_DECIMALS)], floats)[keep]
+    return out
+
+
+def _fixed(column: pa.ChunkedArray, dtype: type[np.generic]) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
+    """Values (garbage where null) and validity of a fixed-width column, from its buffers."""
+    values, valid = [], []
+    for chunk in column.chunks:
+        buffers = chunk.buffers()
+        data = np.frombuffer(buffers[1], dtype=dtype) if buffers[1] is not None else np.zeros(0, dtype)
+        values.append(data[chunk.offset : chunk.offset + len(chunk)])
+        valid.append(_validity(chunk))
+    if not values:
+        return np.zeros(0, dtype), np.zeros(0, bool)
+    return np.concatenate(values), np.concatenate(valid)
+
+
+def _validity(chunk: pa.Array) -> npt.NDArray[np.bool_]:
+    bitmap = chunk.buffers()[0]
+    if bitmap is None or chunk.null_count == 0:
+        return np.ones(len(chunk), bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
+    return bits[chunk.offset : chunk.offset + len(chunk)].astype(bool)
+
+
+def _indices(chunk: pa.DictionaryArray) -> npt.NDArray[np.int64]:
+    indices = chunk.indices
+    dtype = np.dtype(f"int{indices.type.bit_width}")
+    data = np.frombuffer(indices.buffers()[1], dtype=dtype)[indices.offset : indices.offset + len(indices)]
+    return data.astype(np.int64)
+
+
+def _strings(column: pa.ChunkedArray) -> npt.NDArray[np.object_]:
+    """A dictionary-encoded string column as an object array (the dictionaries are small)."""
+    parts = []
+    for chunk in column.chunks:
+        dictionary = np.array(chunk.dictionary.to_pylist(), dtype=object)
+        parts.append(dictionary[_indices(chunk)] if len(dictionary) else np.empty(len(chunk), dtype=object))
+    return np.concatenate(parts) if parts else np.empty(0, dtype=object)
 
 
 def _overlaps(stats: pq.Statistics, start_ms: int, end_ms: int) -> bool:
-    low, high = stats.min, stats.max
-    low_ms = int(low.timestamp() * 1000) if hasattr(low, "timestamp") else int(low)
-    high_ms = int(high.timestamp() * 1000) if hasattr(high, "timestamp") else int(high)
-    return low_ms < end_ms and high_ms >= start_ms
+    # the raw int64 values: converting the logical timestamps would import pandas
+    return int(stats.min_raw) < end_ms and int(stats.max_raw) >= start_ms

@@ -1,6 +1,7 @@
-"""``state.db``: SQLite (WAL mode) for events now, and alerts, silences, anomalies, outbox and audit as they land.
+"""``state.db``: SQLite (WAL mode) for events, and the alerts, silences, anomalies, outbox and audit of other areas.
 
-Schema changes are numbered migrations applied in order; ``PRAGMA user_version`` records the last one applied.
+Each area owns its tables and a list of numbered migrations, applied in order by :meth:`StateDB.migrate`; the
+``schema_versions`` table records the last one applied per area, so areas evolve independently.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 from crucible_monitor.errors import StorageError
 from crucible_monitor.models import Event, EventKind, Severity
 
-__all__ = ["MIGRATIONS", "StateDB", "StoredEvent"]
+__all__ = ["AUDIT_MIGRATIONS", "EVENT_MIGRATIONS", "AuditRecord", "StateDB", "StoredEvent"]
 
-MIGRATIONS: list[str] = [
+EVENT_MIGRATIONS: list[str] = [
     """
     CREATE TABLE events (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -34,6 +35,43 @@ MIGRATIONS: list[str] = [
     CREATE INDEX events_subject_ts ON events (subject, ts);
     """,
 ]
+
+
+AUDIT_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        dry_run INTEGER NOT NULL,
+        result TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        state_before TEXT,
+        state_after TEXT
+    );
+    CREATE INDEX audit_target_ts ON audit (target, ts);
+    """,
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One action attempted on the host: who, when, why, and what came of it."""
+
+    id: int
+    ts: float
+    actor: str
+    action: str
+    target: str
+    reason: str
+    dry_run: bool
+    result: str
+    detail: str
+    state_before: dict[str, Any] | None
+    state_after: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +95,26 @@ class StateDB:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
-            self._migrate()
+            self._db.execute("CREATE TABLE IF NOT EXISTS schema_versions (area TEXT PRIMARY KEY, version INTEGER)")
+            self.migrate("events", EVENT_MIGRATIONS)
+            self.migrate("audit", AUDIT_MIGRATIONS)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open {path}: {exc}") from exc
 
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+    def migrate(self, area: str, migrations: Sequence[str]) -> None:
+        """Apply the migrations of ``area`` not applied yet, each in one transaction (statements split on ``;``)."""
+        with self._lock:
+            row = self._db.execute("SELECT version FROM schema_versions WHERE area = ?", (area,)).fetchone()
+        version = row[0] if row else 0
+        for number, script in enumerate(migrations[version:], start=version + 1):
             with self.transaction():
                 for statement in filter(str.strip, script.split(";")):
                     self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {number}")
+                self._db.execute(
+                    "INSERT INTO schema_versions (area, version) VALUES (?, ?) "
+                    "ON CONFLICT (area) DO UPDATE SET version = excluded.version",
+                    (area, number),
+                )
 
     def transaction(self) -> _Transaction:
         """``with db.transaction(): ...`` runs the block atomically (BEGIN IMMEDIATE … COMMIT/ROLLBACK)."""
@@ -154,6 +201,74 @@ class StateDB:
         """Delete events older than a timestamp; returns how many."""
         with self.transaction():
             return self._db.execute("DELETE FROM events WHERE ts < ?", (older_than,)).rowcount
+
+    # -- audit ----------------------------------------------------------------------------------------------
+
+    def add_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        reason: str,
+        dry_run: bool,
+        result: str,
+        detail: str,
+        state_before: dict[str, Any] | None = None,
+        state_after: dict[str, Any] | None = None,
+    ) -> int:
+        """Record an action attempt; returns its id."""
+        with self.transaction():
+            cursor = self._db.execute(
+                "INSERT INTO audit (ts, actor, action, target, reason, dry_run, result, detail, state_before,"
+                " state_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self.clock(),
+                    actor,
+                    action,
+                    target,
+                    reason,
+                    int(dry_run),
+                    result,
+                    detail,
+                    None if state_before is None else json.dumps(state_before),
+                    None if state_after is None else json.dumps(state_after),
+                ),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def audit(
+        self, *, target: str | None = None, action: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[AuditRecord]:
+        """Audit records newest first."""
+        clauses: list[str] = ["1=1"]
+        params: list[Any] = []
+        for column, value in (("target", target), ("action", action)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(since)
+        rows = self.execute(
+            f"SELECT * FROM audit WHERE {' AND '.join(clauses)} ORDER BY ts DESC, id DESC LIMIT ?", [*params, limit]
+        )
+        return [
+            AuditRecord(
+                id=row["id"],
+                ts=row["ts"],
+                actor=row["actor"],
+                action=row["action"],
+                target=row["target"],
+                reason=row["reason"],
+                dry_run=bool(row["dry_run"]),
+                result=row["result"],
+                detail=row["detail"],
+                state_before=None if row["state_before"] is None else json.loads(row["state_before"]),
+                state_after=None if row["state_after"] is None else json.loads(row["state_after"]),
+            )
+            for row in rows
+        ]
 
 
 class _Transaction:

@@ -1,62 +1,62 @@
 """The metric store: WAL → immutable Parquet tiers (raw, 1-minute, 1-hour), retention, and queries.
 
-Layout under the store's directory::
+Exactly once: once :meth:`MetricStore.append` returns, a batch is in the WAL. Flushing writes every file of the
+closed segments (temp file, fsync) and publishes them (rename) in the same critical section that stops serving
+those rows from memory; only then does the WAL checkpoint and delete the segments. A crash in between only means
+the segments (and any closed since) are flushed again, into files whose range contains the earlier ones (see
+:mod:`~crucible_monitor.storage.files` for the layout and the superseded-file rule).
 
-    wal/000000000042.wal                       batches not yet in Parquet
-    raw/2026-11-28/000000000040-000000000041.parquet   raw rows of WAL segments 40..41 that fall on that day
-    1m/2026-11-28.parquet, 1h/2026-11-28.parquet       rollups of a finished day (min, max, sum, count, last)
-
-Exactly once: a raw file is named by the range of WAL segments it holds. Flushing writes every file of the closed
-segments (temp file, fsync, rename) before the WAL checkpoints and deletes them, so a crash in between only means
-those segments (and any closed since) are flushed again, into files whose range contains the earlier ones.
-Compaction merges a day's files into one named by the union of their ranges. A file whose range lies inside
-another file's range in the same day is superseded: readers skip it and the next maintenance deletes it.
+File work (flush, compaction, rollups, retention) goes through a ``runner``: in-process by default, a worker process
+in the agent, so that the agent does not keep Parquet's writer code and buffers. Reads stay in-process.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+import numpy.typing as npt
 
 from crucible_monitor.config import StorageConfig
 from crucible_monitor.errors import StorageError
 from crucible_monitor.models import Sample, labels_key, parse_labels_key
 from crucible_monitor.storage import aggregate
 from crucible_monitor.storage.aggregate import Aggregation
-from crucible_monitor.storage.parquet import (
-    ROLLUP_SCHEMA,
-    SORT_KEYS,
-    file_metadata,
-    raw_table,
-    read_metric,
-    read_table,
-    round_to_decimals,
-    series_decimals,
-    series_starts,
-    write_atomic,
+from crucible_monitor.storage.files import (
+    DAY_MS,
+    TIERS,
+    Maintenance,
+    day_of,
+    day_start_ms,
+    disk_usage,
+    live_raw_files,
+    maintain,
+    rollup_source,
+    write_flush,
 )
-from crucible_monitor.storage.wal import Row, WriteAheadLog
+from crucible_monitor.storage.parquet import Columns, publish, read_metric
+from crucible_monitor.storage.wal import Row, WriteAheadLog, fsync_dir
 
-__all__ = ["TIERS", "LatestPoint", "MetricStore", "SeriesData", "StoreStats"]
+__all__ = ["TIERS", "LatestPoint", "MetricStore", "Runner", "SeriesData", "StoreStats", "run_here"]
 
 logger = logging.getLogger(__name__)
 
-DAY_MS = 86_400_000
-TIERS: dict[str, int] = {"raw": 0, "1m": 60_000, "1h": 3_600_000}
-"""Tier name → bucket width in ms (0: raw samples)."""
-_COMPACT_AT = 6  # merge a day's raw files once it has this many
-_PURGE_ORDER = ("raw", "1m", "1h")  # what the disk cap deletes first
+_T = TypeVar("_T")
+Runner = Callable[..., Any]
+"""Runs ``fn(*args)`` somewhere (here, or in a worker process) and returns its result."""
+
+
+def run_here(fn: Callable[..., _T], *args: Any) -> _T:
+    """The default runner: call it in this process."""
+    return fn(*args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,36 +92,12 @@ class LatestPoint:
 
 @dataclass(frozen=True, slots=True)
 class StoreStats:
-    """Sizes for health output and the disk cap."""
+    """Sizes for health output."""
 
     disk_bytes: int
     wal_bytes: int
     pending_rows: int
     days: dict[str, int]
-
-
-def _day(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d")
-
-
-def _day_start_ms(day: str) -> int:
-    return int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000)
-
-
-def _range(path: Path) -> tuple[int, int] | None:
-    low, _, high = path.stem.partition("-")
-    return (int(low), int(high)) if low.isdigit() and high.isdigit() else None
-
-
-def _live_raw_files(day_dir: Path) -> tuple[list[Path], list[Path]]:
-    """A day's raw files split into live ones and ones superseded by a compacted file."""
-    files = [(p, r) for p in day_dir.glob("*.parquet") if (r := _range(p)) is not None]
-    live: list[Path] = []
-    superseded: list[Path] = []
-    for path, (low, high) in files:
-        covered = any(lo <= low and high <= hi and (lo, hi) != (low, high) for _, (lo, hi) in files)
-        (superseded if covered else live).append(path)
-    return sorted(live), superseded
 
 
 class MetricStore:
@@ -134,11 +110,13 @@ class MetricStore:
         *,
         retention: timedelta,
         clock: Callable[[], float] = time.time,
+        runner: Runner = run_here,
     ) -> None:
         self.directory = directory
         self.config = config
         self.retention = retention
         self.clock = clock
+        self.runner = runner
         self.wal = WriteAheadLog(directory / "wal", fsync=config.fsync)
         self._lock = threading.RLock()
         self._pending: dict[int, list[Row]] = {}  # WAL segment → rows not yet in Parquet
@@ -221,124 +199,43 @@ class MetricStore:
             rows = [row for segment in closed for row in self._pending.pop(segment, [])]
             self._flushing = rows
         try:
-            if rows:
-                name = f"{closed[0]:012d}-{closed[-1]:012d}.parquet"
-                by_day: dict[str, list[Row]] = {}
-                for row in rows:
-                    by_day.setdefault(_day(row[0]), []).append(row)
-                for day, day_rows in by_day.items():
-                    write_atomic(raw_table(day_rows), self.directory / "raw" / day / name)
-        except OSError as exc:
+            written = self.runner(write_flush, str(self.directory), closed) if rows else []
+        except Exception as exc:  # the worker's failure, whatever it was: the rows stay served and in the WAL
             with self._lock:
-                for segment in closed:  # keep serving them; they are still in the WAL
-                    self._pending.setdefault(segment, [])
-                self._pending[closed[0]] = rows + self._pending[closed[0]]
+                self._pending[closed[0]] = rows + self._pending.get(closed[0], [])
                 self._flushing = []
-            raise StorageError(f"cannot write Parquet in {self.directory}: {exc.strerror}") from exc
+            raise StorageError(f"cannot write Parquet in {self.directory}: {exc}") from exc
         with self._lock:
+            for tmp, final in written:
+                publish(Path(tmp), Path(final))
             self._flushing = []
             self.wal.checkpoint(closed)
+        if written:
+            fsync_dir(self.directory / "raw")
         return len(rows)
-
-    # -- maintenance ----------------------------------------------------------------------------------------
 
     def maintain(self) -> None:
         """Compact raw days, write rollups of finished days, apply retention and the disk cap."""
-        today = _day(round(self.clock() * 1000))
-        raw_root = self.directory / "raw"
-        days = sorted(p.name for p in raw_root.iterdir() if p.is_dir()) if raw_root.exists() else []
-        for day in days:
-            self._compact(day, finished=day < today)
-            if day < today:
-                self._write_rollups(day)
-        self._apply_retention()
-
-    def _compact(self, day: str, *, finished: bool) -> None:
-        day_dir = self.directory / "raw" / day
-        live, superseded = _live_raw_files(day_dir)
         with self._lock:
-            for path in superseded:
-                path.unlink(missing_ok=True)
-        if len(live) < (2 if finished else _COMPACT_AT):
-            return
-        ranges = [r for p in live if (r := _range(p)) is not None]
-        target = day_dir / f"{min(r[0] for r in ranges):012d}-{max(r[1] for r in ranges):012d}.parquet"
-        table = pa.concat_tables(read_table(p) for p in live).sort_by(SORT_KEYS)
-        write_atomic(table, target)
-        with self._lock:
-            for path in live:
-                if path != target:
-                    path.unlink(missing_ok=True)
-        logger.debug("compacted %d raw files of %s into %s", len(live), day, target.name)
-
-    def _write_rollups(self, day: str) -> None:
-        live, _ = _live_raw_files(self.directory / "raw" / day)
-        if len(live) != 1 or any(_day(row[0]) == day for rows in self._pending.values() for row in rows):
-            return
-        source = live[0].name
-        for tier in ("1m", "1h"):
-            target = self.directory / tier / f"{day}.parquet"
-            if target.exists() and _rollup_source(target) == source:
-                continue
-            raw = read_table(live[0])
-            write_atomic(_rollup_table(raw, TIERS[tier]), target, {"source": source})
-
-    def _apply_retention(self) -> None:
-        now_ms = round(self.clock() * 1000)
-        limits = {
-            "raw": min(self.config.raw_retention, self.retention),
-            "1m": min(self.config.minute_retention, self.retention),
-            "1h": self.retention,
-        }
-        for tier, keep in limits.items():
-            oldest_day = _day(now_ms - int(keep.total_seconds() * 1000))
-            for day, path in self._tier_days(tier):
-                if day < oldest_day:
-                    self._delete(path)
-        while (size := self.stats().disk_bytes) > self.config.max_disk:
-            victim = self._oldest_purgeable()
-            if victim is None:
-                logger.warning("data uses %d bytes, over storage.max_disk, with nothing left to delete", size)
-                break
-            logger.warning("storage.max_disk exceeded (%d bytes): deleting %s", size, victim)
-            self._delete(victim)
-
-    def _tier_days(self, tier: str) -> list[tuple[str, Path]]:
-        root = self.directory / tier
-        if not root.exists():
-            return []
-        entries = [(p.name if p.is_dir() else p.stem, p) for p in root.iterdir() if not p.name.startswith(".")]
-        return sorted(entries)
-
-    def _oldest_purgeable(self) -> Path | None:
-        today = _day(round(self.clock() * 1000))
-        for tier in _PURGE_ORDER:
-            days = [(d, p) for d, p in self._tier_days(tier) if d < today]
-            if days:
-                return days[0][1]
-        return None
-
-    def _delete(self, path: Path) -> None:
-        with self._lock:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+            busy = frozenset(day_of(row[0]) for rows in self._pending.values() for row in rows)
+        settings = Maintenance(
+            now_ms=round(self.clock() * 1000),
+            keep={
+                "raw": min(self.config.raw_retention, self.retention),
+                "1m": min(self.config.minute_retention, self.retention),
+                "1h": self.retention,
+            },
+            max_disk=int(self.config.max_disk),
+            busy_days=busy,
+        )
+        self.runner(maintain, str(self.directory), settings)
 
     def stats(self) -> StoreStats:
         """Bytes on disk per tier and in the WAL, and rows waiting to be flushed."""
-        days: dict[str, int] = {}
-        total = 0
-        for tier in TIERS:
-            root = self.directory / tier
-            size = sum(p.stat().st_size for p in root.rglob("*.parquet")) if root.exists() else 0
-            days[tier] = len(self._tier_days(tier))
-            total += size
-        wal_root = self.directory / "wal"
-        wal = sum(p.stat().st_size for p in wal_root.glob("*.wal")) if wal_root.exists() else 0
+        days, parquet, wal = disk_usage(self.directory)
         with self._lock:
             pending = sum(len(r) for r in self._pending.values())
-        return StoreStats(disk_bytes=total + wal, wal_bytes=wal, pending_rows=pending, days=days)
+        return StoreStats(disk_bytes=parquet + wal, wal_bytes=wal, pending_rows=pending, days=days)
 
     # -- reading --------------------------------------------------------------------------------------------
 
@@ -364,11 +261,6 @@ class MetricStore:
                 )
             )
         return points
-
-    def metrics(self) -> set[str]:
-        """Names of the metrics seen since start (in memory)."""
-        with self._lock:
-            return {metric for metric, _ in self._latest}
 
     def query(
         self,
@@ -397,42 +289,40 @@ class MetricStore:
 
     def _read(
         self, metric: str, start_ms: int, end_ms: int, step_ms: int, agg: Aggregation
-    ) -> tuple[list[pa.Table], list[pa.Table], set[str]]:
+    ) -> tuple[list[Columns], list[Columns], set[str]]:
         preferred = [t for t, width in TIERS.items() if width <= step_ms][::-1]  # coarsest first
         fallback = [t for t in TIERS if t not in preferred]
-        raw_parts: list[pa.Table] = []
-        rollup_parts: list[pa.Table] = []
+        raw_parts: list[Columns] = []
+        rollup_parts: list[Columns] = []
         used: set[str] = set()
-        raw_columns, rollup_columns = ["labels", "ts", "value"], ["labels", "ts", *aggregate.ROLLUP_COLUMNS[agg]]
-        first_day = _day_start_ms(_day(start_ms))
+        rollup_columns = ["labels", "ts", *aggregate.ROLLUP_COLUMNS[agg]]
         with self._lock:
             memory = [r for rows in self._pending.values() for r in rows] + self._flushing
-            recent = [r for r in memory if r[1] == metric and start_ms <= r[0] < end_ms]
-            days_in_memory = {_day(r[0]) for r in recent}
-            for day_ms in range(first_day, end_ms, DAY_MS):
-                day = _day(day_ms)
-                live_raw, _ = _live_raw_files(self.directory / "raw" / day)
-                for tier in ["raw"] if day in days_in_memory else preferred + fallback:
-                    files = live_raw if tier == "raw" else self._fresh_rollup(tier, day, live_raw)
-                    if not files:
-                        continue
-                    for path in files:
-                        columns = raw_columns if tier == "raw" else rollup_columns
-                        part = read_metric(path, metric, start_ms, end_ms, columns)
-                        if part is not None and part.num_rows:
-                            (raw_parts if tier == "raw" else rollup_parts).append(part)
-                    used.add(tier)
-                    break
+        recent = [r for r in memory if r[1] == metric and start_ms <= r[0] < end_ms]
+        days_in_memory = {day_of(r[0]) for r in recent}
+        for day_ms in range(day_start_ms(day_of(start_ms)), end_ms, DAY_MS):
+            day = day_of(day_ms)
+            live_raw, _ = live_raw_files(self.directory / "raw" / day)
+            for tier in ["raw"] if day in days_in_memory else preferred + fallback:
+                files = live_raw if tier == "raw" else self._fresh_rollup(tier, day, live_raw)
+                if not files:
+                    continue
+                for path in files:
+                    part = read_metric(
+                        path, metric, start_ms, end_ms, ["labels", "ts", "value"] if tier == "raw" else rollup_columns
+                    )
+                    if part is not None:
+                        (raw_parts if tier == "raw" else rollup_parts).append(part)
+                used.add(tier)
+                break
         if recent:
             used.add("raw")
             raw_parts.append(
-                pa.table(
-                    {
-                        "labels": [r[2] for r in recent],
-                        "ts": pa.array([r[0] for r in recent], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
-                        "value": pa.array([r[3] for r in recent], pa.float64()),
-                    }
-                )
+                {
+                    "labels": np.array([r[2] for r in recent], dtype=object),
+                    "ts": np.array([r[0] for r in recent], dtype=np.int64),
+                    "value": np.array([r[3] for r in recent], dtype=np.float64),
+                }
             )
         return raw_parts, rollup_parts, used
 
@@ -441,88 +331,57 @@ class MetricStore:
         path = self.directory / tier / f"{day}.parquet"
         if not path.exists():
             return []
-        if live_raw and [p.name for p in live_raw] != [_rollup_source(path)]:
+        if live_raw and [p.name for p in live_raw] != [rollup_source(path)]:
             return []  # raw data changed since (late rows): the next maintenance recomputes it
         return [path]
 
 
-def _rollup_source(path: Path) -> str | None:
-    stat = path.stat()
-    metadata = file_metadata(str(path), stat.st_mtime_ns, stat.st_size).metadata or {}
-    source = metadata.get(b"source")
-    return source.decode() if source else None
+def _concat(parts: list[Columns]) -> Columns:
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 def _assemble(
     metric: str,
-    raw_parts: list[pa.Table],
-    rollup_parts: list[pa.Table],
+    raw_parts: list[Columns],
+    rollup_parts: list[Columns],
     tiers: set[str],
     step_ms: int,
     agg: Aggregation,
     labels: Mapping[str, str] | None,
 ) -> list[SeriesData]:
     """Group the parts by series, filter labels, and aggregate each series into buckets."""
-    series: dict[str, dict[str, list[pa.Table]]] = {}
-    for kind, parts in (("raw", raw_parts), ("rollup", rollup_parts)):
-        for part in parts:
-            for key in pc.unique(part.column("labels")).to_pylist():
-                if labels:
-                    parsed = parse_labels_key(key)
-                    if any(parsed.get(k) != v for k, v in labels.items()):
-                        continue
-                subset = part.filter(pc.equal(part.column("labels"), key))
-                series.setdefault(key, {}).setdefault(kind, []).append(subset)
+    per_series: dict[str, list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]] = {}
+    for kind, parts in (("rollup", rollup_parts), ("raw", raw_parts)):
+        if not parts:
+            continue
+        data = _concat(parts)
+        keys, inverse = np.unique(data["labels"], return_inverse=True)
+        for index, key in enumerate(keys):
+            if labels:
+                parsed = parse_labels_key(key)
+                if any(parsed.get(k) != v for k, v in labels.items()):
+                    continue
+            rows = np.flatnonzero(inverse == index)
+            rows = rows[np.argsort(data["ts"][rows], kind="stable")]
+            ts = data["ts"][rows]
+            if kind == "raw":
+                stamps, values = aggregate.bucket_raw(ts, data["value"][rows], step_ms, agg)
+            else:
+                columns = {c: data[c][rows] for c in aggregate.ROLLUP_COLUMNS[agg]}
+                stamps, values = aggregate.bucket_rollup(ts, columns, step_ms, agg)
+            per_series.setdefault(str(key), []).append((stamps, values))
     results = []
-    for key, kinds in sorted(series.items()):
-        stamps: list[np.ndarray] = []
-        values: list[np.ndarray] = []
-        if "rollup" in kinds:
-            table = pa.concat_tables(kinds["rollup"]).sort_by("ts")
-            ts = table.column("ts").cast(pa.int64()).to_numpy()
-            cols = {c: table.column(c).to_numpy() for c in aggregate.ROLLUP_COLUMNS[agg]}
-            s, v = aggregate.bucket_rollup(ts, cols, step_ms, agg)
-            stamps.append(s)
-            values.append(v)
-        if "raw" in kinds:
-            table = pa.concat_tables(kinds["raw"]).sort_by("ts")
-            ts = table.column("ts").cast(pa.int64()).to_numpy()
-            s, v = aggregate.bucket_raw(ts, table.column("value").to_numpy(), step_ms, agg)
-            stamps.append(s)
-            values.append(v)
-        all_ts = np.concatenate(stamps)
-        all_values = np.concatenate(values)
-        order = np.argsort(all_ts, kind="stable")
+    for key, pieces in sorted(per_series.items()):
+        stamps = np.concatenate([p[0] for p in pieces])
+        values = np.concatenate([p[1] for p in pieces])
+        order = np.argsort(stamps, kind="stable")
         results.append(
             SeriesData(
                 metric=metric,
                 labels=parse_labels_key(key),
-                timestamps=(all_ts[order] / 1000).tolist(),
-                values=all_values[order].tolist(),
+                timestamps=(stamps[order] / 1000).tolist(),
+                values=values[order].tolist(),
                 tiers=tuple(sorted(tiers)),
             )
         )
     return results
-
-
-def _rollup_table(raw: pa.Table, step_ms: int) -> pa.Table:
-    """Rollup rows of a raw day table (sorted by series then time).
-
-    Sums are rounded to the decimals of their series: the exact sum of k-decimal values has k decimals, so this
-    removes float noise (and lets the sum column compress like the values).
-    """
-    starts = series_starts(raw)
-    series = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, raw.num_rows]))
-    values = raw.column("value").to_numpy()
-    ts = raw.column("ts").cast(pa.int64()).to_numpy()
-    first_rows, buckets, columns = aggregate.rollup(series, ts, values, step_ms)
-    columns["sum"] = round_to_decimals(columns["sum"].astype(np.float64), series_decimals(values, starts)[first_rows])
-    return pa.table(
-        {
-            "metric": raw.column("metric").take(first_rows),
-            "labels": raw.column("labels").take(first_rows),
-            "ts": pa.array(buckets, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
-            **{name: pa.array(values) for name, values in columns.items()},
-        },
-        schema=ROLLUP_SCHEMA,
-    )

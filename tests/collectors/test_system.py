@@ -439,7 +439,7 @@ def write_stat(procfs: Path, cpu_lines: str) -> None:
     (procfs / "stat").write_text(cpu_lines + "ctxt 1\nbtime 1795850980\nprocesses 1\n", encoding="ascii")
 
 
-async def test_a_cpu_counter_going_backwards_gives_no_ratio_for_that_cpu(tmp_path: Path) -> None:
+async def test_a_cpu_mode_going_backwards_counts_as_zero_for_that_interval(tmp_path: Path) -> None:
     procfs = tmp_path / "proc"
     shutil.copytree(FIXTURES / "wrap_before", procfs)
     collector = fixture_collector(procfs)
@@ -448,7 +448,10 @@ async def test_a_cpu_counter_going_backwards_gives_no_ratio_for_that_cpu(tmp_pat
     second = await collector.collect()
 
     assert not metrics(first) & CPU_RATIOS
-    assert label_values(second, "cpu_usage_ratio", "cpu") == {"total", "0"}  # cpu1's iowait went from 50 to 40
+    assert label_values(second, "cpu_usage_ratio", "cpu") == {"total", "0", "1"}
+    assert value(second, "cpu_mode_ratio", cpu="1", mode="iowait") == 0  # cpu1's iowait went from 50 to 40
+    cpu1_modes = [value(second, "cpu_mode_ratio", cpu="1", mode=mode) for mode in CPU_MODES]
+    assert sum(cpu1_modes) == pytest.approx(1, abs=8 * RATIO_STEP)
     assert value(second, "cpu_usage_ratio", cpu="0") == pytest.approx(1 - (100 + 10) / 200, abs=RATIO_STEP)
     assert value(second, "cpu_usage_ratio", cpu="total") == pytest.approx(1 - 250 / 350, abs=RATIO_STEP)
     assert {mode: value(second, "cpu_mode_ratio", cpu="0", mode=mode) for mode in CPU_MODES} == pytest.approx(

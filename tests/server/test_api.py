@@ -15,14 +15,13 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from fastapi import FastAPI
 from loopback_servers import LoopbackServer, Reply, serve_http
 from prometheus_client.parser import text_string_to_metric_families
 from supervisor_fixture import Supervisord, run_supervisord, wait_until
 
 from crucible_monitor.agent import Agent, ensure_api_token
 from crucible_monitor.config import Config
-from crucible_monitor.server.app import build_app
+from crucible_monitor.server.app import AsgiApp, build_app
 
 pytestmark = pytest.mark.anyio
 
@@ -46,7 +45,7 @@ GUARDED = [
 @dataclass
 class Running:
     agent: Agent
-    app: FastAPI
+    app: AsgiApp
     client: httpx.AsyncClient
     web: LoopbackServer
     supervisord: Supervisord
@@ -58,7 +57,7 @@ class Running:
     async def collect_system_until_cpu_ratios(self) -> None:
         """CPU ratios need two readings of /proc/stat a jiffy or more apart; collect until they appear."""
         with anyio.fail_after(5):
-            while not self.agent.store.latest("cpu_usage_ratio"):
+            while not self.agent.store.latest("cpu_usage_ratio", {"cpu": "total"}):
                 await self.collect("system")
 
     async def get(self, path: str, **params: Any) -> Any:

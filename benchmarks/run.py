@@ -1,0 +1,169 @@
+"""Run every benchmark and rewrite docs/benchmarks.md with the numbers.
+
+python benchmarks/run.py             # full run (~13 minutes: the agent runs for 10)
+python benchmarks/run.py --quick     # the agent runs for 1 minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+import bench_agent  # noqa: E402  (benchmarks are scripts beside this one)
+import bench_collect  # noqa: E402
+import bench_storage  # noqa: E402
+
+DOC = HERE.parent / "docs" / "benchmarks.md"
+
+
+def _machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text(encoding="ascii").splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), platform.processor())
+    return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, Linux {platform.release()}"
+
+
+def _check(value: float, goal: float) -> str:
+    return "✓" if value <= goal else "✗"
+
+
+def render(results: dict[str, Any], command: str) -> str:
+    """docs/benchmarks.md from the results."""
+    collect, storage, agent = results["collect"], results["storage"], results["agent"]
+    cycle = collect["system_cycle_ms"]
+    startup = agent["startup_to_healthy"]
+    steady = agent["steady_state"]
+    q = storage["queries"]
+    rows = [
+        (
+            "One system collection cycle (median / p95)",
+            f"{cycle['median']} / {cycle['p95']} ms",
+            "≤ 1 ms median",
+            _check(cycle["median"], 1.0),
+        ),
+        (
+            "Top-processes snapshot (median / p95)",
+            f"{collect['processes_snapshot_ms']['median']} / {collect['processes_snapshot_ms']['p95']} ms",
+            "",
+            "",
+        ),
+        (
+            f"Agent RSS over {steady['minutes']:g} min at 10 s (peak)",
+            f"{steady['rss_peak_mb']} MB",
+            "≤ 150 MB",
+            _check(steady["rss_peak_mb"], 150),
+        ),
+        (
+            f"Agent CPU over {steady['minutes']:g} min at 10 s",
+            f"{steady['cpu_percent_of_one_core']} % of a core",
+            "≤ 0.5 %",
+            _check(steady["cpu_percent_of_one_core"], 0.5),
+        ),
+        (
+            "Bytes per sample, raw tier, one compacted day",
+            f"{storage['raw_bytes_per_sample']}",
+            "≤ 2, lossless",
+            _check(storage["raw_bytes_per_sample"], 2),
+        ),
+        ("Bytes per raw sample, raw + 1m + 1h tiers", f"{storage['raw_1m_1h_bytes_per_raw_sample']}", "", ""),
+        (
+            "History query, 24 h of one series, raw 10 s points (median / p95)",
+            f"{q['24h_step_10s_raw']['median_ms']} / {q['24h_step_10s_raw']['p95_ms']} ms",
+            "≤ 10 ms",
+            _check(q["24h_step_10s_raw"]["median_ms"], 10),
+        ),
+        (
+            "History query, 24 h of one series, 5 min steps (1m tier)",
+            f"{q['24h_step_5m_1m_tier']['median_ms']} / {q['24h_step_5m_1m_tier']['p95_ms']} ms",
+            "≤ 10 ms",
+            _check(q["24h_step_5m_1m_tier"]["median_ms"], 10),
+        ),
+        (
+            "History query, 30 days of one series, 3 h steps (1h tier)",
+            f"{q['30d_step_3h_1h_tier']['median_ms']} / {q['30d_step_3h_1h_tier']['p95_ms']} ms",
+            "≤ 50 ms",
+            _check(q["30d_step_3h_1h_tier"]["median_ms"], 50),
+        ),
+        (
+            "History query, 30 days of one series, 1 h steps (1h tier)",
+            f"{q['30d_step_1h_1h_tier']['median_ms']} / {q['30d_step_1h_1h_tier']['p95_ms']} ms",
+            "≤ 50 ms",
+            _check(q["30d_step_1h_1h_tier"]["median_ms"], 50),
+        ),
+        (
+            "Start to a healthy /api/v1/health (median / worst of 5)",
+            f"{startup['median_s']} / {startup['max_s']} s",
+            "≤ 1.5 s",
+            _check(startup["median_s"], 1.5),
+        ),
+    ]
+    table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+    return f"""# Benchmarks
+
+Measured by `{command}` on {results["machine"]}, {results["date"]}. Rerun it to refresh this file; the raw
+numbers are in the JSON block at the end.
+
+| Measure | Result | Goal | |
+|---|---|---|---|
+{table}
+
+## How each is measured
+
+- **Collection cycle** (`benchmarks/bench_collect.py`): `SystemCollector.collect()` on this machine's real
+  `/proc`, {collect.get("cycles", 2000)} cycles 10 ms apart after a warm-up (so every cycle computes CPU ratios),
+  {collect["series"]} series per cycle. The processes snapshot reads every `/proc/<pid>/stat` and the details of
+  the top 10 by CPU and by memory.
+- **Agent RSS and CPU** (`benchmarks/bench_agent.py`): `crucible-monitor serve` with the default collectors at the
+  default 10 s interval, a temporary data directory; after a 30 s warm-up, CPU time from `/proc/<pid>/stat` over
+  the run divided by wall time, RSS from `/proc/<pid>/statm` sampled every second.
+- **Bytes per sample** (`benchmarks/bench_storage.py`): one day at 10 s of {storage["series"]} series shaped like
+  the collectors' output (`benchmarks/synthetic.py`: heavy-tailed byte counters, page-sized memory, jiffy-based
+  ratios rounded to 0.01 % as the system collector rounds them, µs pressure totals, rarely changing service and
+  check gauges), {storage["samples_per_day"]:,} samples, written through the store and compacted into one file.
+  Values read back bit-identical (a test checks the round trip). File sizes: raw
+  {storage["day_file_bytes"]["raw"]:,} B, 1m {storage["day_file_bytes"]["1m"]:,} B, 1h
+  {storage["day_file_bytes"]["1h"]:,} B.
+- **Queries**: 30 such days through `MetricStore.maintain()` (compaction, rollups, retention keeping 7 raw days;
+  {storage["maintenance_seconds_for_30_days"]} s for all 30), then `MetricStore.query()` for
+  `cpu_usage_ratio{{cpu="total"}}`, 50 runs after one warm-up (file footers cached, as in a running agent).
+- **Start-up**: wall time from starting the process to the first 200 from `/api/v1/health`, 5 runs.
+
+```json
+{json.dumps(results, indent=2)}
+```
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="run the agent for 1 minute instead of 10")
+    args = parser.parse_args()
+    command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
+    print("collection cycle...", flush=True)
+    collect = bench_collect.run()
+    print("storage (30 days of data)...", flush=True)
+    storage = bench_storage.run()
+    print(f"agent ({1 if args.quick else 10} min)...", flush=True)
+    agent = bench_agent.run(1.0 if args.quick else 10.0)
+    results = {
+        "machine": _machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "collect": collect,
+        "storage": storage,
+        "agent": agent,
+    }
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(render(results, command), encoding="utf-8")
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()

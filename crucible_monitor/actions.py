@@ -1,0 +1,214 @@
+"""Restarting a service, behind guard rails: read-only mode, an exact allowlist, name validation, a budget with
+back-off, confirmation, a dry run, and an audit record of every attempt, refused ones included.
+
+systemd units restart with ``systemctl restart`` as an argument list (prefixed with ``sudo -n`` when
+``actions.privilege`` is ``sudo``); supervisor programs through supervisord's XML-RPC API. Never a shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from crucible_monitor.collectors.services import (
+    supervisor_restart,
+    systemctl_restart_argv,
+    validate_program_name,
+    validate_unit_name,
+)
+from crucible_monitor.config import Config
+from crucible_monitor.errors import ActionRefused, CollectorError, NotFoundError
+from crucible_monitor.models import Event, EventKind, Severity, iso
+from crucible_monitor.schemas import RestartResult, ServiceStatus
+from crucible_monitor.storage.state import StateDB
+
+__all__ = ["RestartRequest", "restart_service"]
+
+ACTION = "restart_service"
+_SYSTEMCTL_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True)
+class RestartRequest:
+    """Who asks to restart what, why, and whether they confirmed or only want a dry run."""
+
+    service: str
+    reason: str
+    actor: str
+    confirmed: bool
+    dry_run: bool = False
+
+
+async def restart_service(
+    request: RestartRequest,
+    *,
+    config: Config,
+    statuses: Mapping[str, ServiceStatus],
+    state: StateDB,
+    refresh: Callable[[], Awaitable[Mapping[str, ServiceStatus]]],
+    now: float,
+) -> RestartResult:
+    """Check the guard rails, then restart (or not) and audit the outcome.
+
+    Raises:
+        ActionRefused: read-only mode, no reason, not allowlisted, an invalid name, not a watched service, or the
+            budget or back-off says not yet. The refusal is audited too.
+    """
+    actions = config.actions
+    name = request.service
+    before = statuses.get(name)
+
+    def audit(result: str, detail: str, after: ServiceStatus | None = None) -> int:
+        return state.add_audit(
+            actor=request.actor,
+            action=ACTION,
+            target=name,
+            reason=request.reason,
+            dry_run=request.dry_run,
+            result=result,
+            detail=detail,
+            state_before=before.model_dump(mode="json") if before else None,
+            state_after=after.model_dump(mode="json") if after else None,
+        )
+
+    def refuse(message: str) -> ActionRefused:
+        audit("refused", message)
+        return ActionRefused(message)
+
+    if actions.read_only:
+        raise refuse("actions are disabled (actions.read_only is true)")
+    if not request.reason.strip():
+        raise refuse("give a reason: it goes into the audit record")
+    if name not in actions.restart_allowlist:
+        allowed = ", ".join(actions.restart_allowlist) or "none (set actions.restart_allowlist)"
+        raise refuse(f"{name!r} is not on the restart allowlist; allowed: {allowed}")
+    if before is None:
+        raise refuse(f"{name!r} is allowlisted but not a watched service; watched: {', '.join(sorted(statuses))}")
+    try:
+        if before.manager == "systemd":
+            validate_unit_name(name)
+        else:
+            validate_program_name(name)
+    except ValueError as exc:
+        raise refuse(str(exc)) from None
+    done = [
+        r
+        for r in state.audit(target=name, action=ACTION, since=now - actions.restart_window.total_seconds())
+        if r.result == "restarted"
+    ]
+    left = actions.restart_budget - len(done)
+    if left <= 0:
+        oldest = min(r.ts for r in done)
+        raise refuse(
+            f"restart budget exhausted: {len(done)} restarts of {name} in the last {actions.restart_window}; "
+            f"next allowed at {iso(oldest + actions.restart_window.total_seconds())}. Investigate instead: "
+            f"get_service(name='{name}')"
+        )
+    if done:
+        wait = actions.restart_backoff.total_seconds() * 2 ** (len(done) - 1)
+        last = max(r.ts for r in done)
+        if now < last + wait:
+            raise refuse(f"back-off: {name} was restarted at {iso(last)}; next allowed at {iso(last + wait)}")
+
+    manager = before.manager
+    if not request.confirmed:
+        audit_id = audit("declined", "not confirmed")
+        return RestartResult(
+            service=name,
+            manager=manager,
+            result="declined",
+            message="not restarted: the restart was not confirmed",
+            before=before,
+            audit_id=audit_id,
+            restarts_left=left,
+        )
+    argv = _argv(name, config) if manager == "systemd" else None
+    if request.dry_run:
+        what = " ".join(argv) if argv else f"supervisor.stopProcess/startProcess({name!r}) over XML-RPC"
+        audit_id = audit("dry_run", f"would run: {what}")
+        return RestartResult(
+            service=name,
+            manager=manager,
+            result="dry_run",
+            message=f"dry run: would run {what}",
+            before=before,
+            audit_id=audit_id,
+            restarts_left=left,
+        )
+    try:
+        if argv is not None:
+            await asyncio.to_thread(_run, argv)
+        else:
+            await asyncio.to_thread(supervisor_restart, config.collectors.services.supervisor, name)
+    except (CollectorError, NotFoundError, OSError, subprocess.SubprocessError) as exc:
+        detail = _failure(exc)
+        audit_id = audit("failed", detail)
+        state.add_events(
+            [
+                Event(
+                    EventKind.ACTION,
+                    name,
+                    f"restart of {name} failed: {detail}",
+                    Severity.WARNING,
+                    {"actor": request.actor, "audit_id": audit_id},
+                )
+            ]
+        )
+        return RestartResult(
+            service=name,
+            manager=manager,
+            result="failed",
+            message=f"restart failed: {detail}",
+            before=before,
+            audit_id=audit_id,
+            restarts_left=left,
+        )
+    after = (await refresh()).get(name)
+    audit_id = audit("restarted", "ok", after)
+    state.add_events(
+        [
+            Event(
+                EventKind.ACTION,
+                name,
+                f"{name} restarted by {request.actor}: {request.reason}",
+                Severity.INFO,
+                {"actor": request.actor, "audit_id": audit_id},
+            )
+        ]
+    )
+    return RestartResult(
+        service=name,
+        manager=manager,
+        result="restarted",
+        message=f"{name} restarted; now {after.state if after else 'unknown'}",
+        before=before,
+        after=after,
+        audit_id=audit_id,
+        restarts_left=left - 1,
+    )
+
+
+def _argv(unit: str, config: Config) -> list[str]:
+    argv = systemctl_restart_argv(unit)
+    return ["sudo", "-n", *argv] if config.actions.privilege == "sudo" else argv
+
+
+def _run(argv: list[str]) -> None:
+    subprocess.run(
+        argv,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=_SYSTEMCTL_TIMEOUT,
+        check=True,
+    )
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, subprocess.CalledProcessError):
+        stderr = (exc.stderr or "").strip().splitlines()
+        return f"exit status {exc.returncode}" + (f": {stderr[-1]}" if stderr else "")
+    return str(exc) or type(exc).__name__

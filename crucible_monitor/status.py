@@ -1,0 +1,314 @@
+"""The one-call health summary: what is wrong, since when, how bad, most urgent first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from crucible_monitor.config import AlertsConfig
+from crucible_monitor.models import iso
+from crucible_monitor.schemas import (
+    CheckResult,
+    CollectorStatus,
+    Finding,
+    ProcessSnapshot,
+    Quantity,
+    ServiceStatus,
+    StatusSummary,
+    SystemSnapshot,
+)
+from crucible_monitor.units import human, human_duration, human_ratio
+
+__all__ = ["Context", "summarize"]
+
+_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+_VITAL_CATEGORIES = ("web", "database", "php")
+_CERT_CRITICAL_DAYS = 7
+_CERT_WARNING_DAYS = 21
+_CRITICAL_RATIO = 0.95
+_PRESSURE_WARNING = 0.2
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the summary needs besides the snapshot: thresholds, recent events, and a "since when" lookup.
+
+    ``since_above(metric, labels, threshold)`` returns when the metric last crossed above ``threshold`` (Unix
+    seconds), or None when unknown.
+    """
+
+    thresholds: AlertsConfig
+    restarts_last_hour: Mapping[str, int]
+    check_failing_since: Mapping[str, float]
+    since_above: Callable[[str, dict[str, str], float], float | None]
+
+
+def _q(value: float, unit: str) -> Quantity:
+    return Quantity(value=value, unit=unit, human=human(value, unit))
+
+
+def _since(ts: float | None) -> str | None:
+    return iso(ts) if ts else None
+
+
+def summarize(
+    system: SystemSnapshot,
+    services: Sequence[ServiceStatus],
+    checks: Sequence[CheckResult],
+    collectors: Sequence[CollectorStatus],
+    context: Context,
+) -> StatusSummary:
+    """Findings sorted by severity, vital signs with human forms, counts and next steps."""
+    findings = [
+        *_service_findings(services, context),
+        *_check_findings(checks, context),
+        *_resource_findings(system, context),
+        *(
+            Finding(
+                severity="warning",
+                subject=f"collector {c.name}",
+                problem=f"failing: {c.last_error or 'error'} ({c.errors_total} errors since start)",
+                since=c.last_run,
+                hint="the agent's own data may be incomplete; check the agent's log (journalctl -u crucible-monitor)",
+            )
+            for c in collectors
+            if not c.ok
+        ),
+    ]
+    findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
+    status = (
+        "critical"
+        if any(f.severity == "critical" for f in findings)
+        else ("warning" if any(f.severity == "warning" for f in findings) else "ok")
+    )
+    down = sum(1 for s in services if not s.up)
+    failing = sum(1 for c in checks if not c.ok)
+    return StatusSummary(
+        host=system.host,
+        ts=system.ts or "",
+        status=status,
+        headline=_headline(findings, system),
+        findings=findings,
+        vitals=_vitals(system),
+        services={"total": len(services), "up": len(services) - down, "down": down},
+        checks={"total": len(checks), "failing": failing},
+        top_processes=_top(system),
+        hints=_hints(findings),
+    )
+
+
+def _service_findings(services: Sequence[ServiceStatus], context: Context) -> list[Finding]:
+    found = []
+    for service in services:
+        restarts = context.restarts_last_hour.get(service.name, 0)
+        if not service.up:
+            state = service.state + (f"/{service.sub_state}" if service.sub_state else "")
+            found.append(
+                Finding(
+                    severity="critical" if service.category in _VITAL_CATEGORIES else "warning",
+                    subject=f"service {service.name}",
+                    problem=f"{service.category} service is {state}"
+                    + (f", exit status {service.exit_status}" if service.exit_status not in (None, 0) else "")
+                    + (f", {restarts} restarts in the last hour" if restarts else ""),
+                    since=_since(service.since),
+                    hint=f"get_service(name='{service.name}') for its log and restarts",
+                )
+            )
+        elif restarts >= 2:
+            found.append(
+                Finding(
+                    severity="warning",
+                    subject=f"service {service.name}",
+                    problem=f"restarted {restarts} times in the last hour (flapping)",
+                    since=_since(service.since),
+                    hint=f"get_service(name='{service.name}') for its log; tail_logs(source='{service.name}')",
+                )
+            )
+    return found
+
+
+def _check_findings(checks: Sequence[CheckResult], context: Context) -> list[Finding]:
+    found = []
+    slow = context.thresholds.response_time_threshold
+    for check in checks:
+        if not check.ok:
+            found.append(
+                Finding(
+                    severity="critical",
+                    subject=f"check {check.name}",
+                    problem=f"{check.url} failing ({check.failure}): {check.error or ''}".rstrip(": "),
+                    since=_since(context.check_failing_since.get(check.name)),
+                    hint="list_http_checks() for every check; get_service() for the web and php services",
+                )
+            )
+        elif slow is not None and check.duration_seconds is not None and check.duration_seconds > slow.total_seconds():
+            found.append(
+                Finding(
+                    severity="warning",
+                    subject=f"check {check.name}",
+                    problem=f"slow: {human_duration(check.duration_seconds)} "
+                    f"(threshold {human_duration(slow.total_seconds())})",
+                    value=_q(check.duration_seconds, "seconds"),
+                    hint=f"get_metrics(metric='http_check_duration_seconds', labels={{'check': '{check.name}'}})",
+                )
+            )
+        if check.tls_days_left is not None and check.tls_days_left < _CERT_WARNING_DAYS:
+            found.append(
+                Finding(
+                    severity="critical" if check.tls_days_left < _CERT_CRITICAL_DAYS else "warning",
+                    subject=f"certificate of {check.name}",
+                    problem=f"expires in {check.tls_days_left:.1f} days (issuer {check.tls_issuer})",
+                    since=None,
+                    value=_q(check.tls_days_left * 86400, "seconds"),
+                    hint="renew the certificate (Caddy renews automatically: check its log with tail_logs)",
+                )
+            )
+    return found
+
+
+def _ratio_finding(
+    subject: str,
+    metric: str,
+    labels: dict[str, str],
+    value: float | None,
+    threshold_percent: float | None,
+    context: Context,
+    hint: str,
+) -> Finding | None:
+    if value is None or threshold_percent is None or value < threshold_percent / 100:
+        return None
+    return Finding(
+        severity="critical" if value >= max(_CRITICAL_RATIO, threshold_percent / 100) else "warning",
+        subject=subject,
+        problem=f"{human_ratio(value)} (threshold {threshold_percent:g} %)",
+        since=_since(context.since_above(metric, labels, threshold_percent / 100)),
+        value=_q(value, "ratio"),
+        hint=hint,
+    )
+
+
+def _resource_findings(system: SystemSnapshot, context: Context) -> list[Finding]:
+    t = context.thresholds
+    candidates = [
+        _ratio_finding(
+            "CPU",
+            "cpu_usage_ratio",
+            {"cpu": "total"},
+            system.cpu.usage_ratio,
+            t.cpu_threshold,
+            context,
+            "get_system_status() lists top processes; get_metrics(metric='cpu') for the trend",
+        ),
+        _ratio_finding(
+            "memory",
+            "memory_used_ratio",
+            {},
+            system.memory.used_ratio,
+            t.memory_threshold,
+            context,
+            "get_metrics(metric='memory'); the top processes by memory are in get_system_status",
+        ),
+    ]
+    for fs in system.filesystems:
+        labels = {"mountpoint": fs.mountpoint, "device": fs.device or "", "fstype": fs.fstype or ""}
+        candidates.append(
+            _ratio_finding(
+                f"disk {fs.mountpoint}",
+                "filesystem_used_ratio",
+                labels,
+                fs.used_ratio,
+                t.disk_threshold,
+                context,
+                f"get_metrics(metric='filesystem_used_bytes', labels={{'mountpoint': '{fs.mountpoint}'}}, since='7d')",
+            )
+        )
+        candidates.append(
+            _ratio_finding(
+                f"inodes {fs.mountpoint}",
+                "filesystem_inodes_used_ratio",
+                labels,
+                fs.inodes_used_ratio,
+                t.disk_threshold,
+                context,
+                "many small files (sessions, cache): find the directory that grows",
+            )
+        )
+    found = [c for c in candidates if c is not None]
+    cores = system.cpu.count or 1
+    load5 = system.load.get("5m")
+    if load5 is not None and load5 > 2 * cores:
+        found.append(
+            Finding(
+                severity="warning",
+                subject="load",
+                problem=f"5-minute load {load5:.2f} on {cores} cores",
+                value=_q(load5, ""),
+                hint="get_metrics(metric='pressure_stall_ratio') tells CPU from I/O waiting",
+            )
+        )
+    for key, ratio in sorted(system.pressure.items()):
+        if ratio >= _PRESSURE_WARNING and not key.startswith("cpu_full"):
+            found.append(
+                Finding(
+                    severity="warning",
+                    subject=f"pressure {key.replace('_', ' ')}",
+                    problem=f"tasks stalled {human_ratio(ratio)} of the last 10 s",
+                    value=_q(ratio, "ratio"),
+                    hint="get_metrics(metric='pressure_stall_ratio', since='1h')",
+                )
+            )
+    if system.memory.swap_used_ratio is not None and system.memory.swap_used_ratio >= 0.5:
+        found.append(
+            Finding(
+                severity="warning",
+                subject="swap",
+                problem=f"{human_ratio(system.memory.swap_used_ratio)} of swap used",
+                value=_q(system.memory.swap_used_ratio, "ratio"),
+                hint="get_metrics(metric='swap_in_bytes_total', since='1h'): sustained swap-in means memory is short",
+            )
+        )
+    return found
+
+
+def _top(system: SystemSnapshot, count: int = 5) -> ProcessSnapshot | None:
+    top = system.top_processes
+    if top is None:
+        return None
+    return top.model_copy(update={"by_cpu": top.by_cpu[:count], "by_memory": top.by_memory[:count]})
+
+
+def _vitals(system: SystemSnapshot) -> dict[str, Quantity]:
+    vitals: dict[str, Quantity] = {}
+    if system.cpu.usage_ratio is not None:
+        vitals["cpu"] = _q(system.cpu.usage_ratio, "ratio")
+    if system.memory.used_ratio is not None:
+        vitals["memory"] = _q(system.memory.used_ratio, "ratio")
+    if system.memory.used_bytes is not None:
+        vitals["memory_used"] = _q(system.memory.used_bytes, "bytes")
+    if system.memory.swap_used_ratio is not None:
+        vitals["swap"] = _q(system.memory.swap_used_ratio, "ratio")
+    for window, value in system.load.items():
+        vitals[f"load_{window}"] = _q(value, "")
+    for fs in system.filesystems:
+        if fs.used_ratio is not None:
+            vitals[f"disk {fs.mountpoint}"] = _q(fs.used_ratio, "ratio")
+    if system.uptime_seconds is not None:
+        vitals["uptime"] = _q(system.uptime_seconds, "seconds")
+    return vitals
+
+
+def _headline(findings: Sequence[Finding], system: SystemSnapshot) -> str:
+    serious = [f for f in findings if f.severity != "info"]
+    if not serious:
+        cpu = human_ratio(system.cpu.usage_ratio) if system.cpu.usage_ratio is not None else "unknown"
+        memory = human_ratio(system.memory.used_ratio) if system.memory.used_ratio is not None else "unknown"
+        return f"All clear: CPU {cpu}, memory {memory}, no service down, no check failing."
+    parts = [f"{f.subject}: {f.problem}" for f in serious[:3]]
+    more = f" (+{len(serious) - 3} more)" if len(serious) > 3 else ""
+    return f"{len(serious)} problem{'s' if len(serious) > 1 else ''}: " + "; ".join(parts) + more
+
+
+def _hints(findings: Sequence[Finding]) -> list[str]:
+    hints = list(dict.fromkeys(f.hint for f in findings[:5]))
+    hints.append("get_events(since='1h') shows state changes, restarts and check failures in order")
+    return hints

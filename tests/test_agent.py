@@ -1,0 +1,78 @@
+"""The agent runtime: scheduled jobs, a failing collector counted without stopping the others, live config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from crucible_monitor.agent import Agent
+from crucible_monitor.config import Config
+from crucible_monitor.models import EventKind
+
+pytestmark = pytest.mark.anyio
+
+
+def _config(tmp_path: Path, **system: object) -> Config:
+    return Config.model_validate(
+        {
+            "agent": {"data_dir": str(tmp_path / "data"), "collect_interval": "1s"},
+            "storage": {"fsync": False},
+            "collectors": {
+                "system": system,
+                "services": {"systemd": {"enabled": False}, "supervisor": {"enabled": False}},
+            },
+        }
+    )
+
+
+async def test_scheduled_jobs_collect_on_their_own(tmp_path: Path) -> None:
+    agent = Agent(_config(tmp_path))
+    await agent.start()
+    try:
+        with anyio.fail_after(10):
+            while agent.health["system"].runs < 2 or not agent.store.latest("cpu_usage_ratio"):
+                await anyio.sleep(0.05)  # polling a condition, bounded by fail_after
+        assert agent.health["system"].errors_total == 0
+        assert agent.store.latest("memory_total_bytes")
+    finally:
+        await agent.stop()
+    assert list((tmp_path / "data" / "metrics" / "raw").rglob("*.parquet")), "stop() flushes to Parquet"
+
+
+async def test_a_failing_collector_is_counted_and_recorded_while_the_others_go_on(tmp_path: Path) -> None:
+    empty_procfs = tmp_path / "no-proc"
+    empty_procfs.mkdir()
+    agent = Agent(_config(tmp_path, procfs=str(empty_procfs)))  # /proc/stat unreadable: the whole source fails
+    await agent.start(schedule=False)
+    try:
+        for _ in range(3):
+            await agent.run_collector("system")
+            await agent.run_collector("agent")
+        system, own = agent.health["system"], agent.health["agent"]
+        assert (system.runs, system.errors_total, system.ok) == (3, 3, False)
+        assert system.last_error is not None and "stat" in system.last_error
+        assert (own.errors_total, own.ok) == (0, True)
+        assert agent.state is not None
+        errors = agent.state.events(kinds=[EventKind.COLLECTOR_ERROR])
+        assert len(errors) == 1, "one event when the collector starts failing, not one per run"
+        [errors_total] = agent.store.latest("agent_collector_errors_total", {"collector": "system"})
+        assert errors_total.value == 3
+    finally:
+        await agent.stop()
+
+
+async def test_applying_a_config_rebuilds_only_changed_collectors_and_reschedules(tmp_path: Path) -> None:
+    agent = Agent(_config(tmp_path))
+    await agent.start(schedule=False)
+    try:
+        system, services = agent.collectors["system"], agent.collectors["services"]
+        new = _config(tmp_path, interval="5s")
+        await agent.apply_config(new)
+        assert agent.collectors["system"] is not system and agent.health["system"].interval == 5.0
+        assert agent.collectors["services"] is services
+        assert agent.config is new
+        assert agent.state is not None and agent.state.events(kinds=[EventKind.CONFIG])
+    finally:
+        await agent.stop()
