@@ -19,6 +19,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 import bench_agent  # noqa: E402  (benchmarks are scripts beside this one)
+import bench_alerts  # noqa: E402
 import bench_collect  # noqa: E402
 import bench_storage  # noqa: E402
 
@@ -37,7 +38,7 @@ def _check(value: float, goal: float) -> str:
 
 def render(results: dict[str, Any], command: str) -> str:
     """docs/benchmarks.md from the results."""
-    collect, storage, agent = results["collect"], results["storage"], results["agent"]
+    collect, storage, agent, alerts = results["collect"], results["storage"], results["agent"], results["alerts"]
     cycle = collect["system_cycle_ms"]
     startup = agent["startup_to_healthy"]
     steady = agent["steady_state"]
@@ -135,6 +136,10 @@ numbers are in the JSON block at the end.
   {storage["maintenance_seconds_for_30_days"]} s for all 30), then `MetricStore.query()` for
   `cpu_usage_ratio{{cpu="total"}}`, 50 runs after one warm-up (file footers cached, as in a running agent).
 - **Start-up**: wall time from starting the process to the first 200 from `/api/v1/health`, 5 runs.
+- **Alert evaluation** (`benchmarks/bench_alerts.py`): the alert engine with 500 threshold rules over a store holding
+  the newest points of 1,000 series ({alerts['firing_alerts']} firing), {alerts['cycles']} evaluation cycles (rule
+  conditions, lifecycle, grouping and the outbox inserts in one transaction); the conditions alone take
+  {alerts['conditions_ms']['median']} ms.
 
 ```json
 {json.dumps(results, indent=2)}
@@ -151,6 +156,8 @@ def main() -> None:
     collect = bench_collect.run()
     print("storage (30 days of data)...", flush=True)
     storage = bench_storage.run()
+    print("alert evaluation...", flush=True)
+    alerts = bench_alerts.run()
     print(f"agent ({1 if args.quick else 10} min)...", flush=True)
     agent = bench_agent.run(1.0 if args.quick else 10.0)
     results = {
@@ -159,6 +166,7 @@ def main() -> None:
         "collect": collect,
         "storage": storage,
         "agent": agent,
+        "alerts": alerts,
     }
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(render(results, command), encoding="utf-8")

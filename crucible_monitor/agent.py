@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import os
@@ -20,16 +21,19 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from crucible_monitor import __version__
+from crucible_monitor.alerts import Alerting, AlertingConfig, AlertInputs, effective_alerting, load_alerting
 from crucible_monitor.collectors import ScheduledCollector, build_collectors
 from crucible_monitor.collectors.agent import AgentCollector
 from crucible_monitor.collectors.base import Collector
+from crucible_monitor.collectors.http_checks import CheckResult, HttpCheckCollector
+from crucible_monitor.collectors.services import ServicesCollector, ServiceStatus
 from crucible_monitor.config import Config
 from crucible_monitor.errors import StorageError
 from crucible_monitor.models import Event, EventKind, MetricSpec, Severity
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
 
-__all__ = ["Agent", "CollectorHealth", "ensure_api_token", "read_api_token"]
+__all__ = ["Agent", "CollectorHealth", "alerting_config", "ensure_api_token", "read_api_token"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,16 @@ class CollectorHealth:
     def ok(self) -> bool:
         """True unless the latest run failed."""
         return self.last_error is None
+
+
+def alerting_config(config: Config) -> AlertingConfig:
+    """The alerting file (if any) plus the shorthand rules and notification receivers of the main config.
+
+    Raises:
+        ConfigError: the alerting file is unreadable or invalid, or names unknown rules or receivers.
+    """
+    base = load_alerting(config.alerts.rules_file) if config.alerts.rules_file else AlertingConfig()
+    return effective_alerting(base, config.alerts, config.notifications)
 
 
 def read_api_token(config: Config) -> str | None:
@@ -119,6 +133,7 @@ class Agent:
             data_dir / "metrics", config.storage, retention=config.agent.data_retention, clock=clock
         )
         self.state: StateDB | None = None
+        self.alerting: Alerting | None = None
         self.collectors: dict[str, Collector] = {}
         self.health: dict[str, CollectorHealth] = {}
         self._scheduled: dict[str, ScheduledCollector] = {}
@@ -146,6 +161,14 @@ class Agent:
             self.store.runner = self._in_worker
         await asyncio.to_thread(self.store.open)
         self.state = StateDB(data_dir / "state.db", clock=self.clock)
+        alerting = alerting_config(self.config)
+        self.alerting = Alerting(
+            alerting,
+            self.state,
+            AlertInputs(samples=self.store, services=self._service_statuses, http_checks=self._check_results),
+            host=self.config.agent.hostname,
+            clock=self.clock,
+        )
         self.started_at = self.clock()
         self._scheduler = AsyncIOScheduler(
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
@@ -161,11 +184,14 @@ class Agent:
         )
         for scheduled in self._build_collectors(self.config):
             self._schedule(scheduled)
+        self._schedule_alerting(alerting)
+        self._scheduler.add_job(self._deliver, IntervalTrigger(seconds=2), id="alerts:deliver")
         if schedule:
             self._scheduler.start()
         self.state.add_events(
             [Event(EventKind.AGENT, "agent", f"crucible-monitor {__version__} started", data={"pid": os.getpid()})]
         )
+        gc.freeze()  # what exists now lives as long as the agent: keep the collector from scanning it every cycle
         logger.info("agent started: %d collectors, data in %s", len(self.collectors), data_dir)
 
     async def stop(self) -> None:
@@ -178,6 +204,8 @@ class Agent:
             if aclose is not None:
                 await aclose()
         self._closing = True
+        if self.alerting is not None:
+            await self.alerting.aclose()
         await asyncio.to_thread(self.store.close)
         if self._workers is not None:
             self._workers.shutdown()
@@ -200,7 +228,12 @@ class Agent:
         return [*build_collectors(config), ScheduledCollector(own, config.agent.collect_interval, None)]
 
     async def apply_config(self, config: Config) -> None:
-        """Switch to a new config live: rebuild and reschedule only the collectors whose settings changed."""
+        """Switch to a new config live: rebuild and reschedule only the collectors whose settings changed.
+
+        Raises:
+            ConfigError: the new alerting configuration is invalid (nothing is changed then).
+        """
+        alerting = alerting_config(config)
         wanted = {s.collector.name: s for s in self._build_collectors(config)}
         for name, current in list(self._scheduled.items()):
             new = wanted.get(name)
@@ -211,6 +244,9 @@ class Agent:
         for scheduled in wanted.values():
             self._schedule(scheduled)
         self.config = config
+        if self.alerting is not None:
+            self.alerting.configure(alerting)
+            self._schedule_alerting(alerting)
         self.store.config = config.storage
         self.store.retention = config.agent.data_retention
         logging.getLogger("crucible_monitor").setLevel(config.agent.log_level.upper())
@@ -287,6 +323,37 @@ class Agent:
         health.last_error = None
         health.last_success = started
 
+    def _schedule_alerting(self, alerting: AlertingConfig) -> None:
+        if self._scheduler is None:
+            return
+        every = (alerting.evaluation_interval or self.config.agent.collect_interval).total_seconds()
+        self._scheduler.add_job(
+            self.evaluate_alerts, IntervalTrigger(seconds=every), id="alerts:evaluate", replace_existing=True
+        )
+
+    def _service_statuses(self) -> list[ServiceStatus]:
+        return [s for c in self.collectors.values() if isinstance(c, ServicesCollector) for s in c.statuses()]
+
+    def _check_results(self) -> list[CheckResult]:
+        return [c.result for c in self.collectors.values() if isinstance(c, HttpCheckCollector) and c.result]
+
+    async def evaluate_alerts(self) -> None:
+        """One alert evaluation cycle; a failure is logged and the next cycle tries again."""
+        if self.alerting is None:
+            return
+        try:
+            await asyncio.to_thread(self.alerting.evaluate)
+        except Exception:  # a job's top level: alerting must keep running
+            logger.exception("alert evaluation failed")
+
+    async def _deliver(self) -> None:
+        if self.alerting is None:
+            return
+        try:
+            await self.alerting.deliver()
+        except Exception:  # a job's top level: the outbox keeps what it could not send
+            logger.exception("alert delivery failed")
+
     async def _flush(self) -> None:
         try:
             await asyncio.to_thread(self.store.flush)
@@ -298,6 +365,8 @@ class Agent:
             await asyncio.to_thread(self.store.maintain)
             if self.state is not None:
                 self.state.prune_events(self.clock() - _EVENT_RETENTION.total_seconds())
+            if self.alerting is not None:
+                self.alerting.prune(self.clock() - _EVENT_RETENTION.total_seconds())
         except (StorageError, OSError):
             logger.exception("storage maintenance failed; will retry")
 

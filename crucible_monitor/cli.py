@@ -73,10 +73,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the agent in the foreground until SIGTERM or Ctrl-C; both flush the WAL and exit 0."""
     import uvicorn  # deferred: only the agent needs the server stack
 
-    from crucible_monitor.agent import Agent, ensure_api_token
+    from crucible_monitor.agent import Agent, alerting_config, ensure_api_token
     from crucible_monitor.server.app import build_app
 
     config = _load(args)
+    alerting_config(config)  # a bad alerting file stops here with its errors, not inside the server
     token = ensure_api_token(config)
     setup_logging(config.agent.log_level, [*iter_secrets(config), token])
     app = build_app(Agent(config, config_path=Path(args.config) if args.config else None), token)
@@ -145,7 +146,10 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config file; print a summary, or every error with file, line and key."""
+    from crucible_monitor.agent import alerting_config
+
     config = load_config(Path(args.path))
+    alerting = alerting_config(config)
     console = Console()
     collectors = config.collectors
     console.print(f"[green]✓[/] {args.path} is valid")
@@ -155,6 +159,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     table.add_row("collect every", str(config.agent.collect_interval))
     table.add_row("http checks", ", ".join(c.name for c in collectors.http_checks) or "none")
     table.add_row("systemd units", ", ".join(collectors.services.systemd.units) or "discovered")
+    table.add_row("alert rules", ", ".join(r.name for r in alerting.rules) or "none")
+    table.add_row("receivers", ", ".join(alerting.receivers) or "none (alerts are only listed)")
     console.print(table)
     return 0
 

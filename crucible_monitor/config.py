@@ -14,7 +14,7 @@ import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import platformdirs
 import yaml
@@ -317,7 +317,11 @@ class CollectorsConfig(_Model):
 
 
 class AlertsConfig(_Model):
-    """Shorthand thresholds; each becomes an alert rule."""
+    """Shorthand thresholds (each becomes an alert rule), and the alerting file with everything else."""
+
+    rules_file: Path | None = Field(
+        None, description="The alerting file: rules, receivers, routes, silences... (see configs/alerts.yaml)."
+    )
 
     cpu_threshold: Percent | None = Field(90, description="CPU usage percent (all cores).")
     memory_threshold: Percent | None = Field(90, description="Memory used percent.")
@@ -558,6 +562,8 @@ def validate_config(data: dict[str, Any], source: str, located: _Located | None 
 def load_config(path: Path | None) -> Config:
     """Load ``path``, or the built-in defaults when ``path`` is None.
 
+    Relative paths in the file (``rules_file: alerts.yaml``, ``ca_file``, log files...) are relative to the file.
+
     Raises:
         ConfigError: the file cannot be read or is invalid.
     """
@@ -567,7 +573,29 @@ def load_config(path: Path | None) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
-    return parse_config(text, str(path))
+    return _relative_to(parse_config(text, str(path)), path.resolve().parent)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _relative_to(model: _M, base: Path) -> _M:
+    """``model`` with every relative path made relative to ``base`` (and ``~`` expanded)."""
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, Path):
+            expanded = value.expanduser()
+            return expanded if expanded.is_absolute() else base / expanded
+        if isinstance(value, BaseModel):
+            return _relative_to(value, base)
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        return value
+
+    changes = {name: fix(getattr(model, name)) for name in type(model).model_fields}
+    return model.model_copy(update={k: v for k, v in changes.items() if v is not getattr(model, k)})
 
 
 REDACTED = "**********"

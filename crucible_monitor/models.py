@@ -71,6 +71,7 @@ class EventKind(StrEnum):
     CHECK_FAILED = "check_failed"
     CHECK_RECOVERED = "check_recovered"
     COLLECTOR_ERROR = "collector_error"
+    ALERT = "alert"
     AGENT = "agent"
     CONFIG = "config"
     ACTION = "action"

@@ -10,6 +10,7 @@ import asyncio
 import difflib
 import math
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Literal, Protocol, TypeVar, cast
 
 import numpy as np
@@ -17,13 +18,22 @@ import numpy as np
 from crucible_monitor import __version__
 from crucible_monitor.actions import RestartRequest, restart_service
 from crucible_monitor.agent import Agent, CollectorHealth
+from crucible_monitor.alerts.config import Recurrence
+from crucible_monitor.alerts.operations import (
+    AlertDetail,
+    AlertFilter,
+    AlertOperations,
+    AlertView,
+    SilenceView,
+    TransitionView,
+)
 from crucible_monitor.collectors.http_checks import HttpCheckCollector
 from crucible_monitor.collectors.processes import ProcessesCollector
 from crucible_monitor.collectors.services import ServicesCollector
 from crucible_monitor.config import REDACTED, redacted, validate_config
 from crucible_monitor.errors import ConfigError, NotFoundError, QueryError
 from crucible_monitor.logs import tail_log
-from crucible_monitor.models import EventKind, MetricKind, iso
+from crucible_monitor.models import EventKind, MetricKind, Severity, iso
 from crucible_monitor.schemas import (
     AuditView,
     CheckResult,
@@ -109,7 +119,26 @@ class Operations(Protocol):
         self, name: str, *, reason: str, actor: str, confirmed: bool, dry_run: bool = False
     ) -> RestartResult: ...
     async def audit(self, *, target: str | None = None, since: float | None = None) -> list[AuditView]: ...
-    async def list_alerts(self) -> list[dict[str, Any]]: ...
+    async def list_alerts(
+        self, *, state: AlertFilter = "active", severity: str | None = None, limit: int = 100
+    ) -> list[AlertView]: ...
+    async def get_alert(self, alert_id: int) -> AlertDetail: ...
+    async def acknowledge_alert(
+        self, alert_id: int, *, by: str, note: str | None = None, expires: timedelta | None = None
+    ) -> AlertView: ...
+    async def silence_alerts(
+        self,
+        matchers: list[str],
+        *,
+        duration: timedelta,
+        reason: str,
+        author: str,
+        starts_at: float | None = None,
+        recurrence: Recurrence | None = None,
+    ) -> SilenceView: ...
+    async def list_silences(self, *, include_expired: bool = False) -> list[SilenceView]: ...
+    async def delete_silence(self, silence_id: str, *, by: str) -> SilenceView: ...
+    async def alert_history(self, *, since: float | None = None, limit: int = 100) -> list[TransitionView]: ...
     async def get_config(self) -> dict[str, Any]: ...
 
 
@@ -161,7 +190,9 @@ class Monitor:
                 restarts[stored.event.subject] = restarts.get(stored.event.subject, 0) + count
             for stored in self.agent.state.events(kinds=[EventKind.CHECK_FAILED], limit=1000):
                 failing_since.setdefault(stored.event.subject, stored.event.ts)
+        alerts = await self.list_alerts(state="active") if self.agent.alerting is not None else []
         context = Context(
+            alerts=alerts,
             thresholds=self.agent.config.alerts,
             restarts_last_hour=restarts,
             check_failing_since=failing_since,
@@ -440,19 +471,78 @@ class Monitor:
             for r in self.agent.state.audit(target=target, since=since)
         ]
 
-    # -- alerts (the alerting engine plugs in here) ---------------------------------------------------------
+    # -- alerts ---------------------------------------------------------------------------------------------
 
-    async def list_alerts(self) -> list[dict[str, Any]]:
-        """Active alerts; none until rules are configured by the alerting engine."""
-        return []
+    def _alerts(self) -> AlertOperations:
+        if self.agent.alerting is None:
+            raise NotFoundError("alerting is not running (the agent has not started)")
+        return self.agent.alerting.operations
 
-    async def acknowledge_alert(self, alert_id: str, *, by: str, note: str | None = None) -> dict[str, Any]:
-        """Acknowledge an alert.
+    async def list_alerts(
+        self, *, state: AlertFilter = "active", severity: str | None = None, limit: int = 100
+    ) -> list[AlertView]:
+        """Alerts newest first, by state (active: pending or firing) and severity.
 
         Raises:
-            NotFoundError: there is no alert with this id.
+            QueryError: an unknown state or severity (the message lists the valid ones).
         """
-        raise NotFoundError(f"no alert with id {alert_id!r}; list_alerts shows the active ones")
+        if severity is not None and severity not in {s.value for s in Severity}:
+            raise QueryError(f"unknown severity {severity!r}; valid: {', '.join(s.value for s in Severity)}")
+        return self._alerts().list_alerts(state=state, severity=Severity(severity) if severity else None, limit=limit)
+
+    async def get_alert(self, alert_id: int) -> AlertDetail:
+        """One alert with its history.
+
+        Raises:
+            NotFoundError: no alert has this id.
+        """
+        return self._alerts().get_alert(alert_id)
+
+    async def acknowledge_alert(
+        self, alert_id: int, *, by: str, note: str | None = None, expires: timedelta | None = None
+    ) -> AlertView:
+        """Acknowledge an alert: no re-notification until it resolves (or ``expires`` passes).
+
+        Raises:
+            NotFoundError: no alert has this id.
+            QueryError: it is resolved, or ``by`` is empty.
+        """
+        return self._alerts().acknowledge_alert(alert_id, by=by, note=note, expires=expires)
+
+    async def silence_alerts(
+        self,
+        matchers: list[str],
+        *,
+        duration: timedelta,
+        reason: str,
+        author: str,
+        starts_at: float | None = None,
+        recurrence: Recurrence | None = None,
+    ) -> SilenceView:
+        """Mute the alerts matching every matcher for a while (optionally only inside recurring windows).
+
+        Raises:
+            QueryError: bad matchers, no reason or author, a duration out of range.
+        """
+        return self._alerts().silence_alerts(
+            matchers, duration=duration, reason=reason, author=author, starts_at=starts_at, recurrence=recurrence
+        )
+
+    async def list_silences(self, *, include_expired: bool = False) -> list[SilenceView]:
+        """Silences and maintenance windows."""
+        return self._alerts().list_silences(include_expired=include_expired)
+
+    async def delete_silence(self, silence_id: str, *, by: str) -> SilenceView:
+        """End a silence now.
+
+        Raises:
+            NotFoundError: no silence has this id.
+        """
+        return self._alerts().delete_silence(silence_id, by=by)
+
+    async def alert_history(self, *, since: float | None = None, limit: int = 100) -> list[TransitionView]:
+        """Transitions of every alert, newest first."""
+        return self._alerts().alert_history(since=since, limit=limit)
 
     # -- config ---------------------------------------------------------------------------------------------
 

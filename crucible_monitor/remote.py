@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -10,6 +11,8 @@ import httpx
 from pydantic import TypeAdapter
 
 from crucible_monitor.agent import read_api_token
+from crucible_monitor.alerts.config import Recurrence
+from crucible_monitor.alerts.operations import AlertDetail, AlertFilter, AlertView, SilenceView, TransitionView
 from crucible_monitor.config import Config
 from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, CrucibleError, NotFoundError, QueryError
 from crucible_monitor.monitor import ServiceState
@@ -38,7 +41,9 @@ _CHECKS = TypeAdapter(list[CheckResult])
 _METRICS = TypeAdapter(list[MetricInfo])
 _EVENTS = TypeAdapter(list[EventView])
 _AUDIT = TypeAdapter(list[AuditView])
-_ALERTS = TypeAdapter(list[dict[str, Any]])
+_ALERTS = TypeAdapter(list[AlertView])
+_SILENCES = TypeAdapter(list[SilenceView])
+_TRANSITIONS = TypeAdapter(list[TransitionView])
 
 
 class AgentUnavailable(CrucibleError):
@@ -188,9 +193,59 @@ class RemoteMonitor:
         """``GET /api/v1/audit``."""
         return _AUDIT.validate_python(await self._call("GET", "/api/v1/audit", target=target, since=since))
 
-    async def list_alerts(self) -> list[dict[str, Any]]:
+    async def list_alerts(
+        self, *, state: AlertFilter = "active", severity: str | None = None, limit: int = 100
+    ) -> list[AlertView]:
         """``GET /api/v1/alerts``."""
-        return _ALERTS.validate_python(await self._call("GET", "/api/v1/alerts"))
+        return _ALERTS.validate_python(
+            await self._call("GET", "/api/v1/alerts", state=state, severity=severity, limit=limit)
+        )
+
+    async def get_alert(self, alert_id: int) -> AlertDetail:
+        """``GET /api/v1/alerts/{id}``."""
+        return AlertDetail.model_validate(await self._call("GET", f"/api/v1/alerts/{alert_id}"))
+
+    async def acknowledge_alert(
+        self, alert_id: int, *, by: str, note: str | None = None, expires: timedelta | None = None
+    ) -> AlertView:
+        """``POST /api/v1/alerts/{id}/acknowledge``."""
+        body = {"by": by, "note": note, "expires": _duration(expires)}
+        return AlertView.model_validate(await self._call("POST", f"/api/v1/alerts/{alert_id}/acknowledge", json=body))
+
+    async def silence_alerts(
+        self,
+        matchers: list[str],
+        *,
+        duration: timedelta,
+        reason: str,
+        author: str,
+        starts_at: float | None = None,
+        recurrence: Recurrence | None = None,
+    ) -> SilenceView:
+        """``POST /api/v1/silences``."""
+        body = {
+            "matchers": matchers,
+            "duration": _duration(duration),
+            "reason": reason,
+            "author": author,
+            "starts_at": starts_at,
+            "recurrence": recurrence.model_dump(mode="json") if recurrence else None,
+        }
+        return SilenceView.model_validate(await self._call("POST", "/api/v1/silences", json=body))
+
+    async def list_silences(self, *, include_expired: bool = False) -> list[SilenceView]:
+        """``GET /api/v1/silences``."""
+        return _SILENCES.validate_python(
+            await self._call("GET", "/api/v1/silences", include_expired=str(include_expired).lower())
+        )
+
+    async def delete_silence(self, silence_id: str, *, by: str) -> SilenceView:
+        """``DELETE /api/v1/silences/{id}``."""
+        return SilenceView.model_validate(await self._call("DELETE", f"/api/v1/silences/{silence_id}", by=by))
+
+    async def alert_history(self, *, since: float | None = None, limit: int = 100) -> list[TransitionView]:
+        """``GET /api/v1/alerts/history``."""
+        return _TRANSITIONS.validate_python(await self._call("GET", "/api/v1/alerts/history", since=since, limit=limit))
 
     async def get_config(self) -> dict[str, Any]:
         """``GET /api/v1/config`` (secrets redacted)."""
@@ -205,6 +260,10 @@ def _range(start: float, end: float, step: float | None, labels: Mapping[str, st
         "step": f"{step}s" if step else None,
         "labels": ",".join(f"{k}={v}" for k, v in labels.items()) if labels else None,
     }
+
+
+def _duration(value: timedelta | None) -> str | None:
+    return None if value is None else f"{value.total_seconds():g}s"
 
 
 def _raise_for(response: httpx.Response) -> None:

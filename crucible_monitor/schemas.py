@@ -232,6 +232,7 @@ class StatusSummary(BaseModel):
     vitals: dict[str, Quantity] = Field(description="CPU, memory, swap, load, each disk: value, unit, human form.")
     services: dict[str, int] = Field(description="total, up, down")
     checks: dict[str, int] = Field(description="total, failing")
+    alerts: dict[str, int] = Field(description="firing, pending, acknowledged")
     top_processes: ProcessSnapshot | None = Field(None, description="The top 5 by CPU and by memory.")
     hints: list[str]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from crucible_monitor.alerts.operations import AlertView
 from crucible_monitor.config import AlertsConfig
 from crucible_monitor.models import iso
 from crucible_monitor.schemas import (
@@ -37,6 +38,7 @@ class Context:
     seconds), or None when unknown.
     """
 
+    alerts: Sequence[AlertView]
     thresholds: AlertsConfig
     restarts_last_hour: Mapping[str, int]
     check_failing_since: Mapping[str, float]
@@ -60,6 +62,7 @@ def summarize(
 ) -> StatusSummary:
     """Findings sorted by severity, vital signs with human forms, counts and next steps."""
     findings = [
+        *_alert_findings(context.alerts),
         *_service_findings(services, context),
         *_check_findings(checks, context),
         *_resource_findings(system, context),
@@ -92,9 +95,32 @@ def summarize(
         vitals=_vitals(system),
         services={"total": len(services), "up": len(services) - down, "down": down},
         checks={"total": len(checks), "failing": failing},
+        alerts={
+            "firing": sum(1 for a in context.alerts if a.state == "firing"),
+            "pending": sum(1 for a in context.alerts if a.state == "pending"),
+            "acknowledged": sum(1 for a in context.alerts if a.acknowledgement is not None),
+        },
         top_processes=_top(system),
         hints=_hints(findings),
     )
+
+
+def _alert_findings(alerts: Sequence[AlertView]) -> list[Finding]:
+    found = []
+    for alert in alerts:
+        if alert.state != "firing" or alert.silenced_by or alert.inhibited:
+            continue
+        acked = f" (acknowledged by {alert.acknowledgement.by})" if alert.acknowledgement else ""
+        found.append(
+            Finding(
+                severity="critical" if alert.severity == "critical" else "warning",
+                subject=f"alert {alert.name}",
+                problem=(alert.annotations.get("summary") or alert.name) + acked,
+                since=alert.fired_at or alert.active_since,
+                hint=f"get_alert(alert_id={alert.id}) for its history; acknowledge_alert when someone is on it",
+            )
+        )
+    return found
 
 
 def _service_findings(services: Sequence[ServiceStatus], context: Context) -> list[Finding]:

@@ -156,3 +156,12 @@ def test_config_is_frozen() -> None:
     with pytest.raises(ValueError):
         config.agent.__setattr__("listen_addr", "0.0.0.0:1")
     assert os.environ.get("CRUCIBLE_TEST_UNSET_VAR") is None
+
+
+def test_relative_paths_in_a_file_are_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    path = tmp_path / "etc" / "monitor.yaml"
+    path.write_text("alerts:\n  rules_file: alerts.yaml\nlogs:\n  files:\n    app: ../log/app.log\n", encoding="utf-8")
+    config = load_config(path)
+    assert config.alerts.rules_file == tmp_path / "etc" / "alerts.yaml"
+    assert config.logs.files["app"] == tmp_path / "etc" / ".." / "log" / "app.log"

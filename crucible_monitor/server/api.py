@@ -15,6 +15,15 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from crucible_monitor.alerts.operations import (
+    AcknowledgeRequest,
+    AlertDetail,
+    AlertFilter,
+    AlertView,
+    SilenceRequest,
+    SilenceView,
+    TransitionView,
+)
 from crucible_monitor.config import parse_duration
 from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, NotFoundError, QueryError
 from crucible_monitor.monitor import Monitor
@@ -230,18 +239,53 @@ def build_api(monitor: Monitor, token: str) -> APIRouter:
         return await monitor.events(since=_time(since) if since else None, kinds=kind, subject=subject, limit=limit)
 
     @api.get("/alerts", tags=["alerts"])
-    async def alerts() -> list[dict[str, Any]]:
-        """Active alerts."""
-        return await monitor.list_alerts()
+    async def alerts(
+        state: Annotated[AlertFilter, Query(description="active = pending or firing")] = "active",
+        severity: Annotated[Literal["info", "warning", "critical"] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[AlertView]:
+        """Alerts newest first, with their acknowledgement, silences and inhibition."""
+        return await monitor.list_alerts(state=state, severity=severity, limit=limit)
+
+    @api.get("/alerts/history", tags=["alerts"])
+    async def alert_history(
+        since: Annotated[str | None, Query(description="ISO 8601, Unix seconds, or a duration ago.")] = "1d",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[TransitionView]:
+        """Every alert's transitions (pending, firing, acknowledged, resolved...), newest first."""
+        return await monitor.alert_history(since=_time(since) if since else None, limit=limit)
+
+    @api.get("/alerts/{alert_id}", tags=["alerts"])
+    async def alert(alert_id: int) -> AlertDetail:
+        """One alert with its history."""
+        return await monitor.get_alert(alert_id)
 
     @api.post("/alerts/{alert_id}/acknowledge", tags=["alerts"])
-    async def acknowledge(
-        alert_id: str,
-        body: Annotated[dict[str, Any] | None, Body(description='{"by": "alice", "note": "looking"}')] = None,
-    ) -> dict[str, Any]:
-        """Acknowledge an alert: no re-notification while acknowledged."""
-        payload = body or {}
-        return await monitor.acknowledge_alert(alert_id, by=str(payload.get("by", "api")), note=payload.get("note"))
+    async def acknowledge(alert_id: int, body: AcknowledgeRequest) -> AlertView:
+        """Acknowledge an alert: no re-notification until it resolves or the acknowledgement expires."""
+        return await monitor.acknowledge_alert(alert_id, by=body.by, note=body.note, expires=body.expires)
+
+    @api.get("/silences", tags=["alerts"])
+    async def silences(include_expired: Annotated[bool, Query()] = False) -> list[SilenceView]:
+        """Silences (from the API and MCP) and maintenance windows (from the alerting file)."""
+        return await monitor.list_silences(include_expired=include_expired)
+
+    @api.post("/silences", tags=["alerts"], status_code=201)
+    async def silence(body: SilenceRequest) -> SilenceView:
+        """Mute the alerts matching every matcher for ``duration`` (optionally only inside recurring windows)."""
+        return await monitor.silence_alerts(
+            body.matchers,
+            duration=body.duration,
+            reason=body.reason,
+            author=body.author,
+            starts_at=body.starts_at,
+            recurrence=body.recurrence,
+        )
+
+    @api.delete("/silences/{silence_id}", tags=["alerts"])
+    async def delete_silence(silence_id: str, by: Annotated[str, Query(min_length=1)]) -> SilenceView:
+        """End a silence now."""
+        return await monitor.delete_silence(silence_id, by=by)
 
     @api.get("/config", tags=["config"])
     async def get_config() -> dict[str, Any]:

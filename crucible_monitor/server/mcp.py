@@ -18,8 +18,9 @@ import time
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import resources
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken, TokenVerifier
@@ -37,6 +38,7 @@ from mcp.types import ToolAnnotations
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from crucible_monitor import __version__
+from crucible_monitor.alerts.operations import AlertDetail, AlertFilter, AlertView, SilenceView, TransitionView
 from crucible_monitor.config import parse_duration
 from crucible_monitor.errors import CrucibleError
 from crucible_monitor.models import EventKind, iso
@@ -72,11 +74,12 @@ EventKindName = Literal[
     "check_failed",
     "check_recovered",
     "collector_error",
+    "alert",
     "agent",
     "config",
     "action",
 ]
-assert set(EventKindName.__args__) == {k.value for k in EventKind}  # type: ignore[attr-defined]
+assert set(get_args(EventKindName)) == {k.value for k in EventKind}, "EventKindName must list every EventKind"
 
 
 @dataclass(frozen=True)
@@ -161,10 +164,22 @@ class EventList(BaseModel):
 
 
 class AlertList(BaseModel):
-    """Active alerts, most severe first."""
+    """Alerts, newest first."""
 
-    alerts: list[dict[str, Any]]
+    alerts: list[AlertView]
     hint: str
+
+
+class TransitionList(BaseModel):
+    """Alert transitions, newest first."""
+
+    transitions: list[TransitionView]
+
+
+class SilenceList(BaseModel):
+    """Silences and maintenance windows."""
+
+    silences: list[SilenceView]
 
 
 class AuditList(BaseModel):
@@ -256,6 +271,11 @@ def _seconds(text: str | None, name: str) -> float | None:
         return parse_duration(text).total_seconds()
     except ValueError:
         raise ToolError(f"invalid {name} {text!r}: use a duration such as 10s, 5m, 1h, 1d") from None
+
+
+def _duration(text: str | None, name: str) -> timedelta | None:
+    seconds = _seconds(text, name)
+    return None if seconds is None else timedelta(seconds=seconds)
 
 
 def _actor(ctx: Context[Any, Any], transport: str) -> str:
@@ -420,9 +440,44 @@ def build_mcp_server(
         )
 
     @mcp.tool(annotations=_READ)
-    async def list_alerts() -> AlertList:
-        """Active alerts, most severe first."""
-        return AlertList(alerts=await _guarded(ops.list_alerts()), hint="get_system_status() for the full picture")
+    async def list_alerts(
+        state: Annotated[AlertFilter, Field(description="active = pending or firing.")] = "active",
+        severity: Annotated[Literal["info", "warning", "critical"] | None, Field(description="Only this.")] = None,
+        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+    ) -> AlertList:
+        """Alerts newest first: state, severity, labels, summary, since when, acknowledged or silenced."""
+        alerts = await _guarded(ops.list_alerts(state=state, severity=severity, limit=limit))
+        return AlertList(alerts=alerts, hint="get_alert(alert_id=...) for the history; acknowledge_alert when on it")
+
+    @mcp.tool(annotations=_READ)
+    async def get_alert(alert_id: Annotated[int, Field(ge=1)]) -> AlertDetail:
+        """One alert with its history of transitions (pending, firing, acknowledged, resolved...)."""
+        return await _guarded(ops.get_alert(alert_id))
+
+    @mcp.tool(annotations=_READ)
+    async def alert_history(
+        since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "1d",
+        limit: Annotated[int, Field(ge=1, le=500)] = 100,
+    ) -> TransitionList:
+        """Every alert's transitions, newest first."""
+        return TransitionList(transitions=await _guarded(ops.alert_history(since=_time(since, "since"), limit=limit)))
+
+    @mcp.tool(annotations=_READ)
+    async def list_silences(include_expired: bool = False) -> SilenceList:
+        """Silences and maintenance windows, and whether each is in force now."""
+        return SilenceList(silences=await _guarded(ops.list_silences(include_expired=include_expired)))
+
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
+    async def acknowledge_alert(
+        ctx: Context[Any, Any],
+        alert_id: Annotated[int, Field(ge=1)],
+        note: Annotated[str | None, Field(description="What is being done about it.")] = None,
+        expires: Annotated[str | None, Field(description="e.g. 2h; unset: until the alert resolves.")] = None,
+    ) -> AlertView:
+        """Acknowledge an alert: someone is on it, so it is not notified again until it resolves or expires."""
+        return await _guarded(
+            ops.acknowledge_alert(alert_id, by=_actor(ctx, transport), note=note, expires=_duration(expires, "expires"))
+        )
 
     @mcp.tool(annotations=_READ)
     async def get_audit(
@@ -433,6 +488,29 @@ def build_mcp_server(
         return AuditList(records=await _guarded(ops.audit(target=service, since=_time(since, "since"))))
 
     if not read_only:
+
+        @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False))
+        async def silence_alerts(
+            ctx: Context[Any, Any],
+            matchers: Annotated[
+                list[str],
+                Field(min_length=1, max_length=20, description="e.g. ['alertname=HighCpuUsage', 'service=mysql']"),
+            ],
+            duration: Annotated[str, Field(description="How long, e.g. 2h (at most a year).")],
+            reason: Annotated[str, Field(min_length=1, max_length=500, description="Why: shown with the silence.")],
+        ) -> SilenceView:
+            """Mute notifications of the alerts matching every matcher for a while (name=value, name!=value,
+            name=~regex, name!~regex). Alerts still fire and show in list_alerts."""
+            span = _duration(duration, "duration")
+            assert span is not None
+            return await _guarded(
+                ops.silence_alerts(matchers, duration=span, reason=reason, author=_actor(ctx, transport))
+            )
+
+        @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True))
+        async def delete_silence(ctx: Context[Any, Any], silence_id: str) -> SilenceView:
+            """End a silence now (list_silences shows the ids)."""
+            return await _guarded(ops.delete_silence(silence_id, by=_actor(ctx, transport)))
 
         @mcp.tool(
             title="Restart a service",
@@ -470,7 +548,7 @@ def build_mcp_server(
             alert_clause=f", starting from alert {alert_id}" if alert_id else "",
             status=status.model_dump(mode="json", exclude={"vitals"}),
             events=[e.model_dump(mode="json") for e in events],
-            alerts=alerts,
+            alerts=[a.model_dump(mode="json", exclude={"fingerprint"}) for a in alerts],
         )
 
     @mcp.prompt(title="Capacity report")

@@ -80,7 +80,22 @@ def web() -> Iterator[LoopbackServer]:
         yield server
 
 
+RULES = """
+rules:
+  - name: MemoryPresent
+    kind: threshold
+    metric: memory_total_bytes
+    op: ">"
+    value: 0
+    for: 0s
+    annotations:
+      summary: "memory is {{ value }} bytes"
+"""
+
+
 def _config(tmp_path: Path, web: LoopbackServer, supervisord: Supervisord) -> Config:
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(RULES, encoding="utf-8")
     return Config.model_validate(
         {
             "agent": {"data_dir": str(tmp_path / "data"), "api_token": TOKEN, "hostname": "test-host"},
@@ -90,6 +105,7 @@ def _config(tmp_path: Path, web: LoopbackServer, supervisord: Supervisord) -> Co
                 "http_checks": [{"name": "shop", "url": web.url("/"), "keyword": "Welcome", "retries": 0}],
             },
             "notifications": {"slack": {"enabled": True, "webhook_url": SLACK_SECRET}},
+            "alerts": {"rules_file": str(rules), "cpu_threshold": None, "memory_threshold": None},
         }
     )
 
@@ -243,10 +259,35 @@ async def test_invalid_config_changes_are_rejected_and_nothing_changes(
     assert running.agent.config is before
 
 
-async def test_alerts_are_empty_and_acknowledging_an_unknown_alert_is_404(running: Running) -> None:
-    assert await running.get("/api/v1/alerts") == []
-    response = await running.client.post("/api/v1/alerts/42/acknowledge", json={"by": "alice"})
-    assert response.status_code == 404 and "no alert with id '42'" in response.json()["detail"]
+async def test_alerts_fire_and_are_acknowledged_and_silenced_through_the_api(running: Running) -> None:
+    await running.collect("system")
+    await running.agent.evaluate_alerts()
+    [alert] = await running.get("/api/v1/alerts", state="firing")
+    assert alert["name"] == "MemoryPresent" and alert["severity"] == "warning"
+    assert alert["annotations"]["summary"].startswith("memory is ")
+    response = await running.client.post(
+        f"/api/v1/alerts/{alert['id']}/acknowledge", json={"by": "alice", "note": "looking", "expires": "2h"}
+    )
+    assert response.status_code == 200 and response.json()["acknowledgement"]["by"] == "alice"
+    detail = await running.get(f"/api/v1/alerts/{alert['id']}")
+    assert [t["kind"] for t in detail["history"]][-1] == "acknowledged"
+    created = await running.client.post(
+        "/api/v1/silences",
+        json={"matchers": ["alertname=MemoryPresent"], "duration": "1h", "reason": "testing", "author": "alice"},
+    )
+    assert created.status_code == 201
+    silence_id = created.json()["id"]
+    assert [s["id"] for s in await running.get("/api/v1/silences")] == [silence_id]
+    ended = await running.client.delete(f"/api/v1/silences/{silence_id}", params={"by": "alice"})
+    assert ended.status_code == 200 and ended.json()["deleted_by"] == "alice"
+    history = await running.get("/api/v1/alerts/history", since="1h")
+    assert {t["kind"] for t in history} >= {"firing", "acknowledged"}
+    events = await running.get("/api/v1/events", kind="alert")
+    assert any(e["subject"] == "MemoryPresent" for e in events)
+    missing = await running.client.post("/api/v1/alerts/999/acknowledge", json={"by": "alice"})
+    assert missing.status_code == 404 and "no alert with id 999" in missing.json()["detail"]
+    bad = await running.client.get("/api/v1/alerts", params={"state": "burning"})
+    assert bad.status_code == 422
 
 
 async def test_the_openapi_spec_lists_every_route_with_bearer_security(running: Running) -> None:

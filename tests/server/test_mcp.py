@@ -33,8 +33,13 @@ READ_TOOLS = {
     "tail_logs",
     "get_events",
     "list_alerts",
+    "get_alert",
+    "alert_history",
+    "list_silences",
     "get_audit",
 }
+CHANGING_TOOLS = {"acknowledge_alert"}
+DESTRUCTIVE_TOOLS = {"restart_service", "silence_alerts", "delete_silence"}
 
 
 @dataclass
@@ -63,7 +68,24 @@ def supervisord(tmp_path: Path) -> Iterator[Supervisord]:
         yield sv
 
 
+RULES = """
+rules:
+  - name: WorkerUp
+    kind: threshold
+    metric: service_up
+    match: {service: web-worker}
+    op: ">="
+    value: 1
+    for: 0s
+    severity: critical
+    annotations:
+      summary: "web-worker is up (a test rule that always fires)"
+"""
+
+
 def _config(tmp_path: Path, supervisord: Supervisord, app_log: Path, **actions: Any) -> Config:
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(RULES, encoding="utf-8")
     return Config.model_validate(
         {
             "agent": {"data_dir": str(tmp_path / "data"), "hostname": "shop-1"},
@@ -74,7 +96,12 @@ def _config(tmp_path: Path, supervisord: Supervisord, app_log: Path, **actions: 
             "actions": {"restart_allowlist": ["web-worker"], "restart_backoff": "1ms", **actions},
             "logs": {"files": {"laravel": str(app_log)}},
             # resource thresholds off: this machine's real load must not change what the tests expect
-            "alerts": {"cpu_threshold": None, "memory_threshold": None, "disk_threshold": None},
+            "alerts": {
+                "cpu_threshold": None,
+                "memory_threshold": None,
+                "disk_threshold": None,
+                "rules_file": str(rules),
+            },
             "notifications": {"email": {"password": SECRET}},
         }
     )
@@ -112,7 +139,9 @@ async def test_tools_are_listed_with_hints_and_answer_with_real_data(setup: Setu
     server = build_mcp_server(setup.monitor, read_only=False)
     async with Client(server, mode=mode) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-        assert set(tools) == READ_TOOLS | {"restart_service"}
+        assert set(tools) == READ_TOOLS | CHANGING_TOOLS | DESTRUCTIVE_TOOLS
+        for name in DESTRUCTIVE_TOOLS:
+            assert tools[name].annotations is not None and tools[name].annotations.destructive_hint is True, name
         for name in READ_TOOLS:
             assert tools[name].annotations is not None and tools[name].annotations.read_only_hint is True, name
         restart = tools["restart_service"].annotations
@@ -125,6 +154,7 @@ async def test_tools_are_listed_with_hints_and_answer_with_real_data(setup: Setu
         assert summary is not None and summary["host"] == "shop-1" and summary["status"] == "ok"
         assert summary["vitals"]["memory"]["human"].endswith("%")
         assert summary["services"] == {"total": 2, "up": 2, "down": 0}
+        assert summary["alerts"] == {"firing": 0, "pending": 0, "acknowledged": 0}
         assert summary["ts"].endswith("+00:00")
 
 
@@ -281,7 +311,7 @@ async def test_a_dry_run_says_what_would_happen_and_changes_nothing(setup: Setup
 async def test_read_only_mode_lists_no_destructive_tool_and_the_monitor_refuses(setup: Setup) -> None:
     async with Client(build_mcp_server(setup.monitor, read_only=True)) as client:
         names = {t.name for t in (await client.list_tools()).tools}
-        assert names == READ_TOOLS
+        assert names == READ_TOOLS | CHANGING_TOOLS
         result = await client.call_tool("restart_service", {"service": "web-worker", "reason": "x" * 5})
         assert result.is_error and "Unknown tool" in result.content[0].text
     await setup.agent.apply_config(
@@ -325,3 +355,33 @@ async def test_resources_give_status_redacted_config_and_metrics(setup: Setup) -
         assert '"host":"shop-1"' in status.text  # type: ignore[union-attr]
         metric = (await client.read_resource("crucible://metrics/memory_used_bytes")).contents[0]
         assert '"metric":"memory_used_bytes"' in metric.text  # type: ignore[union-attr]
+
+
+async def test_alerts_can_be_listed_acknowledged_and_silenced_over_mcp(setup: Setup) -> None:
+    await setup.agent.evaluate_alerts()
+    async with Client(build_mcp_server(setup.monitor, read_only=False)) as client:
+        summary = (await client.call_tool("get_system_status", {})).structured_content
+        assert summary is not None and summary["status"] == "critical" and summary["alerts"]["firing"] == 1
+        assert summary["findings"][0]["subject"] == "alert WorkerUp"
+        listed = (await client.call_tool("list_alerts", {"state": "firing"})).structured_content
+        assert listed is not None
+        [alert] = listed["alerts"]
+        acked = await client.call_tool("acknowledge_alert", {"alert_id": alert["id"], "note": "on it", "expires": "1h"})
+        assert acked.structured_content is not None
+        assert acked.structured_content["acknowledgement"]["by"].startswith("mcp-memory")
+        bad = await client.call_tool("list_alerts", {"state": "burning"})
+        assert bad.is_error and "firing" in bad.content[0].text
+        silenced = await client.call_tool(
+            "silence_alerts", {"matchers": ["alertname=WorkerUp"], "duration": "2h", "reason": "deploying"}
+        )
+        assert silenced.structured_content is not None
+        silence_id = silenced.structured_content["id"]
+        listed_silences = (await client.call_tool("list_silences", {})).structured_content
+        assert listed_silences is not None and [x["id"] for x in listed_silences["silences"]] == [silence_id]
+        nothing = await client.call_tool("silence_alerts", {"matchers": ["x=~.*"], "duration": "2h", "reason": "r"})
+        assert nothing.is_error and "matcher" in nothing.content[0].text
+        await client.call_tool("delete_silence", {"silence_id": silence_id})
+        detail = (await client.call_tool("get_alert", {"alert_id": alert["id"]})).structured_content
+        assert detail is not None and [t["kind"] for t in detail["history"]][-1] == "acknowledged"
+        history = (await client.call_tool("alert_history", {"since": "1h"})).structured_content
+        assert history is not None and {t["kind"] for t in history["transitions"]} >= {"firing", "acknowledged"}
