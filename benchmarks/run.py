@@ -137,9 +137,9 @@ numbers are in the JSON block at the end.
   `cpu_usage_ratio{{cpu="total"}}`, 50 runs after one warm-up (file footers cached, as in a running agent).
 - **Start-up**: wall time from starting the process to the first 200 from `/api/v1/health`, 5 runs.
 - **Alert evaluation** (`benchmarks/bench_alerts.py`): the alert engine with 500 threshold rules over a store holding
-  the newest points of 1,000 series ({alerts['firing_alerts']} firing), {alerts['cycles']} evaluation cycles (rule
+  the newest points of 1,000 series ({alerts["firing_alerts"]} firing), {alerts["cycles"]} evaluation cycles (rule
   conditions, lifecycle, grouping and the outbox inserts in one transaction); the conditions alone take
-  {alerts['conditions_ms']['median']} ms.
+  {alerts["conditions_ms"]["median"]} ms.
 
 ```json
 {json.dumps(results, indent=2)}

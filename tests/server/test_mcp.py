@@ -151,7 +151,9 @@ async def test_tools_are_listed_with_hints_and_answer_with_real_data(setup: Setu
         status = await client.call_tool("get_system_status", {})
         assert not status.is_error
         summary = status.structured_content
-        assert summary is not None and summary["host"] == "shop-1" and summary["status"] == "ok"
+        assert summary is not None and summary["host"] == "shop-1"
+        # this machine's own load may add resource findings; nothing about services, checks or alerts is wrong
+        assert not [f for f in summary["findings"] if f["subject"].startswith(("service", "check", "alert"))]
         assert summary["vitals"]["memory"]["human"].endswith("%")
         assert summary["services"] == {"total": 2, "up": 2, "down": 0}
         assert summary["alerts"] == {"firing": 0, "pending": 0, "acknowledged": 0}
@@ -164,11 +166,11 @@ async def test_get_system_status_puts_a_stopped_service_first_with_since(setup: 
     await setup.agent.run_collector("services")
     async with Client(build_mcp_server(setup.monitor, read_only=False)) as client:
         summary = (await client.call_tool("get_system_status", {})).structured_content
-    assert summary is not None and summary["status"] == "warning"
+    assert summary is not None and summary["status"] in ("warning", "critical")
     first = summary["findings"][0]
     assert first["subject"] == "service mailer" and "stopped" in first["problem"]
     assert first["since"].endswith("+00:00") and "get_service(name='mailer')" in first["hint"]
-    assert summary["headline"].startswith("1 problem: service mailer")
+    assert "service mailer: other service is stopped" in summary["headline"]
 
 
 async def test_get_metrics_is_bounded_summarised_and_reports_progress(setup: Setup) -> None:
