@@ -21,6 +21,7 @@ sys.path.insert(0, str(HERE))
 import bench_agent  # noqa: E402  (benchmarks are scripts beside this one)
 import bench_alerts  # noqa: E402
 import bench_collect  # noqa: E402
+import bench_mcp  # noqa: E402
 import bench_storage  # noqa: E402
 
 DOC = HERE.parent / "docs" / "benchmarks.md"
@@ -39,6 +40,7 @@ def _check(value: float, goal: float) -> str:
 def render(results: dict[str, Any], command: str) -> str:
     """docs/benchmarks.md from the results."""
     collect, storage, agent, alerts = results["collect"], results["storage"], results["agent"], results["alerts"]
+    mcp = results["mcp"]
     cycle = collect["system_cycle_ms"]
     startup = agent["startup_to_healthy"]
     steady = agent["steady_state"]
@@ -136,6 +138,10 @@ numbers are in the JSON block at the end.
   {storage["maintenance_seconds_for_30_days"]} s for all 30), then `MetricStore.query()` for
   `cpu_usage_ratio{{cpu="total"}}`, 50 runs after one warm-up (file footers cached, as in a running agent).
 - **Start-up**: wall time from starting the process to the first 200 from `/api/v1/health`, 5 runs.
+- **MCP tool calls** (`benchmarks/bench_mcp.py`): the last 24 hours of the synthetic host as flushed Parquet plus
+  one collection of every real collector; {mcp["calls"]} calls each of `get_system_status` and `get_metrics`
+  (`cpu_usage_ratio{{cpu="total"}}` over 24 h, 100 points) after one warm-up, through the in-memory MCP client and
+  over streamable HTTP to a `crucible-monitor serve` process, with the token.
 - **Alert evaluation** (`benchmarks/bench_alerts.py`): the alert engine with 500 threshold rules over a store holding
   the newest points of 1,000 series ({alerts["firing_alerts"]} firing), {alerts["cycles"]} evaluation cycles (rule
   conditions, lifecycle, grouping and the outbox inserts in one transaction); the conditions alone take
@@ -156,6 +162,8 @@ def main() -> None:
     collect = bench_collect.run()
     print("storage (30 days of data)...", flush=True)
     storage = bench_storage.run()
+    print("MCP tool calls...", flush=True)
+    mcp = bench_mcp.run()
     print("alert evaluation...", flush=True)
     alerts = bench_alerts.run()
     print(f"agent ({1 if args.quick else 10} min)...", flush=True)
@@ -167,6 +175,7 @@ def main() -> None:
         "storage": storage,
         "agent": agent,
         "alerts": alerts,
+        "mcp": mcp,
     }
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(render(results, command), encoding="utf-8")
