@@ -11,6 +11,7 @@ import asyncio
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from crucible_monitor.collectors.services import (
     supervisor_restart,
@@ -113,30 +114,38 @@ async def restart_service(
             raise refuse(f"back-off: {name} was restarted at {iso(last)}; next allowed at {iso(last + wait)}")
 
     manager = before.manager
+
+    def outcome(
+        result: Literal["restarted", "dry_run", "declined", "failed"],
+        message: str,
+        detail: str,
+        after: ServiceStatus | None = None,
+    ) -> RestartResult:
+        """Audit the outcome, record actions taken (or failed) as events, and say what happened."""
+        audit_id = audit(result, detail, after)
+        if result in ("restarted", "failed"):
+            severity = Severity.INFO if result == "restarted" else Severity.WARNING
+            data = {"actor": request.actor, "audit_id": audit_id}
+            state.add_events(
+                [Event(EventKind.ACTION, name, f"{message} ({request.actor}: {request.reason})", severity, data)]
+            )
+        return RestartResult(
+            service=name,
+            manager=manager,
+            result=result,
+            message=message,
+            before=before,
+            after=after,
+            audit_id=audit_id,
+            restarts_left=left - (result == "restarted"),
+        )
+
     if not request.confirmed:
-        audit_id = audit("declined", "not confirmed")
-        return RestartResult(
-            service=name,
-            manager=manager,
-            result="declined",
-            message="not restarted: the restart was not confirmed",
-            before=before,
-            audit_id=audit_id,
-            restarts_left=left,
-        )
+        return outcome("declined", "not restarted: the restart was not confirmed", "not confirmed")
     argv = _argv(name, config) if manager == "systemd" else None
+    what = " ".join(argv) if argv else f"supervisor.stopProcess/startProcess({name!r}) over XML-RPC"
     if request.dry_run:
-        what = " ".join(argv) if argv else f"supervisor.stopProcess/startProcess({name!r}) over XML-RPC"
-        audit_id = audit("dry_run", f"would run: {what}")
-        return RestartResult(
-            service=name,
-            manager=manager,
-            result="dry_run",
-            message=f"dry run: would run {what}",
-            before=before,
-            audit_id=audit_id,
-            restarts_left=left,
-        )
+        return outcome("dry_run", f"dry run: would run {what}", f"would run: {what}")
     try:
         if argv is not None:
             await asyncio.to_thread(_run, argv)
@@ -144,50 +153,9 @@ async def restart_service(
             await asyncio.to_thread(supervisor_restart, config.collectors.services.supervisor, name)
     except (CollectorError, NotFoundError, OSError, subprocess.SubprocessError) as exc:
         detail = _failure(exc)
-        audit_id = audit("failed", detail)
-        state.add_events(
-            [
-                Event(
-                    EventKind.ACTION,
-                    name,
-                    f"restart of {name} failed: {detail}",
-                    Severity.WARNING,
-                    {"actor": request.actor, "audit_id": audit_id},
-                )
-            ]
-        )
-        return RestartResult(
-            service=name,
-            manager=manager,
-            result="failed",
-            message=f"restart failed: {detail}",
-            before=before,
-            audit_id=audit_id,
-            restarts_left=left,
-        )
+        return outcome("failed", f"restart of {name} failed: {detail}", detail)
     after = (await refresh()).get(name)
-    audit_id = audit("restarted", "ok", after)
-    state.add_events(
-        [
-            Event(
-                EventKind.ACTION,
-                name,
-                f"{name} restarted by {request.actor}: {request.reason}",
-                Severity.INFO,
-                {"actor": request.actor, "audit_id": audit_id},
-            )
-        ]
-    )
-    return RestartResult(
-        service=name,
-        manager=manager,
-        result="restarted",
-        message=f"{name} restarted; now {after.state if after else 'unknown'}",
-        before=before,
-        after=after,
-        audit_id=audit_id,
-        restarts_left=left - 1,
-    )
+    return outcome("restarted", f"{name} restarted; now {after.state if after else 'unknown'}", "ok", after)
 
 
 def _argv(unit: str, config: Config) -> list[str]:
