@@ -22,6 +22,7 @@ import bench_agent  # noqa: E402  (benchmarks are scripts beside this one)
 import bench_alerts  # noqa: E402
 import bench_collect  # noqa: E402
 import bench_mcp  # noqa: E402
+import bench_nab  # noqa: E402
 import bench_storage  # noqa: E402
 
 DOC = HERE.parent / "docs" / "benchmarks.md"
@@ -147,6 +148,8 @@ numbers are in the JSON block at the end.
   conditions, lifecycle, grouping and the outbox inserts in one transaction); the conditions alone take
   {alerts["conditions_ms"]["median"]} ms.
 
+{bench_nab.render(results["nab"])}
+
 ```json
 {json.dumps(results, indent=2)}
 ```
@@ -164,6 +167,8 @@ def main() -> None:
     storage = bench_storage.run()
     print("MCP tool calls...", flush=True)
     mcp = bench_mcp.run()
+    print("NAB (anomaly detection)...", flush=True)
+    nab = bench_nab.run()
     print("alert evaluation...", flush=True)
     alerts = bench_alerts.run()
     print(f"agent ({1 if args.quick else 10} min)...", flush=True)
@@ -176,6 +181,7 @@ def main() -> None:
         "agent": agent,
         "alerts": alerts,
         "mcp": mcp,
+        "nab": nab,
     }
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(render(results, command), encoding="utf-8")

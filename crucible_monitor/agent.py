@@ -21,11 +21,21 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from crucible_monitor import __version__
-from crucible_monitor.alerts import Alerting, AlertingConfig, AlertInputs, effective_alerting, load_alerting
+from crucible_monitor.alerts import (
+    Alerting,
+    AlertingConfig,
+    AlertInputs,
+    AnomalyScore,
+    Forecast,
+    effective_alerting,
+    load_alerting,
+)
+from crucible_monitor.analysis.engine import AnomalyEngine
 from crucible_monitor.collectors import ScheduledCollector, build_collectors
 from crucible_monitor.collectors.agent import AgentCollector
 from crucible_monitor.collectors.base import Collector
 from crucible_monitor.collectors.http_checks import CheckResult, HttpCheckCollector
+from crucible_monitor.collectors.processes import ProcessesCollector, ProcessSnapshot
 from crucible_monitor.collectors.services import ServicesCollector, ServiceStatus
 from crucible_monitor.config import Config
 from crucible_monitor.errors import StorageError
@@ -41,6 +51,7 @@ _T = TypeVar("_T")
 
 _MAINTENANCE_EVERY = timedelta(hours=1)
 _EVENT_RETENTION = timedelta(days=90)
+_FORECAST_EVERY = timedelta(minutes=15)
 
 
 @dataclass
@@ -134,6 +145,9 @@ class Agent:
         )
         self.state: StateDB | None = None
         self.alerting: Alerting | None = None
+        self.analysis: AnomalyEngine | None = None
+        self._forecasts: list[Forecast] = []
+        self._forecasts_at = 0.0
         self.collectors: dict[str, Collector] = {}
         self.health: dict[str, CollectorHealth] = {}
         self._scheduled: dict[str, ScheduledCollector] = {}
@@ -165,10 +179,27 @@ class Agent:
         self.alerting = Alerting(
             alerting,
             self.state,
-            AlertInputs(samples=self.store, services=self._service_statuses, http_checks=self._check_results),
+            AlertInputs(
+                samples=self.store,
+                services=self._service_statuses,
+                http_checks=self._check_results,
+                anomaly_scores=self._anomaly_scores,
+                forecasts=lambda: self._forecasts,
+            ),
             host=self.config.agent.hostname,
             clock=self.clock,
         )
+        if self.config.analysis.enabled:
+            self.analysis = AnomalyEngine(
+                self.store,
+                self.state,
+                self.config.analysis,
+                data_dir=data_dir,
+                host=self.config.agent.hostname,
+                snapshots=self._process_snapshot,
+                alerts=self._active_alerts,
+                clock=self.clock,
+            )
         self.started_at = self.clock()
         self._scheduler = AsyncIOScheduler(
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
@@ -186,6 +217,9 @@ class Agent:
             self._schedule(scheduled)
         self._schedule_alerting(alerting)
         self._scheduler.add_job(self._deliver, IntervalTrigger(seconds=2), id="alerts:deliver")
+        if self.analysis is not None:
+            every = self.config.analysis.score_interval.total_seconds()
+            self._scheduler.add_job(self.analyse, IntervalTrigger(seconds=every), id="analysis")
         if schedule:
             self._scheduler.start()
         self.state.add_events(
@@ -247,6 +281,8 @@ class Agent:
         if self.alerting is not None:
             self.alerting.configure(alerting)
             self._schedule_alerting(alerting)
+        if self.analysis is not None:
+            self.analysis.config = config.analysis
         self.store.config = config.storage
         self.store.retention = config.agent.data_retention
         logging.getLogger("crucible_monitor").setLevel(config.agent.log_level.upper())
@@ -345,6 +381,66 @@ class Agent:
             await asyncio.to_thread(self.alerting.evaluate)
         except Exception:  # a job's top level: alerting must keep running
             logger.exception("alert evaluation failed")
+
+    async def analyse(self) -> None:
+        """Refit the host model when due, score new buckets, record anomalies as events, refresh forecasts."""
+        if self.analysis is None or self.state is None:
+            return
+        try:
+            if self.analysis.refit_due():
+                await asyncio.to_thread(self.analysis.refit)
+            run = await asyncio.to_thread(self.analysis.score)
+            changed = {**dict.fromkeys(run.opened, "started"), **dict.fromkeys(run.closed, "ended")}
+            views = {a.id: a for a in self.analysis.list_anomalies(limit=100) if a.id in changed}
+            self.state.add_events(
+                Event(
+                    EventKind.ANOMALY,
+                    self.config.agent.hostname,
+                    f"anomaly {a.id} {changed[a.id]}: {a.summary}",
+                    Severity.WARNING if changed[a.id] == "started" else Severity.INFO,
+                    {"anomaly_id": a.id, "score": a.score, "series": a.series},
+                )
+                for a in views.values()
+            )
+            if self.clock() - self._forecasts_at >= _FORECAST_EVERY.total_seconds():
+                self._forecasts = await asyncio.to_thread(self._capacity_forecasts)
+                self._forecasts_at = self.clock()
+        except Exception:  # a job's top level: analysis must not stop the agent
+            logger.exception("anomaly analysis failed; will retry")
+
+    def _capacity_forecasts(self) -> list[Forecast]:
+        """The anomaly engine's capacity forecasts, as the alert engine's forecast rules read them."""
+        assert self.analysis is not None
+        forecasts = []
+        for forecast in self.analysis.capacity_report().forecasts:
+            full = next((t for t in forecast.thresholds if t.threshold >= 1.0), None)
+            full_at = datetime.fromisoformat(full.eta).timestamp() if full and full.eta else None
+            quality = forecast.r_squared if forecast.fit_quality in ("fair", "good") else 0.0
+            forecasts.append(Forecast(forecast.metric, forecast.labels, full_at, quality))
+        return forecasts
+
+    def _anomaly_scores(self, start: float, end: float) -> list[AnomalyScore]:
+        """Anomalies overlapping a window as scored points (their peaks), for anomaly alert rules."""
+        if self.analysis is None:
+            return []
+        return [
+            AnomalyScore(
+                {"host": a.host, "series": a.series[0] if a.series else ""},
+                datetime.fromisoformat(a.peak).timestamp(),
+                a.score,
+                True,
+            )
+            for a in self.analysis.list_anomalies(since=start - 86400, limit=200)
+            if datetime.fromisoformat(a.start).timestamp() <= end and datetime.fromisoformat(a.end).timestamp() >= start
+        ]
+
+    def _process_snapshot(self) -> ProcessSnapshot | None:
+        return next((c.latest for c in self.collectors.values() if isinstance(c, ProcessesCollector)), None)
+
+    def _active_alerts(self) -> list[dict[str, Any]]:
+        if self.alerting is None:
+            return []
+        return [a.model_dump(mode="json") for a in self.alerting.operations.list_alerts(state="active")]
 
     async def _deliver(self) -> None:
         if self.alerting is None:

@@ -35,6 +35,7 @@ from crucible_monitor.errors import ConfigError
 
 __all__ = [
     "ActionsConfig",
+    "AnalysisConfig",
     "AgentConfig",
     "AlertsConfig",
     "Category",
@@ -402,6 +403,26 @@ class McpConfig(_Model):
     allowed_origins: list[str] = Field(default_factory=list, description="Extra Origin headers accepted.")
 
 
+class AnalysisConfig(_Model):
+    """The anomaly engine: host model refits, scoring, anomalies and capacity forecasts."""
+
+    enabled: bool = True
+    step: PositiveDuration = Field(timedelta(minutes=1), description="Bucket width the models see.")
+    training_window: PositiveDuration = Field(timedelta(days=7), description="History each refit learns from.")
+    refit_interval: PositiveDuration = Field(timedelta(hours=6), description="How often models are refitted.")
+    score_interval: PositiveDuration = Field(timedelta(minutes=1), description="How often new buckets are scored.")
+    min_training_buckets: int = Field(120, ge=30, description="Buckets of history needed before the first fit.")
+    n_estimators: int = Field(100, ge=10, le=1000, description="Trees of the host model.")
+    contamination: float = Field(0.001, gt=0, lt=0.5, description="Expected share of anomalous training buckets.")
+    min_threshold: float = Field(0.65, gt=0.5, lt=1, description="Lowest anomaly threshold (0.5 is ordinary).")
+    min_buckets: int = Field(2, ge=1, description="Buckets above the threshold (within anomaly_gap) to open one.")
+    anomaly_gap: PositiveDuration = Field(timedelta(minutes=5), description="Quiet time that ends an anomaly.")
+    forecast_history: PositiveDuration = Field(timedelta(days=14), description="History a forecast fits.")
+    forecast_horizon: PositiveDuration = Field(timedelta(days=30), description="Default forecast horizon.")
+    snapshot_retention: PositiveDuration = Field(timedelta(days=7), description="Process snapshots kept.")
+    models_kept: int = Field(3, ge=1, description="Model files kept on disk (registry rows stay).")
+
+
 class Config(_Model):
     """The whole configuration tree."""
 
@@ -413,6 +434,7 @@ class Config(_Model):
     actions: ActionsConfig = ActionsConfig()
     logs: LogsConfig = LogsConfig()
     mcp: McpConfig = McpConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
 
 
 # ---------------------------------------------------------------------------------------------------------------

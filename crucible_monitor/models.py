@@ -72,6 +72,7 @@ class EventKind(StrEnum):
     CHECK_RECOVERED = "check_recovered"
     COLLECTOR_ERROR = "collector_error"
     ALERT = "alert"
+    ANOMALY = "anomaly"
     AGENT = "agent"
     CONFIG = "config"
     ACTION = "action"

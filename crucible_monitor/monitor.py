@@ -27,6 +27,15 @@ from crucible_monitor.alerts.operations import (
     SilenceView,
     TransitionView,
 )
+from crucible_monitor.analysis.engine import AnomalyEngine
+from crucible_monitor.analysis.results import (
+    AnomalyRate,
+    AnomalyView,
+    CapacityReport,
+    Explanation,
+    Forecast,
+    Recommendation,
+)
 from crucible_monitor.collectors.http_checks import HttpCheckCollector
 from crucible_monitor.collectors.processes import ProcessesCollector
 from crucible_monitor.collectors.services import ServicesCollector
@@ -139,6 +148,16 @@ class Operations(Protocol):
     async def list_silences(self, *, include_expired: bool = False) -> list[SilenceView]: ...
     async def delete_silence(self, silence_id: str, *, by: str) -> SilenceView: ...
     async def alert_history(self, *, since: float | None = None, limit: int = 100) -> list[TransitionView]: ...
+    async def list_anomalies(
+        self, *, since: float | None = None, min_score: float = 0.0, limit: int = 100
+    ) -> list[AnomalyView]: ...
+    async def explain_anomaly(
+        self, anomaly_id: int | None = None, *, start: float | None = None, end: float | None = None
+    ) -> Explanation: ...
+    async def forecast_capacity(self, resource: str, *, horizon: float | None = None) -> Forecast: ...
+    async def capacity_report(self, *, horizon: float | None = None) -> CapacityReport: ...
+    async def get_recommendations(self) -> list[Recommendation]: ...
+    async def anomaly_rate(self, *, since: float, until: float | None = None, bucket: float = 3600) -> AnomalyRate: ...
     async def get_config(self) -> dict[str, Any]: ...
 
 
@@ -543,6 +562,57 @@ class Monitor:
     async def alert_history(self, *, since: float | None = None, limit: int = 100) -> list[TransitionView]:
         """Transitions of every alert, newest first."""
         return self._alerts().alert_history(since=since, limit=limit)
+
+    # -- anomalies and capacity -----------------------------------------------------------------------------
+
+    def _analysis(self) -> AnomalyEngine:
+        if self.agent.analysis is None:
+            raise NotFoundError("the anomaly engine is off (analysis.enabled is false) or not started")
+        return self.agent.analysis
+
+    async def list_anomalies(
+        self, *, since: float | None = None, min_score: float = 0.0, limit: int = 100
+    ) -> list[AnomalyView]:
+        """Anomalies newest first: when, how strong, which series drove them."""
+        return await asyncio.to_thread(self._analysis().list_anomalies, since, min_score, limit)
+
+    async def explain_anomaly(
+        self, anomaly_id: int | None = None, *, start: float | None = None, end: float | None = None
+    ) -> Explanation:
+        """Why an anomaly (or a time window) was unusual: series vs baseline, events, processes, similar ones.
+
+        Raises:
+            NotFoundError: no anomaly has this id.
+            QueryError: neither an id nor a window.
+        """
+        engine = self._analysis()
+        return await asyncio.to_thread(lambda: engine.explain_anomaly(anomaly_id, start=start, end=end))
+
+    async def forecast_capacity(self, resource: str, *, horizon: float | None = None) -> Forecast:
+        """When a resource (memory, filesystem:<mount>, inodes:<mount>) fills, with the fit quality stated.
+
+        Raises:
+            QueryError: an unknown resource (the message lists them).
+        """
+        engine = self._analysis()
+        return await asyncio.to_thread(engine.forecast_capacity, resource, horizon)
+
+    async def capacity_report(self, *, horizon: float | None = None) -> CapacityReport:
+        """Forecasts of every resource, the most urgent first."""
+        engine = self._analysis()
+        return await asyncio.to_thread(engine.capacity_report, horizon)
+
+    async def get_recommendations(self) -> list[Recommendation]:
+        """Actionable items from anomalies, forecasts and alerts, each with its evidence."""
+        return await asyncio.to_thread(self._analysis().get_recommendations)
+
+    async def anomaly_rate(self, *, since: float, until: float | None = None, bucket: float = 3600) -> AnomalyRate:
+        """The host's anomalies per time bucket and the share of time inside one.
+
+        Raises:
+            QueryError: an empty range or too many buckets.
+        """
+        return await asyncio.to_thread(self._analysis().anomaly_rate, since, until, bucket)
 
     # -- config ---------------------------------------------------------------------------------------------
 

@@ -13,6 +13,14 @@ from pydantic import TypeAdapter
 from crucible_monitor.agent import read_api_token
 from crucible_monitor.alerts.config import Recurrence
 from crucible_monitor.alerts.operations import AlertDetail, AlertFilter, AlertView, SilenceView, TransitionView
+from crucible_monitor.analysis.results import (
+    AnomalyRate,
+    AnomalyView,
+    CapacityReport,
+    Explanation,
+    Forecast,
+    Recommendation,
+)
 from crucible_monitor.config import Config
 from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, CrucibleError, NotFoundError, QueryError
 from crucible_monitor.monitor import ServiceState
@@ -44,6 +52,8 @@ _AUDIT = TypeAdapter(list[AuditView])
 _ALERTS = TypeAdapter(list[AlertView])
 _SILENCES = TypeAdapter(list[SilenceView])
 _TRANSITIONS = TypeAdapter(list[TransitionView])
+_ANOMALIES = TypeAdapter(list[AnomalyView])
+_RECOMMENDATIONS = TypeAdapter(list[Recommendation])
 
 
 class AgentUnavailable(CrucibleError):
@@ -247,6 +257,42 @@ class RemoteMonitor:
         """``GET /api/v1/alerts/history``."""
         return _TRANSITIONS.validate_python(await self._call("GET", "/api/v1/alerts/history", since=since, limit=limit))
 
+    async def list_anomalies(
+        self, *, since: float | None = None, min_score: float = 0.0, limit: int = 100
+    ) -> list[AnomalyView]:
+        """``GET /api/v1/anomalies``."""
+        return _ANOMALIES.validate_python(
+            await self._call("GET", "/api/v1/anomalies", since=since, min_score=min_score, limit=limit)
+        )
+
+    async def explain_anomaly(
+        self, anomaly_id: int | None = None, *, start: float | None = None, end: float | None = None
+    ) -> Explanation:
+        """``GET /api/v1/anomalies/{id}/explanation`` or ``GET /api/v1/explanation?start=&end=``."""
+        if anomaly_id is not None:
+            return Explanation.model_validate(await self._call("GET", f"/api/v1/anomalies/{anomaly_id}/explanation"))
+        return Explanation.model_validate(await self._call("GET", "/api/v1/explanation", start=start, end=end))
+
+    async def forecast_capacity(self, resource: str, *, horizon: float | None = None) -> Forecast:
+        """``GET /api/v1/capacity/{resource}``."""
+        return Forecast.model_validate(
+            await self._call("GET", f"/api/v1/capacity/{resource}", horizon=_seconds(horizon))
+        )
+
+    async def capacity_report(self, *, horizon: float | None = None) -> CapacityReport:
+        """``GET /api/v1/capacity``."""
+        return CapacityReport.model_validate(await self._call("GET", "/api/v1/capacity", horizon=_seconds(horizon)))
+
+    async def get_recommendations(self) -> list[Recommendation]:
+        """``GET /api/v1/recommendations``."""
+        return _RECOMMENDATIONS.validate_python(await self._call("GET", "/api/v1/recommendations"))
+
+    async def anomaly_rate(self, *, since: float, until: float | None = None, bucket: float = 3600) -> AnomalyRate:
+        """``GET /api/v1/anomalies/rate``."""
+        return AnomalyRate.model_validate(
+            await self._call("GET", "/api/v1/anomalies/rate", since=since, until=until, bucket=_seconds(bucket))
+        )
+
     async def get_config(self) -> dict[str, Any]:
         """``GET /api/v1/config`` (secrets redacted)."""
         config: dict[str, Any] = await self._call("GET", "/api/v1/config")
@@ -263,7 +309,11 @@ def _range(start: float, end: float, step: float | None, labels: Mapping[str, st
 
 
 def _duration(value: timedelta | None) -> str | None:
-    return None if value is None else f"{value.total_seconds():g}s"
+    return None if value is None else _seconds(value.total_seconds())
+
+
+def _seconds(value: float | None) -> str | None:
+    return None if value is None else f"{value:g}s"
 
 
 def _raise_for(response: httpx.Response) -> None:

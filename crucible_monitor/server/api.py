@@ -24,6 +24,14 @@ from crucible_monitor.alerts.operations import (
     SilenceView,
     TransitionView,
 )
+from crucible_monitor.analysis.results import (
+    AnomalyRate,
+    AnomalyView,
+    CapacityReport,
+    Explanation,
+    Forecast,
+    Recommendation,
+)
 from crucible_monitor.config import parse_duration
 from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, NotFoundError, QueryError
 from crucible_monitor.monitor import Monitor
@@ -102,6 +110,13 @@ class RestartBody(BaseModel):
 def _time(text: str) -> float:
     try:
         return parse_time(text, time.time())
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text).total_seconds()
     except ValueError as exc:
         raise QueryError(str(exc)) from None
 
@@ -286,6 +301,53 @@ def build_api(monitor: Monitor, token: str) -> APIRouter:
     async def delete_silence(silence_id: str, by: Annotated[str, Query(min_length=1)]) -> SilenceView:
         """End a silence now."""
         return await monitor.delete_silence(silence_id, by=by)
+
+    @api.get("/anomalies", tags=["analysis"])
+    async def anomalies(
+        since: Annotated[str | None, Query(description="ISO 8601, Unix seconds, or a duration ago.")] = "1d",
+        min_score: Annotated[float, Query(ge=0, le=1)] = 0.0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[AnomalyView]:
+        """Anomalies newest first: when, how strong, which series drove them."""
+        return await monitor.list_anomalies(since=_time(since) if since else None, min_score=min_score, limit=limit)
+
+    @api.get("/anomalies/rate", tags=["analysis"])
+    async def anomaly_rate(
+        since: Annotated[str, Query(description="ISO 8601, Unix seconds, or a duration ago.")] = "7d",
+        until: Annotated[str | None, Query()] = None,
+        bucket: Annotated[str, Query(description="Bucket width, e.g. 1h.")] = "1h",
+    ) -> AnomalyRate:
+        """The host's anomalies per bucket and the share of time inside one."""
+        width = _duration(bucket)
+        return await monitor.anomaly_rate(since=_time(since), until=_time(until) if until else None, bucket=width)
+
+    @api.get("/anomalies/{anomaly_id}/explanation", tags=["analysis"])
+    async def explanation(anomaly_id: int) -> Explanation:
+        """Why it was unusual: contributing series vs baseline, events, top processes, similar anomalies."""
+        return await monitor.explain_anomaly(anomaly_id)
+
+    @api.get("/explanation", tags=["analysis"])
+    async def window_explanation(
+        start: Annotated[str, Query(description="ISO 8601, Unix seconds, or a duration ago.")],
+        end: Annotated[str, Query()] = "now",
+    ) -> Explanation:
+        """The same explanation for any time window."""
+        return await monitor.explain_anomaly(start=_time(start), end=_time(end))
+
+    @api.get("/capacity", tags=["analysis"])
+    async def capacity(horizon: Annotated[str | None, Query(description="e.g. 30d")] = None) -> CapacityReport:
+        """Forecasts of every resource (memory, filesystems, inodes), the most urgent first."""
+        return await monitor.capacity_report(horizon=_duration(horizon) if horizon else None)
+
+    @api.get("/capacity/{resource:path}", tags=["analysis"])
+    async def forecast(resource: str, horizon: Annotated[str | None, Query()] = None) -> Forecast:
+        """When one resource (memory, filesystem:/var, inodes:/) fills, with the fit quality stated."""
+        return await monitor.forecast_capacity(resource, horizon=_duration(horizon) if horizon else None)
+
+    @api.get("/recommendations", tags=["analysis"])
+    async def recommendations() -> list[Recommendation]:
+        """Actionable items from anomalies, forecasts and alerts, each with its evidence."""
+        return await monitor.get_recommendations()
 
     @api.get("/config", tags=["config"])
     async def get_config() -> dict[str, Any]:

@@ -39,6 +39,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 
 from crucible_monitor import __version__
 from crucible_monitor.alerts.operations import AlertDetail, AlertFilter, AlertView, SilenceView, TransitionView
+from crucible_monitor.analysis.results import AnomalyView, CapacityReport, Explanation, Forecast, Recommendation
 from crucible_monitor.config import parse_duration
 from crucible_monitor.errors import CrucibleError
 from crucible_monitor.models import EventKind, iso
@@ -75,6 +76,7 @@ EventKindName = Literal[
     "check_recovered",
     "collector_error",
     "alert",
+    "anomaly",
     "agent",
     "config",
     "action",
@@ -180,6 +182,19 @@ class SilenceList(BaseModel):
     """Silences and maintenance windows."""
 
     silences: list[SilenceView]
+
+
+class AnomalyList(BaseModel):
+    """Anomalies, newest first."""
+
+    anomalies: list[AnomalyView]
+    hint: str
+
+
+class RecommendationList(BaseModel):
+    """Recommendations, most severe first."""
+
+    recommendations: list[Recommendation]
 
 
 class AuditList(BaseModel):
@@ -480,6 +495,50 @@ def build_mcp_server(
         )
 
     @mcp.tool(annotations=_READ)
+    async def list_anomalies(
+        since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "1d",
+        min_score: Annotated[float, Field(ge=0, le=1, description="Only anomalies at least this strong.")] = 0.0,
+        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+    ) -> AnomalyList:
+        """Anomalies the host model found: start, peak, end, score, the series that drove them, a summary."""
+        anomalies = await _guarded(ops.list_anomalies(since=_time(since, "since"), min_score=min_score, limit=limit))
+        return AnomalyList(anomalies=anomalies, hint="explain_anomaly(anomaly_id=...) says why, with evidence")
+
+    @mcp.tool(annotations=_READ)
+    async def explain_anomaly(
+        anomaly_id: Annotated[int | None, Field(ge=1, description="An id from list_anomalies.")] = None,
+        start: Annotated[str | None, Field(description=f"Or a window: start ({_TIME_HELP}).")] = None,
+        end: Annotated[str | None, Field(description="End of the window (default now).")] = None,
+    ) -> Explanation:
+        """Why an anomaly (or any time window) was unusual: each contributing series against its baseline (in MADs,
+        since when), the events in and just before it, the top processes then, similar past anomalies, a summary
+        and the next tools to call."""
+        if anomaly_id is None and start is None:
+            raise ToolError("give anomaly_id (from list_anomalies) or a window with start (and end)")
+        window_start = _time(start, "start") if start else None
+        window_end = _time(end, "end") if end else (time.time() if start else None)
+        return await _guarded(ops.explain_anomaly(anomaly_id, start=window_start, end=window_end))
+
+    @mcp.tool(annotations=_READ)
+    async def forecast_capacity(
+        resource: Annotated[str, Field(description="memory, filesystem:<mountpoint> or inodes:<mountpoint>.")],
+        horizon: Annotated[str, Field(description="How far ahead, e.g. 30d.")] = "30d",
+    ) -> Forecast:
+        """When a resource reaches 90 % and 100 % (robust Theil–Sen trend with an interval); times are only given
+        when the fit is fair or good."""
+        return await _guarded(ops.forecast_capacity(resource, horizon=_seconds(horizon, "horizon")))
+
+    @mcp.tool(annotations=_READ)
+    async def capacity_report(horizon: Annotated[str, Field(description="e.g. 30d")] = "30d") -> CapacityReport:
+        """Forecasts of every resource (memory, each filesystem, inodes), the most urgent first."""
+        return await _guarded(ops.capacity_report(horizon=_seconds(horizon, "horizon")))
+
+    @mcp.tool(annotations=_READ)
+    async def get_recommendations() -> RecommendationList:
+        """Actionable items drawn from anomalies, forecasts and alerts, each with its evidence."""
+        return RecommendationList(recommendations=await _guarded(ops.get_recommendations()))
+
+    @mcp.tool(annotations=_READ)
     async def get_audit(
         service: Annotated[str | None, Field(description="Only actions on this service.")] = None,
         since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "7d",
@@ -551,8 +610,8 @@ def build_mcp_server(
             alerts=[a.model_dump(mode="json", exclude={"fingerprint"}) for a in alerts],
         )
 
-    @mcp.prompt(title="Capacity report")
-    async def capacity_report(horizon: str = "30d") -> str:
+    @mcp.prompt(name="capacity_report", title="Capacity report")
+    async def capacity_report_prompt(horizon: str = "30d") -> str:
         """A capacity report: current usage and 7-day growth per resource, and when each fills."""
         status = await _guarded(ops.status_summary())
         now = time.time()
@@ -568,6 +627,14 @@ def build_mcp_server(
                 for series in metric_report.series:
                     key = name + ("" if not series.labels else f" {series.labels.get('mountpoint', series.labels)}")
                     growth[key] = [[ts[:10], value] for ts, value in series.points]
+        try:
+            capacity = await ops.capacity_report(horizon=_seconds(horizon, "horizon"))
+            forecasts: object = [
+                f.model_dump(mode="json", include={"resource", "current", "slope_per_day", "thresholds", "fit_quality"})
+                for f in capacity.forecasts
+            ]
+        except CrucibleError as exc:
+            forecasts = f"not available: {exc}"
         return _prompt(
             "capacity_report",
             host=status.host,
@@ -575,6 +642,7 @@ def build_mcp_server(
             horizon=horizon,
             usage={k: v.human for k, v in status.vitals.items()},
             growth=growth,
+            forecasts=forecasts,
         )
 
     @mcp.prompt(title="Daily health summary")

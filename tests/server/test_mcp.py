@@ -37,6 +37,11 @@ READ_TOOLS = {
     "alert_history",
     "list_silences",
     "get_audit",
+    "list_anomalies",
+    "explain_anomaly",
+    "forecast_capacity",
+    "capacity_report",
+    "get_recommendations",
 }
 CHANGING_TOOLS = {"acknowledge_alert"}
 DESTRUCTIVE_TOOLS = {"restart_service", "silence_alerts", "delete_silence"}

@@ -1,0 +1,77 @@
+"""The key series the host model watches, read from the metric store into aligned columns.
+
+Gauges are bucket averages; counters are per-second rates (the store's ``rate`` aggregation: no rate across a reset
+or before the first point). Series of one key (all disks, all interfaces) are summed. Buckets with no data are NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from crucible_monitor.storage.aggregate import Aggregation
+from crucible_monitor.storage.store import MetricStore
+
+__all__ = ["KEY_SERIES", "KeySeries", "read_columns"]
+
+Floats = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class KeySeries:
+    """One column of the host model: a metric, a label filter, and how buckets are made."""
+
+    name: str
+    metric: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    agg: Aggregation = "avg"
+    what: str = ""
+
+    @property
+    def display(self) -> str:
+        """The series as people write it: ``cpu_usage_ratio{cpu="total"}``, ``disk_read_bytes_total`` (rate)."""
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()))
+        text = f"{self.metric}{{{labels}}}" if labels else self.metric
+        return f"rate({text})" if self.agg == "rate" else text
+
+
+KEY_SERIES: tuple[KeySeries, ...] = (
+    KeySeries("cpu", "cpu_usage_ratio", {"cpu": "total"}, what="CPU usage"),
+    KeySeries("load", "load1", what="the 1-minute load average"),
+    KeySeries("memory", "memory_used_ratio", what="memory use"),
+    KeySeries("swap", "swap_used_ratio", what="swap use"),
+    KeySeries("blocked", "processes_blocked", what="processes blocked on I/O"),
+    KeySeries("disk_read", "disk_read_bytes_total", agg="rate", what="disk reads (bytes/s, all disks)"),
+    KeySeries("disk_write", "disk_written_bytes_total", agg="rate", what="disk writes (bytes/s, all disks)"),
+    KeySeries("net_rx", "network_receive_bytes_total", agg="rate", what="network received (bytes/s)"),
+    KeySeries("net_tx", "network_transmit_bytes_total", agg="rate", what="network sent (bytes/s)"),
+)
+"""What the host model sees, in column order."""
+
+
+def read_columns(
+    store: MetricStore, keys: Sequence[KeySeries], *, start: float, end: float, step: float
+) -> tuple[Floats, dict[str, Floats]]:
+    """Bucket starts in ``[start, end)`` and, per key with any data, its values on them (NaN where missing)."""
+    first = np.floor(start / step) * step
+    stamps = np.arange(first, end, step, dtype=np.float64)
+    columns: dict[str, Floats] = {}
+    for key in keys:
+        series = store.query(key.metric, start=first, end=end, step=step, agg=key.agg, labels=key.labels or None)
+        if not series:
+            continue
+        total = np.zeros(len(stamps))
+        seen = np.zeros(len(stamps), dtype=bool)
+        for s in series:
+            index = np.round((np.asarray(s.timestamps) - first) / step).astype(np.int64)
+            inside = (index >= 0) & (index < len(stamps))
+            values = np.asarray(s.values, dtype=np.float64)[inside]
+            finite = np.isfinite(values)
+            np.add.at(total, index[inside][finite], values[finite])
+            seen[index[inside][finite]] = True
+        if seen.any():
+            columns[key.name] = np.where(seen, total, np.nan)
+    return stamps, columns

@@ -1,0 +1,209 @@
+"""What the analysis returns to the API and MCP tools: pydantic models, times as ISO 8601 UTC strings."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from crucible_monitor.analysis.forecast import FitQuality
+
+__all__ = [
+    "AnomalyRate",
+    "AnomalyView",
+    "CapacityReport",
+    "ContributingSeries",
+    "EventRef",
+    "Explanation",
+    "Forecast",
+    "ModelInfo",
+    "NextTool",
+    "ProcessRef",
+    "RateBucket",
+    "Recommendation",
+    "ScoreRun",
+    "SimilarAnomaly",
+    "ThresholdEta",
+]
+
+
+class ContributingSeries(BaseModel):
+    """One series behind an anomaly: how far it was from its baseline and how much it moved the score."""
+
+    series: str = Field(description='The series, e.g. cpu_usage_ratio{cpu="total"}.')
+    metric: str
+    labels: dict[str, str]
+    value: float | None = Field(description="Its value at the anomaly's peak (a per-second rate for counters).")
+    baseline: float | None = Field(description="Its usual value at that hour (the baseline median).")
+    mads: float | None = Field(description="(value - baseline) / MAD: positive above, negative below.")
+    since: str | None = Field(description="When it last left its usual range (|deviation| ≥ 5 MADs) before the peak.")
+    contribution: float = Field(description="How far the anomaly score falls when this series is set to baseline.")
+
+
+class AnomalyView(BaseModel):
+    """A stored anomaly: a stretch of time the host model scored above its threshold."""
+
+    id: int
+    host: str
+    start: str
+    peak: str
+    end: str
+    ongoing: bool
+    score: float = Field(description="The peak score, in (0, 1]; above `threshold` is anomalous.")
+    threshold: float
+    series: list[str] = Field(description="The contributing series, strongest first.")
+    summary: str
+
+
+class EventRef(BaseModel):
+    """An event in or just before an anomaly's window."""
+
+    id: int
+    ts: str
+    kind: str
+    subject: str
+    severity: str
+    message: str
+
+
+class ProcessRef(BaseModel):
+    """A process from the snapshot nearest the anomaly's peak."""
+
+    pid: int
+    name: str
+    cmdline: str
+    user: str
+    cpu_cores: float | None
+    memory_bytes: int
+
+
+class SimilarAnomaly(BaseModel):
+    """An earlier anomaly driven by the same series."""
+
+    id: int
+    start: str
+    score: float
+    series: list[str]
+    same_time_of_day: bool
+    same_time_of_week: bool
+
+
+class NextTool(BaseModel):
+    """A tool worth calling next, with arguments and why."""
+
+    tool: str
+    arguments: dict[str, Any]
+    why: str
+
+
+class Explanation(BaseModel):
+    """Why a stretch of time looks anomalous, with the evidence."""
+
+    anomaly: AnomalyView | None = Field(description="The stored anomaly explained, if any.")
+    window_start: str
+    window_end: str
+    series: list[ContributingSeries] = Field(description="Contributing series, strongest first.")
+    events: list[EventRef] = Field(description="Events in the window and the 15 minutes before it.")
+    snapshot_ts: str | None = Field(description="When the process snapshot below was taken.")
+    top_processes_by_cpu: list[ProcessRef]
+    top_processes_by_memory: list[ProcessRef]
+    similar: list[SimilarAnomaly]
+    recurring: bool = Field(description="True when earlier anomalies of the same series fell at the same hour.")
+    summary: str
+    next_tools: list[NextTool]
+
+
+class ThresholdEta(BaseModel):
+    """When a resource reaches a threshold; times are withheld (None) unless the fit is fair or good."""
+
+    threshold: float
+    eta: str | None
+    earliest: str | None
+    latest: str | None
+    days: float | None = Field(description="Days from now to `eta`.")
+
+
+class Forecast(BaseModel):
+    """A capacity forecast for one resource."""
+
+    resource: str = Field(description="memory, filesystem:<mountpoint> or inodes:<mountpoint>.")
+    metric: str
+    labels: dict[str, str]
+    current: float | None = Field(description="The newest used ratio.")
+    slope_per_day: float = Field(description="Change of the used ratio per day (Theil–Sen).")
+    slope_per_day_low: float
+    slope_per_day_high: float
+    horizon_end: str
+    predicted: float | None = Field(description="The used ratio expected at the horizon.")
+    predicted_low: float | None
+    predicted_high: float | None
+    thresholds: list[ThresholdEta]
+    fit_quality: FitQuality
+    r_squared: float
+    points: int
+    history_hours: float
+    note: str = Field(description="The forecast in words, including how far to trust it.")
+
+
+class CapacityReport(BaseModel):
+    """Forecasts for every resource, the most urgent first."""
+
+    generated_at: str
+    horizon_days: float
+    forecasts: list[Forecast]
+
+
+class Recommendation(BaseModel):
+    """An actionable item with the evidence behind it."""
+
+    severity: Literal["info", "warning", "critical"]
+    source: Literal["anomaly", "forecast", "alert"]
+    title: str
+    action: str
+    evidence: list[str]
+    next_tools: list[NextTool]
+
+
+class RateBucket(BaseModel):
+    """Anomalies in one time bucket."""
+
+    start: str
+    anomalies: int = Field(description="Anomalies that started in the bucket.")
+    anomalous_ratio: float = Field(description="Share of the bucket inside an anomaly.")
+
+
+class AnomalyRate(BaseModel):
+    """A host's anomaly rate over time."""
+
+    host: str
+    since: str
+    until: str
+    bucket_seconds: float
+    total: int
+    anomalous_ratio: float
+    buckets: list[RateBucket]
+
+
+class ModelInfo(BaseModel):
+    """A model registry row."""
+
+    id: int
+    kind: str
+    trained_at: str
+    window_start: str
+    window_end: str
+    samples: int
+    features: list[str]
+    parameters: dict[str, Any]
+    threshold: float
+    path: str
+
+
+class ScoreRun(BaseModel):
+    """What one scoring run did."""
+
+    scored_until: str | None
+    points: int
+    opened: list[int] = Field(description="Ids of anomalies that started.")
+    closed: list[int] = Field(description="Ids of anomalies that ended.")
+    skipped: str | None = Field(None, description="Why nothing was scored, if so.")

@@ -1,0 +1,108 @@
+"""The whole agent finds a real CPU burn: real collectors on this machine's /proc, the anomaly engine's refit in its
+child process, scoring, events, and the explanation through the Monitor.
+
+Time is the one thing made up: the agent's clock moves a minute per collection, so that two hours of history take
+seconds. Each collection still waits until the kernel has counted some CPU time, so its CPU ratios are real.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crucible_monitor.agent import Agent
+from crucible_monitor.config import Config
+from crucible_monitor.models import EventKind
+from crucible_monitor.monitor import Monitor
+
+pytestmark = pytest.mark.anyio
+
+HISTORY_MINUTES = 90
+BURN_MINUTES = 6
+QUIET = 0.3  # the history must be a quiet machine's (CPU below this) for the burn to be an anomaly
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _jiffies() -> int:
+    with open("/proc/stat", encoding="ascii") as stat:
+        return sum(int(v) for v in stat.readline().split()[1:9])
+
+
+def _let_cpu_time_pass(jiffies: int = 20) -> None:
+    """Wait (bounded) until the kernel has counted ``jiffies`` of CPU time, so CPU ratios have something to say."""
+    start, deadline = _jiffies(), time.monotonic() + 10
+    while _jiffies() < start + jiffies:
+        assert time.monotonic() < deadline, "the CPU counters did not move"
+        time.sleep(0.01)  # poll without spinning: a busy wait would itself be the CPU load measured
+
+
+@pytest.fixture
+def burners() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+async def test_a_cpu_burn_becomes_an_anomaly_explained_by_cpu_and_the_burning_process(
+    tmp_path: Path, burners: list[subprocess.Popen[bytes]]
+) -> None:
+    clock = Clock((time.time() // 3600 - 3) * 3600)
+    config = Config.model_validate(
+        {
+            "agent": {"data_dir": str(tmp_path), "hostname": "burn-host"},
+            "storage": {"fsync": False, "worker_process": False},
+            "collectors": {"services": {"enabled": False}, "system": {"processes_interval": "1m"}},
+            "alerts": {"cpu_threshold": None, "memory_threshold": None, "disk_threshold": None},
+            "analysis": {"min_training_buckets": 60},
+        }
+    )
+    agent = Agent(config, clock=clock)
+    await agent.start(schedule=False)
+    try:
+        for _ in range(HISTORY_MINUTES):
+            _let_cpu_time_pass()
+            await agent.run_collector("system")
+            clock.now += 60
+        [history] = agent.store.query("cpu_usage_ratio", start=0, end=clock.now, step=60, labels={"cpu": "total"})
+        if max(history.values) > QUIET:  # other work on the machine (CI runs nothing else): not the premise
+            pytest.skip(f"this machine was busy (CPU up to {max(history.values):.0%}): a burn would not stand out")
+        await agent.analyse()  # the first refit (a scikit-learn child process) and a first scoring run
+        assert agent.analysis is not None and agent.analysis.models(), "the host model was fitted"
+
+        burners.extend(
+            subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)
+        )  # both cores busy
+        for _ in range(BURN_MINUTES):
+            _let_cpu_time_pass()
+            await agent.run_collector("system")
+            await agent.run_collector("processes")
+            clock.now += 60
+            await agent.analyse()
+
+        monitor = Monitor(agent)
+        [anomaly] = await monitor.list_anomalies()
+        assert anomaly.series[0].startswith("cpu_usage_ratio")
+        explanation = await monitor.explain_anomaly(anomaly.id)
+        assert explanation.series[0].name == "cpu"
+        assert explanation.series[0].mads > 5
+        burning = {p.pid for p in burners}
+        assert burning & {p.pid for p in explanation.top_processes_by_cpu}, explanation.top_processes_by_cpu
+        assert "CPU" in explanation.summary
+        events = await monitor.events(kinds=[EventKind.ANOMALY.value])
+        assert [e.data["anomaly_id"] for e in events] == [anomaly.id]
+    finally:
+        await agent.stop()
