@@ -20,6 +20,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_agent  # noqa: E402  (benchmarks are scripts beside this one)
 import bench_alerts  # noqa: E402
+import bench_apps  # noqa: E402
 import bench_collect  # noqa: E402
 import bench_mcp  # noqa: E402
 import bench_nab  # noqa: E402
@@ -41,7 +42,7 @@ def _check(value: float, goal: float) -> str:
 def render(results: dict[str, Any], command: str) -> str:
     """docs/benchmarks.md from the results."""
     collect, storage, agent, alerts = results["collect"], results["storage"], results["agent"], results["alerts"]
-    mcp = results["mcp"]
+    mcp, apps = results["mcp"], results["apps"]
     cycle = collect["system_cycle_ms"]
     startup = agent["startup_to_healthy"]
     steady = agent["steady_state"]
@@ -143,6 +144,10 @@ numbers are in the JSON block at the end.
   one collection of every real collector; {mcp["calls"]} calls each of `get_system_status` and `get_metrics`
   (`cpu_usage_ratio{{cpu="total"}}` over 24 h, 100 points) after one warm-up, through the in-memory MCP client and
   over streamable HTTP to a `crucible-monitor serve` process, with the token.
+- **Application collectors** (`benchmarks/bench_apps.py`): the access-log collector's read, parse and aggregate
+  path over generated Caddy JSON lines ({apps["caddy_json_lines_per_second"]["bytes_per_line"]} bytes each, real
+  Caddy 2.6 fields) and combined-format lines, pinned to one core, 80,000 lines per read; the MySQL collector
+  against a real MariaDB started by the benchmark, {apps["mysql"]["cycles"]} cycles over a unix socket.
 - **Alert evaluation** (`benchmarks/bench_alerts.py`): the alert engine with 500 threshold rules over a store holding
   the newest points of 1,000 series ({alerts["firing_alerts"]} firing), {alerts["cycles"]} evaluation cycles (rule
   conditions, lifecycle, grouping and the outbox inserts in one transaction); the conditions alone take
@@ -167,6 +172,8 @@ def main() -> None:
     storage = bench_storage.run()
     print("MCP tool calls...", flush=True)
     mcp = bench_mcp.run()
+    print("application collectors (access logs, MySQL)...", flush=True)
+    apps = bench_apps.run()
     print("NAB (anomaly detection)...", flush=True)
     nab = bench_nab.run()
     print("alert evaluation...", flush=True)
@@ -182,6 +189,7 @@ def main() -> None:
         "alerts": alerts,
         "mcp": mcp,
         "nab": nab,
+        "apps": apps,
     }
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(render(results, command), encoding="utf-8")

@@ -259,7 +259,10 @@ class Agent:
 
     def _build_collectors(self, config: Config) -> list[ScheduledCollector]:
         own = AgentCollector(lambda: self.health, self.store.stats, clock=self.clock)
-        return [*build_collectors(config), ScheduledCollector(own, config.agent.collect_interval, None)]
+        return [
+            *build_collectors(config, clock=self.clock),
+            ScheduledCollector(own, config.agent.collect_interval, None),
+        ]
 
     async def apply_config(self, config: Config) -> None:
         """Switch to a new config live: rebuild and reschedule only the collectors whose settings changed.

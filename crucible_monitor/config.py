@@ -11,10 +11,12 @@ import ipaddress
 import os
 import re
 import socket
+import zoneinfo
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeVar
+from urllib.parse import urlsplit
 
 import platformdirs
 import yaml
@@ -22,18 +24,20 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ByteSize,
-    ConfigDict,
     Field,
-    PlainSerializer,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails
 
+from crucible_monitor.configtypes import Duration, PositiveDuration, StrictModel, format_duration, parse_duration
 from crucible_monitor.errors import ConfigError
 
 __all__ = [
+    "AccessLogFileConfig",
+    "AccessLogsConfig",
     "ActionsConfig",
     "AnalysisConfig",
     "AgentConfig",
@@ -42,10 +46,17 @@ __all__ = [
     "CollectorsConfig",
     "Config",
     "Duration",
+    "PositiveDuration",
+    "StrictModel",
     "HttpCheckConfig",
+    "LaravelAppConfig",
+    "LaravelConfig",
     "LogsConfig",
     "McpConfig",
+    "MysqlConfig",
     "NotificationsConfig",
+    "PhpFpmConfig",
+    "PhpFpmPoolConfig",
     "ServicesConfig",
     "StorageConfig",
     "SupervisorConfig",
@@ -60,86 +71,8 @@ __all__ = [
     "validate_config",
 ]
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: object) -> timedelta:
-    """Parse ``30s``, ``5m``, ``1h30m``, ``7d``, ``2w``, ``250ms`` (or a number of seconds) into a timedelta.
-
-    Raises:
-        ValueError: the text is not a duration.
-    """
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m, 1h or 7d")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().lower().replace(" ", "")
-        parts = list(_DURATION_PART.finditer(text))
-        if not text or "".join(p.group(0) for p in parts) != text:
-            raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 5m, 1h, 7d (units: ms, s, m, h, d, w)")
-        seconds = sum(float(p.group(1)) * _DURATION_UNITS[p.group(2)] for p in parts)
-    else:
-        raise ValueError("expected a duration such as 30s, 5m, 1h or 7d")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return timedelta(seconds=seconds)
-
-
-def format_duration(value: timedelta) -> str:
-    """The shortest text :func:`parse_duration` reads back as ``value`` (``90s`` → ``1m30s``)."""
-    total_ms = round(value.total_seconds() * 1000)
-    if total_ms == 0:
-        return "0s"
-    parts = []
-    for unit, size in (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000), ("ms", 1)):
-        count, total_ms = divmod(total_ms, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str, when_used="json"),
-]
-PositiveDuration = Annotated[Duration, Field(gt=timedelta(0))]
 Percent = Annotated[float, Field(ge=0, le=100)]
 Category = Literal["web", "database", "cache", "php", "queue", "other"]
-
-
-class _Model(BaseModel):
-    """Strict and frozen: unknown keys are errors, loaded config never changes under a running agent."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_secret_files(cls, data: Any) -> Any:
-        """Turn ``x_file: PATH`` into ``x: <content of PATH>`` for every secret field ``x``."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        secrets = {name for name, f in cls.model_fields.items() if "SecretStr" in repr(f.annotation)}
-        for name in secrets:
-            if data.get(name) == "":
-                data[name] = None  # `password: ${UNSET:-}` means no password
-        for key in [k for k in data if isinstance(k, str) and k.endswith("_file")]:
-            target = key.removesuffix("_file")
-            if target not in secrets:
-                continue
-            if data.get(target) is not None:
-                raise ValueError(f"give either {target} or {key}, not both")
-            path = Path(str(data.pop(key))).expanduser()
-            try:
-                data[target] = path.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as exc:
-                raise ValueError(f"cannot read {key} {path}: {exc.strerror}") from None
-        return data
 
 
 def _default_data_dir() -> Path:
@@ -176,7 +109,7 @@ def _check_url(value: object) -> str:
 ListenAddr = Annotated[str, BeforeValidator(lambda v: _check_listen_addr(str(v)))]
 
 
-class AgentConfig(_Model):
+class AgentConfig(StrictModel):
     """The agent process: where it listens, where it keeps data, how often it collects."""
 
     listen_addr: ListenAddr = Field("127.0.0.1:9090", description="HOST:PORT of the HTTP API, /mcp and /metrics.")
@@ -198,7 +131,7 @@ class AgentConfig(_Model):
         return int(self.listen_addr.rpartition(":")[2])
 
 
-class StorageConfig(_Model):
+class StorageConfig(StrictModel):
     """The Parquet tiers: raw samples, 1-minute and 1-hour rollups."""
 
     raw_retention: PositiveDuration = Field(timedelta(days=7), description="Raw samples (capped by data_retention).")
@@ -211,7 +144,7 @@ class StorageConfig(_Model):
     )
 
 
-class SystemCollectorConfig(_Model):
+class SystemCollectorConfig(StrictModel):
     """CPU, memory, swap, disks, network, load, pressure; and the top processes."""
 
     enabled: bool = True
@@ -234,7 +167,7 @@ class SystemCollectorConfig(_Model):
     processes_interval: PositiveDuration = Field(timedelta(seconds=30), description="Top-processes snapshot period.")
 
 
-class SystemdConfig(_Model):
+class SystemdConfig(StrictModel):
     """systemd units, read with ``systemctl show``."""
 
     enabled: bool = Field(True, description="Skipped with one log line when systemd is not running.")
@@ -242,7 +175,7 @@ class SystemdConfig(_Model):
     units: list[str] = Field(default_factory=list, description="Units to watch (.service may be left out).")
 
 
-class SupervisorConfig(_Model):
+class SupervisorConfig(StrictModel):
     """supervisord programs, read through its XML-RPC API."""
 
     enabled: bool = Field(True, description="Skipped with one log line when the socket does not exist.")
@@ -252,7 +185,7 @@ class SupervisorConfig(_Model):
     programs: list[str] = Field(default_factory=list, description="Programs to watch; empty means all.")
 
 
-class ServicesConfig(_Model):
+class ServicesConfig(StrictModel):
     """Service states and restarts from systemd and supervisor."""
 
     enabled: bool = True
@@ -264,7 +197,7 @@ class ServicesConfig(_Model):
     )
 
 
-class HttpCheckConfig(_Model):
+class HttpCheckConfig(StrictModel):
     """One HTTP(S) endpoint check."""
 
     name: Annotated[str, BeforeValidator(_check_name)]
@@ -288,25 +221,194 @@ class HttpCheckConfig(_Model):
         return data
 
 
-class MysqlConfig(_Model):
+class MysqlConfig(StrictModel):
     """MySQL/MariaDB server metrics."""
 
     enabled: bool = False
-    interval: PositiveDuration | None = None
+    interval: PositiveDuration | None = Field(None, description="Defaults to agent.collect_interval.")
     host: str = "127.0.0.1"
     port: int = Field(3306, ge=1, le=65535)
-    unix_socket: Path | None = None
-    user: str = "crucible"
+    unix_socket: Path | None = Field(None, description="Connect through this socket instead of host and port.")
+    user: str | None = Field(None, description="Defaults to the defaults_file's user, else crucible.")
     password: SecretStr | None = None
+    defaults_file: Path | None = Field(
+        None, description="An option file with a [client] section (e.g. /etc/mysql/debian.cnf) for what is unset here."
+    )
+    connect_timeout: PositiveDuration = timedelta(seconds=5)
+    sizes_interval: PositiveDuration = Field(
+        timedelta(minutes=5), description="How often database and table sizes are read (information_schema is slow)."
+    )
+    top_tables: int = Field(20, ge=0, le=1000, description="The largest tables reported one by one.")
 
 
-class CollectorsConfig(_Model):
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class LaravelAppConfig(StrictModel):
+    """One Laravel application."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$", description="The app label (letters, digits, _ . : -).")
+    path: Path = Field(description="The app's root directory (where artisan is).")
+    logs: list[str] = Field(
+        ["storage/logs/laravel*.log"], description="Log globs, relative to path unless absolute (single and daily)."
+    )
+    timezone: str = Field("UTC", description="config('app.timezone'): the zone of log and failed_at times.")
+    queue_driver: Literal["database", "redis", "none"] = "database"
+    queues: list[str] = Field(["default"], description="Queues always reported (the only ones read on redis).")
+    database_url: SecretStr | None = Field(
+        None,
+        description="mysql://user:pass@host:3306/db (?unix_socket=/run/mysqld/mysqld.sock) or sqlite:///abs/path, "
+        "where jobs and failed_jobs live; percent-encode special characters of the password.",
+    )
+    jobs_table: str = Field("jobs", pattern=_IDENTIFIER)
+    failed_jobs_table: str = Field("failed_jobs", pattern=_IDENTIFIER)
+    redis_url: SecretStr | None = Field(
+        None, description="redis://:pass@127.0.0.1:6379/0 or unix:///run/redis/redis.sock?db=0 (queues, Horizon)."
+    )
+    redis_prefix: str = Field("laravel_database_", description="database.redis.options.prefix.")
+    horizon_prefix: str = Field("laravel_horizon:", description="horizon.prefix.")
+    scheduler_heartbeat: Path | None = Field(
+        None, description="A file a scheduled task touches every minute (relative to path unless absolute)."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"path {str(value)!r} must be absolute")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as UTC or Europe/Berlin") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and urlsplit(value.get_secret_value()).scheme not in ("mysql", "mariadb", "sqlite"):
+            raise ValueError("database_url must start with mysql://, mariadb:// or sqlite:///")
+        return value
+
+    @model_validator(mode="after")
+    def _driver_needs_url(self) -> Self:
+        if self.queue_driver == "database" and self.database_url is None:
+            raise ValueError("queue_driver database needs database_url (or set queue_driver: none)")
+        if self.queue_driver == "redis" and self.redis_url is None:
+            raise ValueError("queue_driver redis needs redis_url (or set queue_driver: none)")
+        return self
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The app's time zone."""
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def log_patterns(self) -> list[str]:
+        """The log globs as absolute patterns."""
+        return [str(self.path / pattern) for pattern in self.logs]
+
+
+class LaravelConfig(StrictModel):
+    """Laravel applications on this host; one collector per app."""
+
+    enabled: bool = True
+    interval: PositiveDuration | None = Field(None, description="Defaults to agent.collect_interval.")
+    apps: list[LaravelAppConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        names = [app.name for app in self.apps]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"laravel app names must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+
+class AccessLogFileConfig(StrictModel):
+    """One access log (or a glob of them) and its format."""
+
+    path: str = Field(description="Absolute path or glob, e.g. /var/log/caddy/access*.log.")
+    format: Literal["caddy", "combined"] = Field("caddy", description="caddy (JSON) or nginx/Apache combined.")
+    host: str | None = Field(
+        None, description="The vhost label of every line; caddy defaults to each request's Host, combined needs it."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if not self.path.startswith("/"):
+            raise ValueError(f"path {self.path!r} must be absolute")
+        if self.format == "combined" and not self.host:
+            raise ValueError("the combined format does not record the host: set host (e.g. host: shop.example.com)")
+        return self
+
+
+class AccessLogsConfig(StrictModel):
+    """Access logs of the web server; runs when ``files`` is not empty."""
+
+    enabled: bool = True
+    interval: PositiveDuration | None = Field(None, description="Defaults to agent.collect_interval.")
+    files: list[AccessLogFileConfig] = Field(default_factory=list)
+    window: PositiveDuration = Field(timedelta(hours=1), description="How long per-endpoint statistics are kept.")
+    max_paths: int = Field(500, ge=10, le=100_000, description="Endpoints kept per vhost and minute; more: (other).")
+
+
+_FPM_SCHEMES = ("http", "https", "unix", "tcp")
+
+
+class PhpFpmPoolConfig(StrictModel):
+    """One pool and where its status page is."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$", description="The pool label (letters, digits, _ . : -).")
+    status_url: str = Field(
+        description="http(s)://host/status (through the web server), or the pool's FastCGI socket: "
+        "unix:///run/php/php8.2-fpm.sock or tcp://127.0.0.1:9000."
+    )
+    status_path: str = Field("/status", description="The pool's pm.status_path (FastCGI sockets only).")
+    timeout: PositiveDuration = timedelta(seconds=5)
+
+    @field_validator("status_url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in _FPM_SCHEMES or not (parts.netloc or parts.path):
+            raise ValueError(
+                f"invalid status_url {value!r}: use http(s)://host/path, unix:///path.sock or tcp://host:port"
+            )
+        if parts.scheme == "tcp" and parts.port is None:
+            raise ValueError(f"invalid status_url {value!r}: tcp:// needs a port, e.g. tcp://127.0.0.1:9000")
+        return value
+
+
+class PhpFpmConfig(StrictModel):
+    """PHP-FPM pools; runs when ``pools`` is not empty."""
+
+    enabled: bool = True
+    interval: PositiveDuration | None = Field(None, description="Defaults to agent.collect_interval.")
+    pools: list[PhpFpmPoolConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        names = [pool.name for pool in self.pools]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"php_fpm pool names must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+
+class CollectorsConfig(StrictModel):
     """Every collector's settings."""
 
     system: SystemCollectorConfig = SystemCollectorConfig()
     services: ServicesConfig = ServicesConfig()
     http_checks: list[HttpCheckConfig] = Field(default_factory=list)
     mysql: MysqlConfig = MysqlConfig()
+    access_logs: AccessLogsConfig = AccessLogsConfig()
+    laravel: LaravelConfig = LaravelConfig()
+    php_fpm: PhpFpmConfig = PhpFpmConfig()
 
     @model_validator(mode="after")
     def _unique_check_names(self) -> Self:
@@ -317,7 +419,7 @@ class CollectorsConfig(_Model):
         return self
 
 
-class AlertsConfig(_Model):
+class AlertsConfig(StrictModel):
     """Shorthand thresholds (each becomes an alert rule), and the alerting file with everything else."""
 
     rules_file: Path | None = Field(
@@ -331,7 +433,7 @@ class AlertsConfig(_Model):
     response_time_threshold: PositiveDuration | None = Field(timedelta(seconds=2), description="HTTP check latency.")
 
 
-class EmailConfig(_Model):
+class EmailConfig(StrictModel):
     """SMTP notifications."""
 
     enabled: bool = False
@@ -344,7 +446,7 @@ class EmailConfig(_Model):
     to: list[str] = Field(default_factory=list)
 
 
-class WebhookConfig(_Model):
+class WebhookConfig(StrictModel):
     """Generic JSON webhook, signed with HMAC-SHA256 when a secret is set."""
 
     enabled: bool = False
@@ -352,14 +454,14 @@ class WebhookConfig(_Model):
     secret: SecretStr | None = None
 
 
-class SlackConfig(_Model):
+class SlackConfig(StrictModel):
     """Slack incoming webhook."""
 
     enabled: bool = False
     webhook_url: SecretStr | None = None
 
 
-class NotificationsConfig(_Model):
+class NotificationsConfig(StrictModel):
     """Where alerts are sent."""
 
     email: EmailConfig = EmailConfig()
@@ -367,7 +469,7 @@ class NotificationsConfig(_Model):
     slack: SlackConfig = SlackConfig()
 
 
-class ActionsConfig(_Model):
+class ActionsConfig(StrictModel):
     """What the agent may change on the host (restarts), and the guard rails around it."""
 
     read_only: bool = Field(False, description="Refuse every action; MCP lists no destructive tool.")
@@ -386,13 +488,13 @@ class ActionsConfig(_Model):
     )
 
 
-class LogsConfig(_Model):
+class LogsConfig(StrictModel):
     """Log files that tail_logs may read, by name (services' own logs need no entry)."""
 
     files: dict[str, Path] = Field(default_factory=dict, description="Name → path of a log file.")
 
 
-class McpConfig(_Model):
+class McpConfig(StrictModel):
     """The MCP endpoint at /mcp on the agent's HTTP server (always behind the API token)."""
 
     enabled: bool = True
@@ -403,7 +505,7 @@ class McpConfig(_Model):
     allowed_origins: list[str] = Field(default_factory=list, description="Extra Origin headers accepted.")
 
 
-class AnalysisConfig(_Model):
+class AnalysisConfig(StrictModel):
     """The anomaly engine: host model refits, scoring, anomalies and capacity forecasts."""
 
     enabled: bool = True
@@ -423,7 +525,7 @@ class AnalysisConfig(_Model):
     models_kept: int = Field(3, ge=1, description="Model files kept on disk (registry rows stay).")
 
 
-class Config(_Model):
+class Config(StrictModel):
     """The whole configuration tree."""
 
     agent: AgentConfig = Field(default_factory=AgentConfig)

@@ -36,7 +36,11 @@ from crucible_monitor.analysis.results import (
     Forecast,
     Recommendation,
 )
+from crucible_monitor.collectors import laravel, mysql
+from crucible_monitor.collectors.access_logs import AccessLogsCollector, EndpointRanking, TopEndpoints
 from crucible_monitor.collectors.http_checks import HttpCheckCollector
+from crucible_monitor.collectors.laravel import RecentErrors
+from crucible_monitor.collectors.mysql import SlowQueries, SlowQuerySource
 from crucible_monitor.collectors.processes import ProcessesCollector
 from crucible_monitor.collectors.services import ServicesCollector
 from crucible_monitor.config import REDACTED, redacted, validate_config
@@ -158,6 +162,11 @@ class Operations(Protocol):
     async def capacity_report(self, *, horizon: float | None = None) -> CapacityReport: ...
     async def get_recommendations(self) -> list[Recommendation]: ...
     async def anomaly_rate(self, *, since: float, until: float | None = None, bucket: float = 3600) -> AnomalyRate: ...
+    async def slow_queries(self, *, since: float, limit: int = 10, source: SlowQuerySource = "auto") -> SlowQueries: ...
+    async def recent_errors(self, app: str, *, since: float, limit: int = 50) -> RecentErrors: ...
+    async def top_endpoints(
+        self, host: str | None = None, *, by: EndpointRanking = "latency", since: float | None = None, limit: int = 10
+    ) -> TopEndpoints: ...
     async def get_config(self) -> dict[str, Any]: ...
 
 
@@ -613,6 +622,47 @@ class Monitor:
             QueryError: an empty range or too many buckets.
         """
         return await asyncio.to_thread(self._analysis().anomaly_rate, since, until, bucket)
+
+    # -- applications ---------------------------------------------------------------------------------------
+
+    async def slow_queries(self, *, since: float, limit: int = 10, source: SlowQuerySource = "auto") -> SlowQueries:
+        """The statements that took the most time since ``since`` (performance_schema, else the slow log).
+
+        Raises:
+            NotFoundError: MySQL is not monitored.
+            CollectorError: the server cannot be reached.
+        """
+        config = self.agent.config.collectors.mysql
+        if not config.enabled:
+            raise NotFoundError(
+                "MySQL is not monitored: set collectors.mysql.enabled (see configs/profiles/database.yaml)"
+            )
+        return await asyncio.to_thread(lambda: mysql.slow_queries(config, since, limit=limit, source=source))
+
+    async def recent_errors(self, app: str, *, since: float, limit: int = 50) -> RecentErrors:
+        """A Laravel app's recent error log entries (with exception classes) and failed jobs.
+
+        Raises:
+            NotFoundError: no app has this name (the message lists them).
+        """
+        config = laravel.find_app(self.agent.config.collectors.laravel, app)
+        return await asyncio.to_thread(lambda: laravel.recent_errors(config, since, limit=limit))
+
+    async def top_endpoints(
+        self, host: str | None = None, *, by: EndpointRanking = "latency", since: float | None = None, limit: int = 10
+    ) -> TopEndpoints:
+        """The slowest or most failing endpoints per virtual host, from the access logs.
+
+        Raises:
+            NotFoundError: no access logs are read, or an unknown host (the message lists them).
+            QueryError: an unknown ranking.
+        """
+        collector = self._collector_of(AccessLogsCollector)
+        if collector is None:
+            raise NotFoundError(
+                "no access logs are read: add collectors.access_logs.files (see configs/profiles/web-server.yaml)"
+            )
+        return collector.top_endpoints(host, by, since=since, limit=limit)
 
     # -- config ---------------------------------------------------------------------------------------------
 

@@ -21,6 +21,9 @@ from crucible_monitor.analysis.results import (
     Forecast,
     Recommendation,
 )
+from crucible_monitor.collectors.access_logs import EndpointRanking, TopEndpoints
+from crucible_monitor.collectors.laravel import RecentErrors
+from crucible_monitor.collectors.mysql import SlowQueries, SlowQuerySource
 from crucible_monitor.config import Config
 from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, CrucibleError, NotFoundError, QueryError
 from crucible_monitor.monitor import ServiceState
@@ -291,6 +294,26 @@ class RemoteMonitor:
         """``GET /api/v1/anomalies/rate``."""
         return AnomalyRate.model_validate(
             await self._call("GET", "/api/v1/anomalies/rate", since=since, until=until, bucket=_seconds(bucket))
+        )
+
+    async def slow_queries(self, *, since: float, limit: int = 10, source: SlowQuerySource = "auto") -> SlowQueries:
+        """``GET /api/v1/mysql/slow-queries``."""
+        return SlowQueries.model_validate(
+            await self._call("GET", "/api/v1/mysql/slow-queries", since=since, limit=limit, source=source)
+        )
+
+    async def recent_errors(self, app: str, *, since: float, limit: int = 50) -> RecentErrors:
+        """``GET /api/v1/laravel/{app}/errors``."""
+        return RecentErrors.model_validate(
+            await self._call("GET", f"/api/v1/laravel/{app}/errors", since=since, limit=limit)
+        )
+
+    async def top_endpoints(
+        self, host: str | None = None, *, by: EndpointRanking = "latency", since: float | None = None, limit: int = 10
+    ) -> TopEndpoints:
+        """``GET /api/v1/access-logs/top-endpoints``."""
+        return TopEndpoints.model_validate(
+            await self._call("GET", "/api/v1/access-logs/top-endpoints", host=host, by=by, since=since, limit=limit)
         )
 
     async def get_config(self) -> dict[str, Any]:

@@ -51,6 +51,12 @@ def test_shipped_example_config_loads_and_documents_every_field() -> None:
     assert config.agent.api_token is None  # ${CRUCIBLE_API_TOKEN:-} unset → no token → generated
 
 
+@pytest.mark.parametrize("profile", sorted((CONFIGS / "profiles").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_profiles_load(profile: Path) -> None:
+    config = load_config(profile)
+    assert config == config.model_copy()  # validated into the full tree
+
+
 def test_no_file_gives_safe_defaults() -> None:
     config = load_config(None)
     assert config.agent.listen_addr == "127.0.0.1:9090"

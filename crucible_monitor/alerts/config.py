@@ -26,9 +26,9 @@ from crucible_monitor.config import (
     Duration,
     NotificationsConfig,
     PositiveDuration,
+    StrictModel,
     _dotted,
     _Located,
-    _Model,
 )
 from crucible_monitor.errors import ConfigError
 from crucible_monitor.models import Severity
@@ -87,7 +87,7 @@ Template = Annotated[str, BeforeValidator(lambda v: check_template(str(v)))]
 Url = Annotated[str, BeforeValidator(_check_url)]
 
 
-class Annotations(_Model):
+class Annotations(StrictModel):
     """Human text attached to an alert; templates (see :mod:`crucible_monitor.alerts.templating`)."""
 
     summary: Template | None = None
@@ -95,7 +95,7 @@ class Annotations(_Model):
     runbook_url: Template | None = None
 
 
-class _RuleBase(_Model):
+class _RuleBase(StrictModel):
     name: RuleName = Field(description="The alert name (label alertname); unique.")
     severity: Severity = Severity.WARNING
     labels: dict[str, str] = Field(default_factory=dict, description="Added to every alert of the rule.")
@@ -213,7 +213,7 @@ Rule = Annotated[
 # -- receivers -------------------------------------------------------------------------------------------------
 
 
-class _ReceiverBase(_Model):
+class _ReceiverBase(StrictModel):
     timeout: PositiveDuration = Field(timedelta(seconds=10), description="Per delivery attempt.")
 
 
@@ -276,7 +276,7 @@ Receiver = Annotated[
 # -- routing ---------------------------------------------------------------------------------------------------
 
 
-class RootRoute(_Model):
+class RootRoute(StrictModel):
     """Where alerts go when no route matches, and the timers routes inherit (Alertmanager's meaning)."""
 
     receivers: list[str] = Field(default_factory=list, description="Empty: every configured receiver.")
@@ -286,7 +286,7 @@ class RootRoute(_Model):
     repeat_interval: PositiveDuration = Field(timedelta(hours=4), description="Resend a group that did not change.")
 
 
-class Route(_Model):
+class Route(StrictModel):
     """Alerts matching ``matchers`` go to ``receivers``; unset timers come from the root route."""
 
     name: str | None = None
@@ -299,7 +299,7 @@ class Route(_Model):
     continue_: bool = Field(False, alias="continue", description="Also try the routes after this one.")
 
 
-class InhibitRule(_Model):
+class InhibitRule(StrictModel):
     """While an alert matching ``source`` fires, alerts matching ``target`` with equal ``equal`` labels are muted."""
 
     source: list[MatcherText] = Field(min_length=1)
@@ -307,7 +307,7 @@ class InhibitRule(_Model):
     equal: list[str] = Field(default_factory=list)
 
 
-class Escalation(_Model):
+class Escalation(StrictModel):
     """A firing alert matching ``matchers`` and unacknowledged after ``after`` is also sent to ``receivers``."""
 
     matchers: list[MatcherText] = Field(default_factory=lambda: [parse_matcher("severity=critical")])
@@ -315,7 +315,7 @@ class Escalation(_Model):
     receivers: list[str] = Field(min_length=1)
 
 
-class Recurrence(_Model):
+class Recurrence(StrictModel):
     """A recurring window: a cron expression, or weekdays and a start time; each occurrence lasts ``duration``."""
 
     cron: str | None = Field(None, description='Five-field cron, e.g. "0 2 * * sun" (Sundays 02:00).')
@@ -348,7 +348,7 @@ class Recurrence(_Model):
         return f"{int(minute)} {int(hour)} * * {','.join(self.days)}"
 
 
-class MaintenanceWindow(_Model):
+class MaintenanceWindow(StrictModel):
     """A recurring silence defined in the config file."""
 
     name: str
@@ -357,7 +357,7 @@ class MaintenanceWindow(_Model):
     reason: str = "maintenance window"
 
 
-class FlapDetection(_Model):
+class FlapDetection(StrictModel):
     """An alert that fires and resolves too often is flapping: its notifications wait until it settles.
 
     Hysteresis: flapping starts at ``start_at`` transitions within ``window`` and ends below ``stop_below``.
@@ -375,7 +375,7 @@ class FlapDetection(_Model):
         return self
 
 
-class DeliveryConfig(_Model):
+class DeliveryConfig(StrictModel):
     """Outbox retries: exponential backoff for 5xx and timeouts, Retry-After for 429; other 4xx are not retried."""
 
     initial_backoff: PositiveDuration = timedelta(seconds=10)
@@ -383,7 +383,7 @@ class DeliveryConfig(_Model):
     give_up_after: PositiveDuration = Field(timedelta(days=1), description="A notification older than this fails.")
 
 
-class AlertingConfig(_Model):
+class AlertingConfig(StrictModel):
     """The content of the alerting file."""
 
     evaluation_interval: PositiveDuration | None = Field(None, description="Default: agent.collect_interval.")

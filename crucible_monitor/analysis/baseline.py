@@ -55,12 +55,17 @@ class SeasonalBaseline:
         min_periods: different weeks (hour-of-week slots) or days (hour-of-day slots) a slot needs.
         mad_floor: smallest MAD, as a share of the overall spread (the 1st to 99th percentile range); values that
             never varied fall back to an absolute 1e-9.
+        min_mad: smallest MAD in the series' own unit (e.g. 0.02 for a CPU ratio): on a series that is almost always
+            0, a blip and a full burn are otherwise both "thousands of MADs" and look alike.
     """
 
-    def __init__(self, *, min_samples: int = 10, min_periods: int = 2, mad_floor: float = 0.01) -> None:
+    def __init__(
+        self, *, min_samples: int = 10, min_periods: int = 2, mad_floor: float = 0.01, min_mad: float = 0.0
+    ) -> None:
         self.min_samples = min_samples
         self.min_periods = min_periods
         self.mad_floor = mad_floor
+        self.min_mad = min_mad
 
     def fit(self, timestamps: Iterable[float], values: Iterable[float]) -> Self:
         """Learn the profile from a history.
@@ -80,7 +85,7 @@ class SeasonalBaseline:
         median = float(np.median(y))
         low, high = np.percentile(y, [1, 99])
         self.global_ = np.array([median, float(np.median(np.abs(y - median))), len(y), 1.0])
-        self.floor_ = max(float(high - low) * self.mad_floor, 1e-9)
+        self.floor_ = max(float(high - low) * self.mad_floor, self.min_mad, 1e-9)
         self.hour_of_day_ = _slot_stats((seconds // _HOUR) % 24, seconds // _DAY, y, 24)
         self.hour_of_week_ = _slot_stats(
             ((seconds - _EPOCH_MONDAY) // _HOUR) % 168, (seconds - _EPOCH_MONDAY) // _WEEK, y, 168
@@ -116,7 +121,12 @@ class SeasonalBaseline:
     def to_dict(self) -> dict[str, Any]:
         """The fitted state as JSON-friendly data (:meth:`from_dict` reads it back)."""
         return {
-            "params": {"min_samples": self.min_samples, "min_periods": self.min_periods, "mad_floor": self.mad_floor},
+            "params": {
+                "min_samples": self.min_samples,
+                "min_periods": self.min_periods,
+                "mad_floor": self.mad_floor,
+                "min_mad": self.min_mad,
+            },
             "global": self.global_.tolist(),
             "floor": self.floor_,
             "hour_of_day": np.nan_to_num(self.hour_of_day_, nan=0.0).tolist(),

@@ -251,7 +251,7 @@ class AnomalyEngine:
         baselines = {}
         for key in keys:
             seen = np.isfinite(columns[key.name])
-            baselines[key.name] = SeasonalBaseline().fit(stamps[seen], columns[key.name][seen])
+            baselines[key.name] = SeasonalBaseline(min_mad=key.min_mad).fit(stamps[seen], columns[key.name][seen])
         model = HostModel(
             n_estimators=self.config.n_estimators,
             contamination=self.config.contamination,

@@ -29,6 +29,8 @@ class KeySeries:
     labels: Mapping[str, str] = field(default_factory=dict)
     agg: Aggregation = "avg"
     what: str = ""
+    min_mad: float = 0.0
+    """The smallest spread that counts, in the series' unit (see SeasonalBaseline's min_mad)."""
 
     @property
     def display(self) -> str:
@@ -39,15 +41,17 @@ class KeySeries:
 
 
 KEY_SERIES: tuple[KeySeries, ...] = (
-    KeySeries("cpu", "cpu_usage_ratio", {"cpu": "total"}, what="CPU usage"),
-    KeySeries("load", "load1", what="the 1-minute load average"),
-    KeySeries("memory", "memory_used_ratio", what="memory use"),
-    KeySeries("swap", "swap_used_ratio", what="swap use"),
-    KeySeries("blocked", "processes_blocked", what="processes blocked on I/O"),
-    KeySeries("disk_read", "disk_read_bytes_total", agg="rate", what="disk reads (bytes/s, all disks)"),
-    KeySeries("disk_write", "disk_written_bytes_total", agg="rate", what="disk writes (bytes/s, all disks)"),
-    KeySeries("net_rx", "network_receive_bytes_total", agg="rate", what="network received (bytes/s)"),
-    KeySeries("net_tx", "network_transmit_bytes_total", agg="rate", what="network sent (bytes/s)"),
+    KeySeries("cpu", "cpu_usage_ratio", {"cpu": "total"}, what="CPU usage", min_mad=0.02),
+    KeySeries("load", "load1", what="the 1-minute load average", min_mad=0.1),
+    KeySeries("memory", "memory_used_ratio", what="memory use", min_mad=0.005),
+    KeySeries("swap", "swap_used_ratio", what="swap use", min_mad=0.005),
+    KeySeries("blocked", "processes_blocked", what="processes blocked on I/O", min_mad=1.0),
+    KeySeries("disk_read", "disk_read_bytes_total", agg="rate", what="disk reads (bytes/s, all disks)", min_mad=65536),
+    KeySeries(
+        "disk_write", "disk_written_bytes_total", agg="rate", what="disk writes (bytes/s, all disks)", min_mad=65536
+    ),
+    KeySeries("net_rx", "network_receive_bytes_total", agg="rate", what="network received (bytes/s)", min_mad=16384),
+    KeySeries("net_tx", "network_transmit_bytes_total", agg="rate", what="network sent (bytes/s)", min_mad=16384),
 )
 """What the host model sees, in column order."""
 

@@ -22,6 +22,9 @@ import numpy.typing as npt
 
 from crucible_monitor.analysis.streaming import range_excess
 
+_MIN_RANGE_MADS = 3.0
+"""Features are deviations in MADs: a training range narrower than this would make a tiny move look extreme."""
+
 __all__ = ["CompactForest", "Fitter", "HostModel", "average_path_length", "fit_in_subprocess"]
 
 Floats = npt.NDArray[np.float64]
@@ -202,7 +205,7 @@ class HostModel:
     def score_samples(self, x: npt.ArrayLike) -> Floats:
         """Anomaly scores in (0, 1] of the rows of ``x``: the forest's, or the range excess where larger."""
         rows = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        beyond = range_excess(rows, self.low_, self.high_).max(axis=1)
+        beyond = range_excess(rows, self.low_, self.high_, min_width=_MIN_RANGE_MADS).max(axis=1)
         result: Floats = np.maximum(self.forest_.score_samples(rows), beyond)
         return result
 

@@ -30,14 +30,17 @@ _HOUR = 3600.0
 _DAY = 86400.0
 
 
-def range_excess(value: npt.ArrayLike, low: npt.ArrayLike, high: npt.ArrayLike) -> npt.NDArray[np.float64]:
+def range_excess(
+    value: npt.ArrayLike, low: npt.ArrayLike, high: npt.ArrayLike, *, min_width: float = 0.0
+) -> npt.NDArray[np.float64]:
     """How far values lie beyond ``[low, high]``, as ``e / (1 + e)`` with ``e`` the distance in range widths.
 
     0 inside the range, 0.5 one width beyond it, approaching 1. A range of zero width (a series that never moved)
-    makes any other value score close to 1.
+    makes any other value score close to 1, unless ``min_width`` sets the smallest width that counts.
     """
     x, lo, hi = (np.asarray(a, dtype=np.float64) for a in (value, low, high))
-    excess = np.maximum(np.maximum(x - hi, lo - x), 0.0) / ((hi - lo) + 1e-9 * np.abs(hi) + 1e-12)
+    width = np.maximum(hi - lo, min_width)
+    excess = np.maximum(np.maximum(x - hi, lo - x), 0.0) / (width + 1e-9 * np.abs(hi) + 1e-12)
     result: npt.NDArray[np.float64] = excess / (1.0 + excess)
     return result
 

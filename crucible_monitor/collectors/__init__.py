@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from crucible_monitor.collectors.access_logs import AccessLogsCollector
 from crucible_monitor.collectors.base import Collection, Collector
 from crucible_monitor.collectors.http_checks import HttpCheckCollector
+from crucible_monitor.collectors.laravel import LaravelCollector
+from crucible_monitor.collectors.mysql import MysqlCollector
+from crucible_monitor.collectors.php_fpm import PhpFpmCollector
 from crucible_monitor.collectors.processes import ProcessesCollector
 from crucible_monitor.collectors.services import ServicesCollector
 from crucible_monitor.collectors.system import SystemCollector
@@ -24,8 +30,8 @@ class ScheduledCollector:
     settings: object
 
 
-def build_collectors(config: Config) -> list[ScheduledCollector]:
-    """The enabled collectors of ``config``, each with its interval.
+def build_collectors(config: Config, *, clock: Callable[[], float] = time.time) -> list[ScheduledCollector]:
+    """The enabled collectors of ``config``, each with its interval, all reading the time from ``clock``.
 
     Raises:
         ValueError: two collectors would share a name.
@@ -35,13 +41,35 @@ def build_collectors(config: Config) -> list[ScheduledCollector]:
     built: list[ScheduledCollector] = []
     if settings.system.enabled:
         system = settings.system
-        built.append(ScheduledCollector(SystemCollector(system), system.interval or default, system))
+        built.append(ScheduledCollector(SystemCollector(system, clock=clock), system.interval or default, system))
         if system.top_processes:
-            built.append(ScheduledCollector(ProcessesCollector(system), system.processes_interval, system))
+            built.append(ScheduledCollector(ProcessesCollector(system, clock=clock), system.processes_interval, system))
     if settings.services.enabled:
         services = settings.services
-        built.append(ScheduledCollector(ServicesCollector(services), services.interval or default, services))
-    built.extend(ScheduledCollector(HttpCheckCollector(check), check.interval, check) for check in settings.http_checks)
+        built.append(
+            ScheduledCollector(ServicesCollector(services, clock=clock), services.interval or default, services)
+        )
+    built.extend(
+        ScheduledCollector(HttpCheckCollector(check, clock=clock), check.interval, check)
+        for check in settings.http_checks
+    )
+    if settings.mysql.enabled:
+        mysql = settings.mysql
+        built.append(ScheduledCollector(MysqlCollector(mysql, clock=clock), mysql.interval or default, mysql))
+    tailing = config.agent.data_dir / "tailing"  # read positions of tailed logs
+    access_logs = settings.access_logs
+    if access_logs.enabled and access_logs.files:
+        collector = AccessLogsCollector(access_logs, state_dir=tailing, clock=clock)
+        built.append(ScheduledCollector(collector, access_logs.interval or default, access_logs))
+    if settings.laravel.enabled:
+        every = settings.laravel.interval or default
+        built.extend(
+            ScheduledCollector(LaravelCollector(app, state_dir=tailing, clock=clock), every, app)
+            for app in settings.laravel.apps
+        )
+    php_fpm = settings.php_fpm
+    if php_fpm.enabled and php_fpm.pools:
+        built.append(ScheduledCollector(PhpFpmCollector(php_fpm, clock=clock), php_fpm.interval or default, php_fpm))
     names = [s.collector.name for s in built]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate collector names: {sorted(names)}")

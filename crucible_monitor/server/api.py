@@ -32,6 +32,9 @@ from crucible_monitor.analysis.results import (
     Forecast,
     Recommendation,
 )
+from crucible_monitor.collectors.access_logs import TopEndpoints
+from crucible_monitor.collectors.laravel import RecentErrors
+from crucible_monitor.collectors.mysql import SlowQueries
 from crucible_monitor.config import parse_duration
 from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, NotFoundError, QueryError
 from crucible_monitor.monitor import Monitor
@@ -348,6 +351,34 @@ def build_api(monitor: Monitor, token: str) -> APIRouter:
     async def recommendations() -> list[Recommendation]:
         """Actionable items from anomalies, forecasts and alerts, each with its evidence."""
         return await monitor.get_recommendations()
+
+    @api.get("/mysql/slow-queries", tags=["applications"])
+    async def slow_queries(
+        since: Annotated[str, Query(description="ISO 8601, Unix seconds, or a duration ago.")] = "1h",
+        limit: Annotated[int, Query(ge=1, le=100)] = 10,
+        source: Annotated[Literal["auto", "performance_schema", "slow_log"], Query()] = "auto",
+    ) -> SlowQueries:
+        """The statements that took the most time (digests from performance_schema, else the slow log)."""
+        return await monitor.slow_queries(since=_time(since), limit=limit, source=source)
+
+    @api.get("/laravel/{app}/errors", tags=["applications"])
+    async def laravel_errors(
+        app: str,
+        since: Annotated[str, Query(description="ISO 8601, Unix seconds, or a duration ago.")] = "1h",
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> RecentErrors:
+        """A Laravel app's recent errors (level, exception class, message) and failed jobs."""
+        return await monitor.recent_errors(app, since=_time(since), limit=limit)
+
+    @api.get("/access-logs/top-endpoints", tags=["applications"])
+    async def top_endpoints(
+        host: Annotated[str | None, Query(description="A virtual host; default all.")] = None,
+        by: Annotated[Literal["latency", "errors"], Query()] = "latency",
+        since: Annotated[str | None, Query(description="ISO 8601, Unix seconds, or a duration ago.")] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    ) -> TopEndpoints:
+        """The slowest or most failing paths per virtual host, from the access logs."""
+        return await monitor.top_endpoints(host, by=by, since=_time(since) if since else None, limit=limit)
 
     @api.get("/config", tags=["config"])
     async def get_config() -> dict[str, Any]:

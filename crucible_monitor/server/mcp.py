@@ -40,6 +40,9 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 from crucible_monitor import __version__
 from crucible_monitor.alerts.operations import AlertDetail, AlertFilter, AlertView, SilenceView, TransitionView
 from crucible_monitor.analysis.results import AnomalyView, CapacityReport, Explanation, Forecast, Recommendation
+from crucible_monitor.collectors.access_logs import TopEndpoints
+from crucible_monitor.collectors.laravel import RecentErrors
+from crucible_monitor.collectors.mysql import SlowQueries
 from crucible_monitor.config import parse_duration
 from crucible_monitor.errors import CrucibleError
 from crucible_monitor.models import EventKind, iso
@@ -537,6 +540,41 @@ def build_mcp_server(
     async def get_recommendations() -> RecommendationList:
         """Actionable items drawn from anomalies, forecasts and alerts, each with its evidence."""
         return RecommendationList(recommendations=await _guarded(ops.get_recommendations()))
+
+    @mcp.tool(annotations=_READ)
+    async def slow_queries(
+        since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "1h",
+        limit: Annotated[int, Field(ge=1, le=100)] = 10,
+        source: Annotated[
+            Literal["auto", "performance_schema", "slow_log"], Field(description="Where to read.")
+        ] = "auto",
+    ) -> SlowQueries:
+        """MySQL/MariaDB statements that took the most time (normalised digests, calls, total and mean time)."""
+        return await _guarded(ops.slow_queries(since=_time(since, "since"), limit=limit, source=source))
+
+    @mcp.tool(annotations=_READ)
+    async def recent_errors(
+        app: Annotated[str, Field(description="A Laravel app name from the config.")],
+        since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "1h",
+        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+    ) -> RecentErrors:
+        """A Laravel app's recent error log entries (level, exception class, message, first stack frame) and its
+        failed jobs."""
+        return await _guarded(ops.recent_errors(app, since=_time(since, "since"), limit=limit))
+
+    @mcp.tool(annotations=_READ)
+    async def top_endpoints(
+        host: Annotated[str | None, Field(description="A virtual host; default all.")] = None,
+        by: Annotated[Literal["latency", "errors"], Field(description="Slowest first, or most failing first.")] = (
+            "latency"
+        ),
+        since: Annotated[str | None, Field(description=f"From: {_TIME_HELP} (default: the kept window).")] = None,
+        limit: Annotated[int, Field(ge=1, le=100)] = 10,
+    ) -> TopEndpoints:
+        """The slowest or most failing paths per virtual host, from the web server's access logs."""
+        return await _guarded(
+            ops.top_endpoints(host, by=by, since=_time(since, "since") if since else None, limit=limit)
+        )
 
     @mcp.tool(annotations=_READ)
     async def get_audit(

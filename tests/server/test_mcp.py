@@ -42,6 +42,9 @@ READ_TOOLS = {
     "forecast_capacity",
     "capacity_report",
     "get_recommendations",
+    "slow_queries",
+    "recent_errors",
+    "top_endpoints",
 }
 CHANGING_TOOLS = {"acknowledge_alert"}
 DESTRUCTIVE_TOOLS = {"restart_service", "silence_alerts", "delete_silence"}

@@ -1,0 +1,94 @@
+"""The building blocks of config models: durations people write (``30s``, ``7d``), and the strict, frozen base model
+with secret-file support. Kept apart from :mod:`crucible_monitor.config` so that collectors, alerting and analysis
+can define their own settings models without importing the whole config tree (which imports them)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+__all__ = ["Duration", "PositiveDuration", "StrictModel", "format_duration", "parse_duration"]
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse ``30s``, ``5m``, ``1h30m``, ``7d``, ``2w``, ``250ms`` (or a number of seconds) into a timedelta.
+
+    Raises:
+        ValueError: the text is not a duration.
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m, 1h or 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        parts = list(_DURATION_PART.finditer(text))
+        if not text or "".join(p.group(0) for p in parts) != text:
+            raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 5m, 1h, 7d (units: ms, s, m, h, d, w)")
+        seconds = sum(float(p.group(1)) * _DURATION_UNITS[p.group(2)] for p in parts)
+    else:
+        raise ValueError("expected a duration such as 30s, 5m, 1h or 7d")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest text :func:`parse_duration` reads back as ``value`` (``90s`` → ``1m30s``)."""
+    total_ms = round(value.total_seconds() * 1000)
+    if total_ms == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000), ("ms", 1)):
+        count, total_ms = divmod(total_ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+PositiveDuration = Annotated[Duration, Field(gt=timedelta(0))]
+
+
+class StrictModel(BaseModel):
+    """Strict and frozen: unknown keys are errors, loaded config never changes under a running agent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        """Turn ``x_file: PATH`` into ``x: <content of PATH>`` for every secret field ``x``."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        secrets = {name for name, f in cls.model_fields.items() if "SecretStr" in repr(f.annotation)}
+        for name in secrets:
+            if data.get(name) == "":
+                data[name] = None  # `password: ${UNSET:-}` means no password
+        for key in [k for k in data if isinstance(k, str) and k.endswith("_file")]:
+            target = key.removesuffix("_file")
+            if target not in secrets:
+                continue
+            if data.get(target) is not None:
+                raise ValueError(f"give either {target} or {key}, not both")
+            path = Path(str(data.pop(key))).expanduser()
+            try:
+                data[target] = path.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(f"cannot read {key} {path}: {exc.strerror}") from None
+        return data
