@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from crucible_monitor.collectors.services import (
+    run_systemctl,
     supervisor_restart,
     systemctl_restart_argv,
     validate_program_name,
@@ -148,7 +149,7 @@ async def restart_service(
         return outcome("dry_run", f"dry run: would run {what}", f"would run: {what}")
     try:
         if argv is not None:
-            await asyncio.to_thread(_run, argv)
+            await asyncio.to_thread(run_systemctl, argv, timeout=_SYSTEMCTL_TIMEOUT)
         else:
             await asyncio.to_thread(supervisor_restart, config.collectors.services.supervisor, name)
     except (CollectorError, NotFoundError, OSError, subprocess.SubprocessError) as exc:
@@ -161,18 +162,6 @@ async def restart_service(
 def _argv(unit: str, config: Config) -> list[str]:
     argv = systemctl_restart_argv(unit)
     return ["sudo", "-n", *argv] if config.actions.privilege == "sudo" else argv
-
-
-def _run(argv: list[str]) -> None:
-    subprocess.run(
-        argv,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=_SYSTEMCTL_TIMEOUT,
-        check=True,
-    )
 
 
 def _failure(exc: BaseException) -> str:

@@ -11,7 +11,12 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from crucible_monitor.collectors.services import SUPERVISOR_ERRORS, SupervisorClient, journalctl_argv
+from crucible_monitor.collectors.services import (
+    SUPERVISOR_ERRORS,
+    SupervisorClient,
+    journalctl_argv,
+    run_systemctl,
+)
 from crucible_monitor.config import SupervisorConfig
 from crucible_monitor.errors import CollectorError, NotFoundError
 from crucible_monitor.schemas import LogTail, ServiceStatus
@@ -85,15 +90,6 @@ def tail_log(
 
 def _journal(unit: str) -> str:
     try:
-        completed = subprocess.run(
-            journalctl_argv(unit, MAX_LINES * 4),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=_JOURNAL_TIMEOUT,
-            check=True,
-        )
+        return run_systemctl(journalctl_argv(unit, MAX_LINES * 4), timeout=_JOURNAL_TIMEOUT)
     except (OSError, subprocess.SubprocessError) as exc:
         raise CollectorError(f"the journal of {unit} is not readable here ({type(exc).__name__})") from None
-    return completed.stdout

@@ -246,13 +246,14 @@ def systemctl_list_units_argv() -> list[str]:
     return ["systemctl", "list-units", "--type=service", "--all", "--plain", "--no-legend", "--no-pager"]
 
 
-def run_systemctl(argv: Sequence[str]) -> str:
-    """Run a systemctl command without a shell, in the C locale with UTC times and no colours; return stdout.
+def run_systemctl(argv: Sequence[str], *, timeout: float = _SYSTEMCTL_TIMEOUT) -> str:
+    """Run a systemd tool (systemctl, journalctl) without a shell, in the C locale with UTC times and no colours or
+    pager; return its stdout.
 
     Raises:
-        OSError: systemctl cannot be started.
+        OSError: the command cannot be started.
         subprocess.CalledProcessError: it exited with a non-zero status.
-        subprocess.TimeoutExpired: it took longer than 10 seconds.
+        subprocess.TimeoutExpired: it took longer than ``timeout`` seconds.
     """
     env = {
         "PATH": os.environ.get("PATH", os.defpath),
@@ -268,7 +269,7 @@ def run_systemctl(argv: Sequence[str]) -> str:
         capture_output=True,
         encoding="utf-8",
         errors="replace",
-        timeout=_SYSTEMCTL_TIMEOUT,
+        timeout=timeout,
         env=env,
         check=True,
     )

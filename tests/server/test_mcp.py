@@ -3,6 +3,8 @@ supervisord whose programs get restarted, real log files."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,15 +93,53 @@ rules:
 """
 
 
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "apps"
+
+
+def _app_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A Laravel app directory with a real-format log, and an empty Caddy access log."""
+    app = tmp_path / "shop"
+    (app / "storage" / "logs").mkdir(parents=True)
+    (app / "storage" / "logs" / "laravel.log").write_bytes((FIXTURES / "laravel" / "laravel.log").read_bytes())
+    access = tmp_path / "access.log"
+    access.touch()
+    return app, access
+
+
+def _append_requests(access: Path) -> None:
+    """Requests in Caddy's JSON access-log format, made just now: two failing, slow checkouts."""
+    now = time.time()
+    requests = [("/checkout", 502, 2.5), ("/checkout", 502, 2.1), ("/", 200, 0.01), ("/cart", 200, 0.3)]
+    with access.open("a", encoding="utf-8") as log:
+        log.write(
+            "".join(
+                json.dumps(
+                    {
+                        "level": "info",
+                        "ts": now - 5,
+                        "request": {"host": "shop.test", "uri": uri, "method": "GET"},
+                        "duration": duration,
+                        "status": status,
+                    }
+                )
+                + "\n"
+                for uri, status, duration in requests
+            )
+        )
+
+
 def _config(tmp_path: Path, supervisord: Supervisord, app_log: Path, **actions: Any) -> Config:
     rules = tmp_path / "alerts.yaml"
     rules.write_text(RULES, encoding="utf-8")
+    app, access = _app_files(tmp_path)
     return Config.model_validate(
         {
             "agent": {"data_dir": str(tmp_path / "data"), "hostname": "shop-1"},
             "storage": {"fsync": False},
             "collectors": {
                 "services": {"systemd": {"enabled": False}, "supervisor": {"url": supervisord.url}},
+                "laravel": {"apps": [{"name": "shop", "path": str(app), "queue_driver": "none"}]},
+                "access_logs": {"files": [{"path": str(access), "format": "caddy"}]},
             },
             "actions": {"restart_allowlist": ["web-worker"], "restart_backoff": "1ms", **actions},
             "logs": {"files": {"laravel": str(app_log)}},
@@ -395,3 +435,20 @@ async def test_alerts_can_be_listed_acknowledged_and_silenced_over_mcp(setup: Se
         assert detail is not None and [t["kind"] for t in detail["history"]][-1] == "acknowledged"
         history = (await client.call_tool("alert_history", {"since": "1h"})).structured_content
         assert history is not None and {t["kind"] for t in history["transitions"]} >= {"firing", "acknowledged"}
+
+
+async def test_application_tools_answer_from_real_log_files(setup: Setup, tmp_path: Path) -> None:
+    await setup.agent.run_collector("access_logs")  # the tailer starts at the end of the log
+    _append_requests(tmp_path / "access.log")
+    await setup.agent.run_collector("access_logs")
+    async with Client(build_mcp_server(setup.monitor, read_only=False)) as client:
+        top = await client.call_tool("top_endpoints", {"by": "errors"})
+        assert not top.is_error and top.structured_content is not None
+        assert "/checkout" in json.dumps(top.structured_content)
+        errors = await client.call_tool("recent_errors", {"app": "shop", "since": "2026-11-27T00:00:00Z"})
+        assert not errors.is_error and errors.structured_content is not None
+        assert "PaymentFailed" in json.dumps(errors.structured_content)
+        unknown = await client.call_tool("recent_errors", {"app": "blog"})
+        assert unknown.is_error and "apps: shop" in unknown.content[0].text
+        no_mysql = await client.call_tool("slow_queries", {})
+        assert no_mysql.is_error and "collectors.mysql.enabled" in no_mysql.content[0].text
