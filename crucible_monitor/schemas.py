@@ -30,6 +30,7 @@ __all__ = [
     "MetricReport",
     "MetricsReport",
     "ProcessSnapshot",
+    "ProcessView",
     "Quantity",
     "RestartResult",
     "SeriesReport",
@@ -210,6 +211,18 @@ class Quantity(BaseModel):
     human: str
 
 
+class ProcessView(BaseModel):
+    """A process as people read it."""
+
+    pid: int
+    name: str
+    user: str
+    cmdline: str
+    cpu: Quantity | None = Field(description="CPU in cores over the last snapshot interval (None: first seen).")
+    memory: Quantity
+    started_at: str | None = Field(description="ISO 8601")
+
+
 class Finding(BaseModel):
     """One thing that is wrong (or worth knowing), for the status summary."""
 
@@ -233,7 +246,8 @@ class StatusSummary(BaseModel):
     services: dict[str, int] = Field(description="total, up, down")
     checks: dict[str, int] = Field(description="total, failing")
     alerts: dict[str, int] = Field(description="firing, pending, acknowledged")
-    top_processes: ProcessSnapshot | None = Field(None, description="The top 5 by CPU and by memory.")
+    top_by_cpu: list[ProcessView] = Field(description="The top 5 processes by CPU (cores) at the last snapshot.")
+    top_by_memory: list[ProcessView] = Field(description="The top 5 processes by resident memory.")
     hints: list[str]
 
 

@@ -6,13 +6,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from crucible_monitor.alerts.operations import AlertView
+from crucible_monitor.collectors.processes import ProcessInfo
 from crucible_monitor.config import AlertsConfig
 from crucible_monitor.models import iso
 from crucible_monitor.schemas import (
     CheckResult,
     CollectorStatus,
     Finding,
-    ProcessSnapshot,
+    ProcessView,
     Quantity,
     ServiceStatus,
     StatusSummary,
@@ -100,7 +101,8 @@ def summarize(
             "pending": sum(1 for a in context.alerts if a.state == "pending"),
             "acknowledged": sum(1 for a in context.alerts if a.acknowledgement is not None),
         },
-        top_processes=_top(system),
+        top_by_cpu=_processes(system.top_processes.by_cpu if system.top_processes else []),
+        top_by_memory=_processes(system.top_processes.by_memory if system.top_processes else []),
         hints=_hints(findings),
     )
 
@@ -296,11 +298,19 @@ def _resource_findings(system: SystemSnapshot, context: Context) -> list[Finding
     return found
 
 
-def _top(system: SystemSnapshot, count: int = 5) -> ProcessSnapshot | None:
-    top = system.top_processes
-    if top is None:
-        return None
-    return top.model_copy(update={"by_cpu": top.by_cpu[:count], "by_memory": top.by_memory[:count]})
+def _processes(processes: Sequence[ProcessInfo], count: int = 5) -> list[ProcessView]:
+    return [
+        ProcessView(
+            pid=p.pid,
+            name=p.name,
+            user=p.user,
+            cmdline=p.cmdline,
+            cpu=_q(p.cpu_cores, "cores") if p.cpu_cores is not None else None,
+            memory=_q(p.memory_bytes, "bytes"),
+            started_at=_since(p.started_at),
+        )
+        for p in processes[:count]
+    ]
 
 
 def _vitals(system: SystemSnapshot) -> dict[str, Quantity]:

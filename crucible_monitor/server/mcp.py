@@ -39,7 +39,14 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 
 from crucible_monitor import __version__
 from crucible_monitor.alerts.operations import AlertDetail, AlertFilter, AlertView, SilenceView, TransitionView
-from crucible_monitor.analysis.results import AnomalyView, CapacityReport, Explanation, Forecast, Recommendation
+from crucible_monitor.analysis.results import (
+    AnomalyRate,
+    AnomalyView,
+    CapacityReport,
+    Explanation,
+    Forecast,
+    Recommendation,
+)
 from crucible_monitor.collectors.access_logs import TopEndpoints
 from crucible_monitor.collectors.laravel import RecentErrors
 from crucible_monitor.collectors.mysql import SlowQueries
@@ -122,6 +129,16 @@ class ServiceView(BaseModel):
     memory: Quantity | None
     pid: int | None
     description: str | None
+
+
+class ServiceDetailView(BaseModel):
+    """One service, its recent events and its last log lines."""
+
+    service: ServiceView
+    recent_events: list[EventView]
+    log: LogTail | None
+    log_error: str | None
+    hint: str
 
 
 class ServiceList(BaseModel):
@@ -535,6 +552,16 @@ def build_mcp_server(
     async def capacity_report(horizon: Annotated[str, Field(description="e.g. 30d")] = "30d") -> CapacityReport:
         """Forecasts of every resource (memory, each filesystem, inodes), the most urgent first."""
         return await _guarded(ops.capacity_report(horizon=_seconds(horizon, "horizon")))
+
+    @mcp.tool(annotations=_READ)
+    async def anomaly_rate(
+        since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "7d",
+        bucket: Annotated[str, Field(description="Bucket width, e.g. 1h or 1d.")] = "1h",
+    ) -> AnomalyRate:
+        """The host's anomalies per time bucket and the share of time spent inside one: is it getting worse?"""
+        width = _seconds(bucket, "bucket")
+        assert width is not None
+        return await _guarded(ops.anomaly_rate(since=_time(since, "since"), bucket=width))
 
     @mcp.tool(annotations=_READ)
     async def get_recommendations() -> RecommendationList:

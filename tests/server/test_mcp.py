@@ -44,6 +44,7 @@ READ_TOOLS = {
     "forecast_capacity",
     "capacity_report",
     "get_recommendations",
+    "anomaly_rate",
     "slow_queries",
     "recent_errors",
     "top_endpoints",
@@ -205,6 +206,8 @@ async def test_tools_are_listed_with_hints_and_answer_with_real_data(setup: Setu
         assert summary["vitals"]["memory"]["human"].endswith("%")
         assert summary["services"] == {"total": 2, "up": 2, "down": 0}
         assert summary["alerts"] == {"firing": 0, "pending": 0, "acknowledged": 0}
+        biggest = summary["top_by_memory"][0]  # from the real processes collector
+        assert biggest["memory"]["unit"] == "bytes" and biggest["memory"]["human"].endswith("B")
         assert summary["ts"].endswith("+00:00")
 
 
