@@ -36,11 +36,7 @@ from crucible_monitor.analysis.results import (
     Forecast,
     Recommendation,
 )
-from crucible_monitor.collectors import laravel, mysql
-from crucible_monitor.collectors.access_logs import AccessLogsCollector, EndpointRanking, TopEndpoints
 from crucible_monitor.collectors.http_checks import HttpCheckCollector
-from crucible_monitor.collectors.laravel import RecentErrors
-from crucible_monitor.collectors.mysql import SlowQueries, SlowQuerySource
 from crucible_monitor.collectors.processes import ProcessesCollector
 from crucible_monitor.collectors.services import ServicesCollector
 from crucible_monitor.config import REDACTED, redacted, validate_config
@@ -52,6 +48,7 @@ from crucible_monitor.schemas import (
     CheckResult,
     CollectorStatus,
     ConfigUpdate,
+    EndpointRanking,
     EventView,
     Health,
     HistorySeries,
@@ -60,13 +57,17 @@ from crucible_monitor.schemas import (
     MetricInfo,
     MetricReport,
     MetricsReport,
+    RecentErrors,
     RestartResult,
     SeriesReport,
     ServiceDetail,
     ServiceStatus,
+    SlowQueries,
+    SlowQuerySource,
     StatusSummary,
     StorageView,
     SystemSnapshot,
+    TopEndpoints,
 )
 from crucible_monitor.snapshot import system_snapshot
 from crucible_monitor.status import Context, summarize
@@ -632,6 +633,8 @@ class Monitor:
             NotFoundError: MySQL is not monitored.
             CollectorError: the server cannot be reached.
         """
+        from crucible_monitor.collectors import mysql  # the driver loads only when asked for
+
         config = self.agent.config.collectors.mysql
         if not config.enabled:
             raise NotFoundError(
@@ -645,6 +648,8 @@ class Monitor:
         Raises:
             NotFoundError: no app has this name (the message lists them).
         """
+        from crucible_monitor.collectors import laravel  # the drivers load only when asked for
+
         config = laravel.find_app(self.agent.config.collectors.laravel, app)
         return await asyncio.to_thread(lambda: laravel.recent_errors(config, since, limit=limit))
 
@@ -657,6 +662,8 @@ class Monitor:
             NotFoundError: no access logs are read, or an unknown host (the message lists them).
             QueryError: an unknown ranking.
         """
+        from crucible_monitor.collectors.access_logs import AccessLogsCollector  # imported with its collector
+
         collector = self._collector_of(AccessLogsCollector)
         if collector is None:
             raise NotFoundError(

@@ -21,9 +21,6 @@ from crucible_monitor.analysis.results import (
     Forecast,
     Recommendation,
 )
-from crucible_monitor.collectors.access_logs import EndpointRanking, TopEndpoints
-from crucible_monitor.collectors.laravel import RecentErrors
-from crucible_monitor.collectors.mysql import SlowQueries, SlowQuerySource
 from crucible_monitor.config import Config
 from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, CrucibleError, NotFoundError, QueryError
 from crucible_monitor.monitor import ServiceState
@@ -31,17 +28,22 @@ from crucible_monitor.schemas import (
     AuditView,
     CheckResult,
     CollectorStatus,
+    EndpointRanking,
     EventView,
     Health,
     LogTail,
     MetricHistory,
     MetricInfo,
     MetricsReport,
+    RecentErrors,
     RestartResult,
     ServiceDetail,
     ServiceStatus,
+    SlowQueries,
+    SlowQuerySource,
     StatusSummary,
     SystemSnapshot,
+    TopEndpoints,
 )
 
 __all__ = ["AgentUnavailable", "RemoteMonitor"]

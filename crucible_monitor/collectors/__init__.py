@@ -7,12 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from crucible_monitor.collectors.access_logs import AccessLogsCollector
 from crucible_monitor.collectors.base import Collection, Collector
 from crucible_monitor.collectors.http_checks import HttpCheckCollector
-from crucible_monitor.collectors.laravel import LaravelCollector
-from crucible_monitor.collectors.mysql import MysqlCollector
-from crucible_monitor.collectors.php_fpm import PhpFpmCollector
 from crucible_monitor.collectors.processes import ProcessesCollector
 from crucible_monitor.collectors.services import ServicesCollector
 from crucible_monitor.collectors.system import SystemCollector
@@ -53,15 +49,23 @@ def build_collectors(config: Config, *, clock: Callable[[], float] = time.time) 
         ScheduledCollector(HttpCheckCollector(check, clock=clock), check.interval, check)
         for check in settings.http_checks
     )
+    # The application collectors (and their drivers: PyMySQL, redis, orjson) are imported only when configured:
+    # an agent without them starts faster and stays smaller.
     if settings.mysql.enabled:
+        from crucible_monitor.collectors.mysql import MysqlCollector
+
         mysql = settings.mysql
         built.append(ScheduledCollector(MysqlCollector(mysql, clock=clock), mysql.interval or default, mysql))
     tailing = config.agent.data_dir / "tailing"  # read positions of tailed logs
     access_logs = settings.access_logs
     if access_logs.enabled and access_logs.files:
+        from crucible_monitor.collectors.access_logs import AccessLogsCollector
+
         collector = AccessLogsCollector(access_logs, state_dir=tailing, clock=clock)
         built.append(ScheduledCollector(collector, access_logs.interval or default, access_logs))
-    if settings.laravel.enabled:
+    if settings.laravel.enabled and settings.laravel.apps:
+        from crucible_monitor.collectors.laravel import LaravelCollector
+
         every = settings.laravel.interval or default
         built.extend(
             ScheduledCollector(LaravelCollector(app, state_dir=tailing, clock=clock), every, app)
@@ -69,6 +73,8 @@ def build_collectors(config: Config, *, clock: Callable[[], float] = time.time) 
         )
     php_fpm = settings.php_fpm
     if php_fpm.enabled and php_fpm.pools:
+        from crucible_monitor.collectors.php_fpm import PhpFpmCollector
+
         built.append(ScheduledCollector(PhpFpmCollector(php_fpm, clock=clock), php_fpm.interval or default, php_fpm))
     names = [s.collector.name for s in built]
     if len(set(names)) != len(names):

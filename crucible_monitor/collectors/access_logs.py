@@ -26,10 +26,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import orjson
-from pydantic import BaseModel, ConfigDict
 
 from crucible_monitor.collectors.base import Collection
 from crucible_monitor.collectors.tailing import Problems, Tailer
@@ -37,6 +36,7 @@ from crucible_monitor.config import AccessLogFileConfig, AccessLogsConfig
 from crucible_monitor.configtypes import format_duration
 from crucible_monitor.errors import NotFoundError, QueryError
 from crucible_monitor.models import MetricKind, MetricSpec, Sample, iso
+from crucible_monitor.schemas import EndpointRanking, EndpointStats, TopEndpoints
 
 __all__ = [
     "CATALOGUE",
@@ -82,9 +82,6 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     ),
 )
 
-EndpointRanking = Literal["latency", "errors"]
-"""How :meth:`AccessLogsCollector.top_endpoints` ranks: slowest first, or most failing first."""
-
 _QUANTILES = (0.5, 0.95, 0.99)
 _STATUS_CLASSES = {status: f"{status // 100}xx" for status in range(100, 600)}
 _HISTOGRAM_BASE = 0.001  # seconds: the upper bound of bucket 0
@@ -114,38 +111,6 @@ class AccessRecord(NamedTuple):
     status: int
     duration: float | None
     """Seconds, when the log records it."""
-
-
-class EndpointStats(BaseModel):
-    """One endpoint's requests in a time range."""
-
-    model_config = ConfigDict(frozen=True)
-
-    vhost: str
-    method: str
-    path: str
-    requests: int
-    client_errors: int
-    server_errors: int
-    server_error_ratio: float
-    avg_seconds: float | None
-    p95_seconds: float | None
-    """The upper bound of the histogram bucket holding the 95th percentile: at most 19 % above the true value."""
-    max_seconds: float | None
-
-
-class TopEndpoints(BaseModel):
-    """The slowest or the most failing endpoints of one vhost (or all) over a time range."""
-
-    model_config = ConfigDict(frozen=True)
-
-    host: str | None
-    by: EndpointRanking
-    since: str
-    until: str
-    requests: int
-    """All requests of the host (or all hosts) in the range."""
-    endpoints: list[EndpointStats]
 
 
 def normalise_path(uri: str) -> str:

@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
 import redis
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import SecretStr
 
 from crucible_monitor.collectors import mysql
 from crucible_monitor.collectors.base import Collection
@@ -47,6 +47,7 @@ from crucible_monitor.collectors.tailing import Problems, Tailer
 from crucible_monitor.config import LaravelAppConfig, LaravelConfig, MysqlConfig
 from crucible_monitor.errors import NotFoundError
 from crucible_monitor.models import MetricKind, MetricSpec, Sample, iso
+from crucible_monitor.schemas import ExceptionCount, FailedJob, LogError, RecentErrors
 
 __all__ = [
     "CATALOGUE",
@@ -298,64 +299,6 @@ def _timestamp(value: object, zone: zoneinfo.ZoneInfo) -> float:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Recent errors (an MCP tool)
-
-
-class LogError(BaseModel):
-    """One error (or worse) log entry."""
-
-    model_config = ConfigDict(frozen=True)
-
-    ts: str
-    level: str
-    channel: str
-    message: str
-    exception: str | None
-    file: str
-    """The log file's name."""
-
-
-class FailedJob(BaseModel):
-    """One row of ``failed_jobs``."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    failed_at: str
-    connection: str
-    queue: str
-    job: str | None
-    """The job's class (the payload's displayName)."""
-    exception: str | None
-    exception_message: str | None
-
-
-class ExceptionCount(BaseModel):
-    """How often one exception class was logged in the range."""
-
-    model_config = ConfigDict(frozen=True)
-
-    exception: str
-    count: int
-    last_seen: str
-
-
-class RecentErrors(BaseModel):
-    """An app's errors since a time: log entries of level error and above, and failed jobs."""
-
-    model_config = ConfigDict(frozen=True)
-
-    app: str
-    since: str
-    errors_total: int
-    """Error entries in the range (``errors`` lists the newest ``limit`` of them)."""
-    by_level: dict[str, int]
-    top_exceptions: list[ExceptionCount]
-    errors: list[LogError]
-    failed_jobs: list[FailedJob]
-    problems: list[str]
-    """What could not be read: a log file, or failed jobs (no database_url, or the database's error)."""
-    truncated: bool
-    """The logs were larger than the scan budget (64 MiB): older entries in the range were not read."""
 
 
 def recent_errors(app: LaravelAppConfig, since: float, *, limit: int = 50) -> RecentErrors:

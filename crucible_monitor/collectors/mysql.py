@@ -27,17 +27,17 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import pymysql
 import pymysql.cursors
-from pydantic import BaseModel, ConfigDict
 
 from crucible_monitor.collectors.base import Collection
 from crucible_monitor.collectors.tailing import Problems
 from crucible_monitor.config import MysqlConfig
 from crucible_monitor.errors import CollectorError
 from crucible_monitor.models import MetricKind, MetricSpec, Sample, iso
+from crucible_monitor.schemas import SlowQueries, SlowQuerySource, StatementDigest
 
 __all__ = [
     "CATALOGUE",
@@ -98,9 +98,6 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("mysql_replica_io_running", _G, "boolean", "1 when the replica's I/O thread runs.", ("channel",)),
     MetricSpec("mysql_replica_sql_running", _G, "boolean", "1 when the replica's SQL thread runs.", ("channel",)),
 )
-
-SlowQuerySource = Literal["auto", "performance_schema", "slow_log"]
-"""Where :func:`slow_queries` reads: ``auto`` takes performance_schema when it is on, else the slow log table."""
 
 _STATUS = {
     "Uptime": "mysql_uptime_seconds",
@@ -177,36 +174,6 @@ def describe(exc: pymysql.MySQLError) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Slow queries (an MCP tool)
-
-
-class StatementDigest(BaseModel):
-    """One normalised statement and the time it took."""
-
-    model_config = ConfigDict(frozen=True)
-
-    statement: str
-    """Literals replaced by ``?`` (performance_schema's digest text, or the same done to the slow log's text)."""
-    schema_name: str | None
-    calls: int
-    total_seconds: float
-    avg_seconds: float
-    max_seconds: float
-    rows_examined: int
-    rows_sent: int
-    first_seen: str | None
-    last_seen: str | None
-
-
-class SlowQueries(BaseModel):
-    """The statements that took the most time in total."""
-
-    model_config = ConfigDict(frozen=True)
-
-    source: Literal["performance_schema", "slow_log"]
-    since: str
-    note: str
-    """What the totals cover."""
-    statements: list[StatementDigest]
 
 
 def normalise_statement(sql: str) -> str:

@@ -32,9 +32,6 @@ from crucible_monitor.analysis.results import (
     Forecast,
     Recommendation,
 )
-from crucible_monitor.collectors.access_logs import TopEndpoints
-from crucible_monitor.collectors.laravel import RecentErrors
-from crucible_monitor.collectors.mysql import SlowQueries
 from crucible_monitor.config import parse_duration
 from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, NotFoundError, QueryError
 from crucible_monitor.monitor import Monitor
@@ -49,11 +46,14 @@ from crucible_monitor.schemas import (
     MetricHistory,
     MetricInfo,
     MetricsReport,
+    RecentErrors,
     RestartResult,
     ServiceDetail,
     ServiceStatus,
+    SlowQueries,
     StatusSummary,
     SystemSnapshot,
+    TopEndpoints,
 )
 from crucible_monitor.timeparse import parse_labels, parse_time
 

@@ -47,9 +47,6 @@ from crucible_monitor.analysis.results import (
     Forecast,
     Recommendation,
 )
-from crucible_monitor.collectors.access_logs import TopEndpoints
-from crucible_monitor.collectors.laravel import RecentErrors
-from crucible_monitor.collectors.mysql import SlowQueries
 from crucible_monitor.config import parse_duration
 from crucible_monitor.errors import CrucibleError
 from crucible_monitor.models import EventKind, iso
@@ -62,10 +59,13 @@ from crucible_monitor.schemas import (
     MetricInfo,
     MetricsReport,
     Quantity,
+    RecentErrors,
     RestartResult,
     ServiceDetail,
     ServiceStatus,
+    SlowQueries,
     StatusSummary,
+    TopEndpoints,
 )
 from crucible_monitor.timeparse import parse_time
 from crucible_monitor.units import human

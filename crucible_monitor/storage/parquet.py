@@ -256,12 +256,11 @@ def read_metric(path: Path, metric: str, start_ms: int, end_ms: int, columns: Se
     table = pq.ParquetFile(path, metadata=meta, read_dictionary=["metric", "labels"]).read_row_groups(
         groups, columns=["metric", "labels", "ts", *stored]
     )
-    metrics = _strings(table.column("metric"))
     ts = _fixed(table.column("ts"), np.int64)[0]
-    keep = (metrics == metric) & (ts >= start_ms) & (ts < end_ms)
+    keep = _equals(table.column("metric"), metric) & (ts >= start_ms) & (ts < end_ms)
     if not keep.any():
         return None
-    out: Columns = {"labels": _strings(table.column("labels"))[keep], "ts": ts[keep]}
+    out: Columns = {"labels": _strings(table.column("labels"), keep), "ts": ts[keep]}
     for name in wanted:
         if name == "count":
             out[name] = _fixed(table.column(name), np.int64)[0][keep]
@@ -301,12 +300,24 @@ def _indices(chunk: pa.DictionaryArray) -> npt.NDArray[np.int64]:
     return data.astype(np.int64)
 
 
-def _strings(column: pa.ChunkedArray) -> npt.NDArray[np.object_]:
-    """A dictionary-encoded string column as an object array (the dictionaries are small)."""
+def _equals(column: pa.ChunkedArray, value: str) -> npt.NDArray[np.bool_]:
+    """Rows of a dictionary-encoded string column equal to ``value``, compared as dictionary codes."""
     parts = []
     for chunk in column.chunks:
+        dictionary = chunk.dictionary.to_pylist()
+        code = dictionary.index(value) if value in dictionary else -1
+        parts.append(_indices(chunk) == code)
+    return np.concatenate(parts) if parts else np.zeros(0, bool)
+
+
+def _strings(column: pa.ChunkedArray, keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.object_]:
+    """The ``keep`` rows of a dictionary-encoded string column as an object array (dictionaries are small)."""
+    parts, offset = [], 0
+    for chunk in column.chunks:
+        rows = keep[offset : offset + len(chunk)]
+        offset += len(chunk)
         dictionary = np.array(chunk.dictionary.to_pylist(), dtype=object)
-        parts.append(dictionary[_indices(chunk)] if len(dictionary) else np.empty(len(chunk), dtype=object))
+        parts.append(dictionary[_indices(chunk)[rows]])
     return np.concatenate(parts) if parts else np.empty(0, dtype=object)
 
 

@@ -340,6 +340,19 @@ def _concat(parts: list[Columns]) -> Columns:
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
+def _rows_by_series(keys: npt.NDArray[np.object_]) -> dict[str, npt.NDArray[np.int64]]:
+    """Row indices per label key. Parquet parts come sorted by series, so keys form runs: compare neighbours
+    (cheap) instead of sorting strings (slow)."""
+    if not len(keys):
+        return {}
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:], len(keys)]
+    runs: dict[str, list[npt.NDArray[np.int64]]] = {}
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        runs.setdefault(str(keys[start]), []).append(np.arange(start, end, dtype=np.int64))
+    return {key: np.concatenate(parts) for key, parts in runs.items()}
+
+
 def _assemble(
     metric: str,
     raw_parts: list[Columns],
@@ -355,13 +368,11 @@ def _assemble(
         if not parts:
             continue
         data = _concat(parts)
-        keys, inverse = np.unique(data["labels"], return_inverse=True)
-        for index, key in enumerate(keys):
+        for key, rows in _rows_by_series(data["labels"]).items():
             if labels:
                 parsed = parse_labels_key(key)
                 if any(parsed.get(k) != v for k, v in labels.items()):
                     continue
-            rows = np.flatnonzero(inverse == index)
             rows = rows[np.argsort(data["ts"][rows], kind="stable")]
             ts = data["ts"][rows]
             if kind == "raw":
