@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 
 HISTORY_MINUTES = 90
 BURN_MINUTES = 6
-QUIET = 0.3  # the history must be a quiet machine's (CPU below this) for the burn to be an anomaly
+QUIET = 0.15  # the history must be a quiet machine's (CPU below this) for the burn to be an anomaly
 
 
 class Clock:
