@@ -22,6 +22,7 @@ from rich.table import Table
 from crucible_monitor import __version__
 from crucible_monitor.config import Config, iter_secrets, load_config
 from crucible_monitor.errors import ConfigError, CrucibleError, QueryError
+from crucible_monitor.units import human_bytes, human_duration, human_ratio
 
 if TYPE_CHECKING:
     from crucible_monitor.schemas import MetricHistory
@@ -191,7 +192,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     console.print(
         f"[bold]{system.host}[/]  crucible-monitor {health.version}  "
         f"agent {'[green]ok[/]' if health.status == 'ok' else '[yellow]degraded[/]'}, "
-        f"up {_human_seconds(health.uptime_seconds)}"
+        f"up {human_duration(health.uptime_seconds)}"
     )
     overview = Table(title="System", show_header=False, title_justify="left")
     overview.add_row(
@@ -303,24 +304,11 @@ def _fmt(value: float | None) -> str:
 
 
 def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
+    return "-" if value is None else human_ratio(value)
 
 
 def _bytes(value: float | None) -> str:
-    if value is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{value:.0f} B"
-        value /= 1024
-    return f"{value:.1f} TiB"
-
-
-def _human_seconds(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h" if days else f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s"
+    return "-" if value is None else human_bytes(value)
 
 
 # -- entry point ------------------------------------------------------------------------------------------------

@@ -32,7 +32,14 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from crucible_monitor.configtypes import Duration, PositiveDuration, StrictModel, format_duration, parse_duration
+from crucible_monitor.configtypes import (
+    Duration,
+    PositiveDuration,
+    StrictModel,
+    WebUrl,
+    format_duration,
+    parse_duration,
+)
 from crucible_monitor.errors import ConfigError
 
 __all__ = [
@@ -46,6 +53,7 @@ __all__ = [
     "CollectorsConfig",
     "Config",
     "Duration",
+    "Located",
     "PositiveDuration",
     "StrictModel",
     "HttpCheckConfig",
@@ -62,10 +70,12 @@ __all__ = [
     "SupervisorConfig",
     "SystemCollectorConfig",
     "SystemdConfig",
+    "dotted_key",
     "format_duration",
     "load_config",
     "parse_config",
     "parse_duration",
+    "read_yaml",
     "REDACTED",
     "redacted",
     "validate_config",
@@ -96,13 +106,6 @@ def _check_name(value: object) -> str:
     text = str(value)
     if not re.fullmatch(r"[A-Za-z0-9_.:-]+", text):
         raise ValueError(f"invalid name {text!r}: use letters, digits and _ . : -")
-    return text
-
-
-def _check_url(value: object) -> str:
-    text = str(value)
-    if not re.match(r"https?://[^/\s]+", text):
-        raise ValueError(f"invalid URL {text!r}: it must start with http:// or https:// and name a host")
     return text
 
 
@@ -201,7 +204,7 @@ class HttpCheckConfig(StrictModel):
     """One HTTP(S) endpoint check."""
 
     name: Annotated[str, BeforeValidator(_check_name)]
-    url: Annotated[str, BeforeValidator(_check_url)]
+    url: WebUrl
     interval: PositiveDuration = timedelta(seconds=30)
     timeout: PositiveDuration = timedelta(seconds=10)
     method: Literal["GET", "HEAD", "POST"] = "GET"
@@ -546,7 +549,7 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 Path_ = tuple[str | int, ...]
 
 
-class _Located:
+class Located:
     """Plain Python data built from YAML nodes, with the line of every key."""
 
     def __init__(self, source: str) -> None:
@@ -568,7 +571,7 @@ class _Located:
                     continue
                 if key in result:
                     where = f"{self.source}:{key_node.start_mark.line + 1}"
-                    self.errors.append(f"{where}: {_dotted((*path, key))}: duplicate key")
+                    self.errors.append(f"{where}: {dotted_key((*path, key))}: duplicate key")
                 self.lines[(*path, key)] = key_node.start_mark.line + 1
                 result[key] = self.build(value_node, (*path, key))
             return result
@@ -586,7 +589,7 @@ class _Located:
                 return os.environ[name]
             if default is not None:
                 return default
-            self.errors.append(f"{self.source}:{line}: {_dotted(path)}: environment variable {name} is not set")
+            self.errors.append(f"{self.source}:{line}: {dotted_key(path)}: environment variable {name} is not set")
             return ""
 
         return _ENV_REF.sub(replace, text)
@@ -598,7 +601,7 @@ class _Located:
         return None
 
 
-def _dotted(path: Path_) -> str:
+def dotted_key(path: Path_) -> str:
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -642,11 +645,11 @@ def _describe(error: ErrorDetails) -> tuple[Path_, str]:
     return loc, message
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
-    """Validate YAML text into a :class:`Config`.
+def read_yaml(text: str, source: str, *, sections: str) -> tuple[dict[str, Any], Located]:
+    """YAML text as plain data (``${VAR}`` expanded) with the line of every key, for precise error messages.
 
     Raises:
-        ConfigError: YAML syntax, unknown keys, bad values or unset variables, each with file, line and key.
+        ConfigError: invalid YAML, or a top level that is not a mapping (``sections`` names what belongs there).
     """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -654,16 +657,24 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark else ""
         raise ConfigError(f"{source}{line}: invalid YAML: {exc.problem}") from None
-    located = _Located(source)
-    data = located.build(node, ()) if node is not None else {}
-    if data is None:
-        data = {}
+    located = Located(source)
+    data = (located.build(node, ()) if node is not None else None) or {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}:1: the top level must be a mapping of sections (agent, collectors, ...)")
+        raise ConfigError(f"{source}:1: the top level must be a mapping of sections ({sections}, ...)")
+    return data, located
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Validate YAML text into a :class:`Config`.
+
+    Raises:
+        ConfigError: YAML syntax, unknown keys, bad values or unset variables, each with file, line and key.
+    """
+    data, located = read_yaml(text, source, sections="agent, collectors")
     return validate_config(data, source, located)
 
 
-def validate_config(data: dict[str, Any], source: str, located: _Located | None = None) -> Config:
+def validate_config(data: dict[str, Any], source: str, located: Located | None = None) -> Config:
     """Validate plain data (from YAML or an API request) into a :class:`Config`.
 
     Raises:
@@ -676,7 +687,7 @@ def validate_config(data: dict[str, Any], source: str, located: _Located | None 
         for error in exc.errors(include_url=False):
             loc, message = _describe(error)
             where = located.line_of(loc) if located else None
-            problems.append((where or 0, f"{source}{f':{where}' if where else ''}: {_dotted(loc)}: {message}"))
+            problems.append((where or 0, f"{source}{f':{where}' if where else ''}: {dotted_key(loc)}: {message}"))
     messages = (located.errors if located else []) + [text for _, text in sorted(problems, key=lambda p: p[0])]
     if messages:
         raise ConfigError("\n".join(messages))

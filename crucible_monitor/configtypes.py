@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
-__all__ = ["Duration", "PositiveDuration", "StrictModel", "format_duration", "parse_duration"]
+__all__ = ["Duration", "PositiveDuration", "StrictModel", "WebUrl", "format_duration", "parse_duration"]
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -62,6 +62,17 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
 PositiveDuration = Annotated[Duration, Field(gt=timedelta(0))]
+
+
+def _check_web_url(value: object) -> str:
+    text = str(value)
+    if not re.match(r"https?://[^/\s]+", text):
+        raise ValueError(f"invalid URL {text!r}: it must start with http:// or https:// and name a host")
+    return text
+
+
+WebUrl = Annotated[str, BeforeValidator(_check_web_url)]
+"""An ``http://`` or ``https://`` URL that names a host, kept as written."""
 
 
 class StrictModel(BaseModel):

@@ -7,6 +7,7 @@ UTC); interfaces turn them into ISO 8601 with a zone.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -98,9 +99,13 @@ def labels_key(labels: Mapping[str, str]) -> str:
 
 
 def parse_labels_key(key: str) -> dict[str, str]:
-    """Inverse of :func:`labels_key`."""
-    parsed: dict[str, str] = json.loads(key)
-    return parsed
+    """Inverse of :func:`labels_key`; a fresh dict, parsed once per key (series keys repeat on every read)."""
+    return dict(_parsed_labels(key))
+
+
+@functools.lru_cache(maxsize=16384)
+def _parsed_labels(key: str) -> tuple[tuple[str, str], ...]:
+    return tuple(json.loads(key).items())
 
 
 def iso(ts: float) -> str:

@@ -422,18 +422,7 @@ class Monitor:
         stored = self.agent.state.events(
             since=since, kinds=[EventKind(k) for k in kinds or []], subject=subject, limit=limit
         )
-        return [
-            EventView(
-                id=s.id,
-                ts=iso(s.event.ts),
-                kind=s.event.kind.value,
-                subject=s.event.subject,
-                severity=s.event.severity.value,
-                message=s.event.message,
-                data=dict(s.event.data),
-            )
-            for s in stored
-        ]
+        return [EventView.of(s) for s in stored]
 
     # -- logs and actions -----------------------------------------------------------------------------------
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from crucible_monitor.analysis.results import EventRef
 from crucible_monitor.collectors.http_checks import CheckResult
 from crucible_monitor.collectors.processes import ProcessSnapshot
 from crucible_monitor.collectors.services import ServiceStatus
+
+if TYPE_CHECKING:
+    from crucible_monitor.storage.state import StoredEvent
 
 __all__ = [
     "AuditView",
@@ -192,16 +196,15 @@ class MetricHistory(BaseModel):
     series: list[HistorySeries]
 
 
-class EventView(BaseModel):
-    """A stored event."""
+class EventView(EventRef):
+    """A stored event, with its data."""
 
-    id: int
-    ts: str
-    kind: str
-    subject: str
-    severity: str
-    message: str
     data: dict[str, Any]
+
+    @classmethod
+    def of(cls, stored: StoredEvent) -> Self:
+        """The view of an event as ``state.db`` holds it."""
+        return cls.model_validate({**EventRef.of(stored).model_dump(), "data": dict(stored.event.data)})
 
 
 class ConfigUpdate(BaseModel):

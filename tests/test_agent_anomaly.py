@@ -8,12 +8,12 @@ seconds. Each collection still waits until the kernel has counted some CPU time,
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from manual_clock import Clock
 
 from crucible_monitor.agent import Agent
 from crucible_monitor.config import Config
@@ -25,14 +25,6 @@ pytestmark = pytest.mark.anyio
 HISTORY_MINUTES = 90
 BURN_MINUTES = 6
 QUIET = 0.15  # the history must be a quiet machine's (CPU below this) for the burn to be an anomaly
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _jiffies() -> int:
@@ -48,17 +40,8 @@ def _let_cpu_time_pass(jiffies: int = 40) -> None:
         time.sleep(0.01)  # poll without spinning: a busy wait would itself be the CPU load measured
 
 
-@pytest.fixture
-def burners() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        process.kill()
-        process.wait()
-
-
 async def test_a_cpu_burn_becomes_an_anomaly_explained_by_cpu_and_the_burning_process(
-    tmp_path: Path, burners: list[subprocess.Popen[bytes]]
+    tmp_path: Path, burn_cpu: Callable[[], subprocess.Popen[bytes]]
 ) -> None:
     clock = Clock((time.time() // 3600 - 3) * 3600)
     config = Config.model_validate(
@@ -83,9 +66,7 @@ async def test_a_cpu_burn_becomes_an_anomaly_explained_by_cpu_and_the_burning_pr
         await agent.analyse()  # the first refit (a scikit-learn child process) and a first scoring run
         assert agent.analysis is not None and agent.analysis.models(), "the host model was fitted"
 
-        burners.extend(
-            subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)
-        )  # both cores busy
+        burners = [burn_cpu(), burn_cpu()]  # both cores busy
         for _ in range(BURN_MINUTES):
             _let_cpu_time_pass()
             await agent.run_collector("system")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -51,10 +52,25 @@ def test_shipped_example_config_loads_and_documents_every_field() -> None:
     assert config.agent.api_token is None  # ${CRUCIBLE_API_TOKEN:-} unset → no token → generated
 
 
+# What each shipped profile is for, read back from the loaded config (a new profile adds its line here).
+PROFILES: dict[str, tuple[Callable[[Config], object], object]] = {
+    "database": (lambda c: (c.collectors.mysql.enabled, c.collectors.services.systemd.units), (True, ["mariadb"])),
+    "laravel-app": (
+        lambda c: [(a.name, a.queue_driver, a.queues) for a in c.collectors.laravel.apps],
+        [("shop", "redis", ["default", "emails"])],
+    ),
+    "web-server": (
+        lambda c: ([f.format for f in c.collectors.access_logs.files], [p.name for p in c.collectors.php_fpm.pools]),
+        (["caddy"], ["www"]),
+    ),
+}
+
+
 @pytest.mark.parametrize("profile", sorted((CONFIGS / "profiles").glob("*.yaml")), ids=lambda p: p.stem)
-def test_shipped_profiles_load(profile: Path) -> None:
-    config = load_config(profile)
-    assert config == config.model_copy()  # validated into the full tree
+def test_shipped_profiles_load_with_their_settings(profile: Path) -> None:
+    read, expected = PROFILES[profile.stem]
+    assert read(load_config(profile)) == expected
+    assert read(Config()) != expected  # the profile, not the defaults, set them
 
 
 def test_no_file_gives_safe_defaults() -> None:

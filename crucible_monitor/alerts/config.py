@@ -15,21 +15,13 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
 
-import yaml
 from croniter import croniter
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 
 from crucible_monitor.alerts.matchers import MatcherText, parse_matcher
 from crucible_monitor.alerts.templating import check_template
-from crucible_monitor.config import (
-    AlertsConfig,
-    Duration,
-    NotificationsConfig,
-    PositiveDuration,
-    StrictModel,
-    _dotted,
-    _Located,
-)
+from crucible_monitor.config import AlertsConfig, NotificationsConfig, dotted_key, read_yaml
+from crucible_monitor.configtypes import Duration, PositiveDuration, StrictModel, WebUrl
 from crucible_monitor.errors import ConfigError
 from crucible_monitor.models import Severity
 
@@ -75,16 +67,9 @@ def _check_rule_name(value: object) -> str:
     return text
 
 
-def _check_url(value: object) -> str:
-    text = str(value)
-    if not re.match(r"https?://[^/\s]+", text):
-        raise ValueError(f"invalid URL {text!r}: it must start with http:// or https:// and name a host")
-    return text.rstrip("/")
-
-
 RuleName = Annotated[str, BeforeValidator(_check_rule_name)]
 Template = Annotated[str, BeforeValidator(lambda v: check_template(str(v)))]
-Url = Annotated[str, BeforeValidator(_check_url)]
+Url = Annotated[WebUrl, AfterValidator(lambda v: v.rstrip("/"))]  # a base that paths are appended to
 
 
 class Annotations(StrictModel):
@@ -577,15 +562,7 @@ def parse_alerting(text: str, source: str = "<alerts>") -> AlertingConfig:
     Raises:
         ConfigError: YAML syntax or invalid content, one line per problem with file, line and key.
     """
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ConfigError(f"{source}{f':{mark.line + 1}' if mark else ''}: invalid YAML: {exc.problem}") from None
-    located = _Located(source)
-    data = (located.build(node, ()) if node is not None else None) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}:1: the top level must be a mapping (rules, receivers, routes, ...)")
+    data, located = read_yaml(text, source, sections="rules, receivers, routes")
     problems: list[tuple[int, str]] = []
     config = None
     try:
@@ -602,7 +579,7 @@ def parse_alerting(text: str, source: str = "<alerts>") -> AlertingConfig:
                 loc = (*loc, key)
                 message = f"invalid {key} {context.get('tag')!r}; valid: {context.get('expected_tags')}"
             line = located.line_of(loc) or 0
-            problems.append((line, f"{source}{f':{line}' if line else ''}: {_dotted(loc)}: {message}"))
+            problems.append((line, f"{source}{f':{line}' if line else ''}: {dotted_key(loc)}: {message}"))
     messages = located.errors + [text for _, text in sorted(problems, key=lambda p: p[0])]
     if messages or config is None:
         raise ConfigError("\n".join(messages))

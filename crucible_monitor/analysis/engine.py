@@ -648,17 +648,7 @@ class AnomalyEngine:
             )
             for a in contributing
         ]
-        events = [
-            EventRef(
-                id=s.id,
-                ts=iso(s.event.ts),
-                kind=s.event.kind.value,
-                subject=s.event.subject,
-                severity=s.event.severity.value,
-                message=s.event.message,
-            )
-            for s in self.state.events(since=start - _EVENTS_BEFORE, until=end, limit=50)
-        ]
+        events = [EventRef.of(s) for s in self.state.events(since=start - _EVENTS_BEFORE, until=end, limit=50)]
         similar = self._similar(row) if row is not None else []
         recurring = sum(1 for s in similar if s.same_time_of_day or s.same_time_of_week) >= 2
         by_cpu = [ProcessRef(**p) for p in (snapshot or {}).get("by_cpu", [])]

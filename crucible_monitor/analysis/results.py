@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, Field
 
 from crucible_monitor.analysis.forecast import FitQuality
+from crucible_monitor.models import iso
+
+if TYPE_CHECKING:
+    from crucible_monitor.storage.state import StoredEvent
 
 __all__ = [
     "AnomalyRate",
@@ -64,6 +68,19 @@ class EventRef(BaseModel):
     subject: str
     severity: str
     message: str
+
+    @classmethod
+    def of(cls, stored: StoredEvent) -> Self:
+        """The view of an event as ``state.db`` holds it."""
+        event = stored.event
+        return cls(
+            id=stored.id,
+            ts=iso(event.ts),
+            kind=event.kind.value,
+            subject=event.subject,
+            severity=event.severity.value,
+            message=event.message,
+        )
 
 
 class ProcessRef(BaseModel):

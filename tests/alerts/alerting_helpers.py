@@ -24,19 +24,6 @@ from crucible_monitor.storage.store import MetricStore
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z, a multiple of 10 s
 
 
-class Clock:
-    """An injected clock the test moves by hand."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 HOST = "web1"
 HOOK = {"type": "webhook", "url": "http://127.0.0.1:9/hook"}  # never called: engine tests read the outbox
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from alerting_helpers import Clock, Inbox, SmtpFactory, free_port
+from alerting_helpers import START, Inbox, SmtpFactory, free_port
+from manual_clock import Clock
 
 from crucible_monitor.config import StorageConfig
 from crucible_monitor.storage.state import StateDB
@@ -19,7 +20,7 @@ from crucible_monitor.storage.store import MetricStore
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from alerting_helpers import Clock, alerting, cpu_rule, free_port, put
+from alerting_helpers import alerting, cpu_rule, free_port, put
+from manual_clock import Clock
 
 from crucible_monitor.alerts.conditions import AlertInputs
 from crucible_monitor.alerts.runtime import Alerting

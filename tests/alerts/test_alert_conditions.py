@@ -7,7 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from alerting_helpers import Clock, put
+from alerting_helpers import put
+from manual_clock import Clock
 from pydantic import TypeAdapter
 
 from crucible_monitor.alerts.conditions import (

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import anyio
 import pytest
-from alerting_helpers import Clock, SmtpFactory
+from alerting_helpers import SmtpFactory
+from manual_clock import Clock
 
 from crucible_monitor.alerts.conditions import AlertInputs
 from crucible_monitor.alerts.config import effective_alerting, load_alerting

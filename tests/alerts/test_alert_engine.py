@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from alerting_helpers import Clock, alerting, cpu_rule, engine, outbox, put, summary
+from alerting_helpers import alerting, cpu_rule, engine, outbox, put, summary
+from manual_clock import Clock
 
 from crucible_monitor.alerts.operations import AlertOperations
 from crucible_monitor.alerts.store import AlertState, TransitionKind

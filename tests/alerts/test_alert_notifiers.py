@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 import httpx
 import pytest
-from alerting_helpers import Clock, SmtpFactory
+from alerting_helpers import SmtpFactory
 from loopback_servers import Reply, make_tls_files, refused_port, serve_http
+from manual_clock import Clock
 from pydantic import TypeAdapter
 
 from crucible_monitor.alerts.config import DeliveryConfig, EmailReceiver, Receiver

@@ -6,7 +6,8 @@ import json
 from datetime import timedelta
 
 import pytest
-from alerting_helpers import Clock, alerting, cpu_rule, engine, put
+from alerting_helpers import alerting, cpu_rule, engine, put
+from manual_clock import Clock
 
 from crucible_monitor.alerts.config import Recurrence
 from crucible_monitor.alerts.operations import AlertOperations

@@ -8,8 +8,6 @@ are written at the injected times.
 from __future__ import annotations
 
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cpu_burn import cpu_ticks, wait_for_ticks
+from manual_clock import Clock
 
 from crucible_monitor.analysis.engine import AnomalyEngine
 from crucible_monitor.collectors.processes import ProcessesCollector, ProcessSnapshot
@@ -32,15 +32,6 @@ START = 1_764_288_000.0  # 2025-11-28T00:00:00Z
 MINUTE = 60.0
 HISTORY = 2 * 1440  # minutes of quiet history
 BURN = START + HISTORY * MINUTE  # the burn starts here
-DEADLINE = 10.0
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Host:
@@ -102,32 +93,11 @@ def host(store: MetricStore, clock: Clock) -> Host:
     return writer
 
 
-@pytest.fixture
-def burner() -> Iterator[subprocess.Popen[bytes]]:
-    """A real process that burns one core until the test ends."""
-    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        yield child
-    finally:
-        child.kill()
-        child.wait()
-
-
-def _cpu_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return int(fields[11]) + int(fields[12])
-
-
 async def _snapshot_while_burning(pid: int) -> ProcessSnapshot:
     """A real snapshot in which the burner has used CPU since the previous one."""
     collector = ProcessesCollector(SystemCollectorConfig())
     await collector.collect()
-    ticks = _cpu_ticks(pid)
-    deadline = time.monotonic() + DEADLINE
-    while _cpu_ticks(pid) < ticks + 5:  # bounded wait for the burner to have run
-        assert time.monotonic() < deadline, "the burner did not run"
-        time.sleep(0.01)
+    wait_for_ticks(pid, cpu_ticks(pid) + 4)  # the burner has run between the two snapshots
     await collector.collect()
     assert collector.latest is not None
     return collector.latest
@@ -164,8 +134,9 @@ async def test_a_cpu_burn_becomes_one_anomaly_explained_by_cpu_and_the_burning_p
     state: StateDB,
     host: Host,
     clock: Clock,
-    burner: subprocess.Popen[bytes],
+    burn_cpu: Callable[[], subprocess.Popen[bytes]],
 ) -> None:
+    burner = burn_cpu()
     snapshot = await _snapshot_while_burning(burner.pid)
     engine = _engine(store, state, tmp_path, clock, snapshots=lambda: snapshot.model_copy(update={"ts": clock.now}))
     model = engine.refit()

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from loopback_servers import Reply, serve_http
+from manual_clock import Clock
 from pydantic import ValidationError
 from services.caddy import Caddy, run_caddy
 from supervisor_fixture import wait_until
@@ -50,14 +51,6 @@ def _append(path: Path, *lines: str) -> None:
 
 def _line_count(path: Path) -> int:
     return len(path.read_bytes().splitlines()) if path.exists() else 0
-
-
-class _Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -146,7 +139,7 @@ def recorded_log(tmp_path: Path) -> Path:
 async def test_top_endpoints_ranks_normalised_paths_by_latency_and_by_errors(
     recorded_log: Path, tmp_path: Path
 ) -> None:
-    clock = _Clock(NOW)
+    clock = Clock(NOW)
     config = AccessLogsConfig(files=[{"path": str(recorded_log)}])
     collector = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=clock)
     await collector.collect()
@@ -184,7 +177,7 @@ async def test_top_endpoints_ranks_normalised_paths_by_latency_and_by_errors(
 async def test_top_endpoints_keeps_only_the_window_and_names_the_known_hosts(
     recorded_log: Path, tmp_path: Path
 ) -> None:
-    clock = _Clock(NOW)
+    clock = Clock(NOW)
     config = AccessLogsConfig(files=[{"path": str(recorded_log)}], window="10m")
     collector = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=clock)
     await collector.collect()
@@ -209,7 +202,7 @@ async def test_top_endpoints_keeps_only_the_window_and_names_the_known_hosts(
 
 async def test_endpoints_beyond_max_paths_are_counted_as_other(recorded_log: Path, tmp_path: Path) -> None:
     config = AccessLogsConfig(files=[{"path": str(recorded_log)}], max_paths=10)
-    collector = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=_Clock(NOW))
+    collector = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=Clock(NOW))
     await collector.collect()
     _append(recorded_log, *(_caddy_line(NOW - 5, "shop.test", f"/page-{i}", 500, 0.1) for i in range(15)))
     await collector.collect()
@@ -222,19 +215,19 @@ async def test_a_restarted_collector_counts_only_what_was_logged_since_it_saved(
     recorded_log: Path, tmp_path: Path
 ) -> None:
     config = AccessLogsConfig(files=[{"path": str(recorded_log)}])
-    first = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=_Clock(NOW))
+    first = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=Clock(NOW))
     await first.collect()
     _append(recorded_log, _caddy_line(NOW, "shop.test", "/", 200, 0.1))
     await first.collect()
     _append(recorded_log, *[_caddy_line(NOW + 1, "shop.test", "/", 200, 0.1)] * 3)
-    second = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=_Clock(NOW + 10))
+    second = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=Clock(NOW + 10))
     collection = await second.collect()
     assert _values(collection.samples, "http_requests_total") == {(("status_class", "2xx"), ("vhost", "shop.test")): 3}
 
 
 async def test_lines_that_do_not_parse_are_counted_and_skipped(recorded_log: Path, tmp_path: Path) -> None:
     config = AccessLogsConfig(files=[{"path": str(recorded_log)}])
-    collector = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=_Clock(NOW))
+    collector = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=Clock(NOW))
     await collector.collect()
     _append(
         recorded_log,
@@ -253,7 +246,7 @@ async def test_lines_that_do_not_parse_are_counted_and_skipped(recorded_log: Pat
 async def test_a_log_that_is_missing_is_one_event_until_it_appears(tmp_path: Path) -> None:
     missing = tmp_path / "logs" / "access.log"
     config = AccessLogsConfig(files=[{"path": str(missing)}])
-    collector = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=_Clock(NOW))
+    collector = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=Clock(NOW))
     first = await collector.collect()
     assert [(e.kind, e.subject, e.message) for e in first.events] == [
         (EventKind.COLLECTOR_ERROR, "access_logs", f"access logs: no file {missing}")
@@ -313,7 +306,7 @@ def test_combined_lines_with_and_without_request_time() -> None:
 
 async def test_the_combined_format_is_read_with_the_configured_host(recorded_log: Path, tmp_path: Path) -> None:
     config = AccessLogsConfig(files=[{"path": str(recorded_log), "format": "combined", "host": "shop.example.com"}])
-    collector = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=_Clock(NOW))
+    collector = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=Clock(NOW))
     await collector.collect()
     _append(
         recorded_log,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from manual_clock import Clock
 from pydantic import ValidationError
 from services.mariadb import MariaDB, run_mariadb
 from services.redis_server import RedisServer, run_redis
@@ -34,14 +35,6 @@ pytestmark = pytest.mark.anyio
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "apps" / "laravel"
 NOW = datetime(2026, 11, 28, 10, 5, tzinfo=UTC).timestamp()
 _databases = itertools.count()
-
-
-class _Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +115,7 @@ async def test_database_queues_report_ready_reserved_and_delayed_jobs_and_failed
             database=database,
         )
     app = _app(tmp_path, queue_driver="database", database_url=shop_db.url, queues=["default", "reports"])
-    collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=_Clock(NOW))
+    collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=Clock(NOW))
     try:
         collection = await collector.collect()
     finally:
@@ -147,7 +140,7 @@ async def test_a_queue_that_drains_reports_zero_rather_than_vanishing(
         database=database,
     )
     app = _app(tmp_path, queue_driver="database", database_url=shop_db.url)
-    collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=_Clock(NOW))
+    collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=Clock(NOW))
     try:
         first = await collector.collect()
         mariadb.execute("DELETE FROM jobs", database=database)
@@ -169,7 +162,7 @@ async def test_sqlite_databases_are_read_like_laravel_11s_default(tmp_path: Path
         )
     connection.close()
     app = _app(tmp_path, queue_driver="database", database_url=f"sqlite:///{path}")
-    collection = await LaravelCollector(app, state_dir=tmp_path / "state", clock=_Clock(NOW)).collect()
+    collection = await LaravelCollector(app, state_dir=tmp_path / "state", clock=Clock(NOW)).collect()
     assert _values(collection.samples, "laravel_queue_jobs")[(("queue", "default"), ("state", "ready"))] == 1
     assert _values(collection.samples, "laravel_failed_jobs") == {(): 0}
 
@@ -189,7 +182,7 @@ async def test_redis_queues_and_horizon_are_read_under_the_apps_prefixes(
         client.zadd("laravel_horizon:masters", {"shop-host-a1b2": NOW - 3})
         client.hset("laravel_horizon:master:shop-host-a1b2", mapping={"name": "shop-host-a1b2", "status": "running"})
         app = _app(tmp_path, queue_driver="redis", redis_url=redis_server.url)
-        clock = _Clock(NOW)
+        clock = Clock(NOW)
         collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=clock)
         try:
             running = await collector.collect()
@@ -214,7 +207,7 @@ async def test_horizon_is_not_reported_for_an_app_that_does_not_use_it(
     with redis_server.client() as client:
         client.flushdb()
     app = _app(tmp_path, queue_driver="redis", redis_url=redis_server.url)
-    collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=_Clock(NOW))
+    collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=Clock(NOW))
     try:
         collection = await collector.collect()
     finally:
@@ -227,7 +220,7 @@ async def test_log_entries_are_counted_by_level_and_exception_across_a_daily_rot
     app = _app(tmp_path)
     logs = app.path / "storage" / "logs"
     (logs / "laravel-2026-11-27.log").write_text("[2026-11-27 23:59:00] production.ERROR: history  \n", "utf-8")
-    collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=_Clock(NOW))
+    collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=Clock(NOW))
     first = await collector.collect()
     assert _values(first.samples, "laravel_log_entries_total")[(("level", "error"),)] == 0  # history is not new
     shutil.copyfile(FIXTURES / "laravel.log", logs / "laravel-2026-11-28.log")  # the daily channel's new file
@@ -296,7 +289,7 @@ async def test_a_database_that_fails_is_one_event_and_the_logs_are_still_read(tm
         queue_driver="database",
         database_url=f"mysql://shop:secret@localhost/shop?unix_socket={tmp_path}/no.sock",
     )
-    collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=_Clock(NOW))
+    collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=Clock(NOW))
     first = await collector.collect()
     second = await collector.collect()
     assert [(e.kind, e.subject) for e in first.events] == [(EventKind.COLLECTOR_ERROR, "laravel:shop")]
@@ -309,7 +302,7 @@ async def test_a_database_that_fails_is_one_event_and_the_logs_are_still_read(tm
 async def test_the_scheduler_heartbeat_age_comes_from_the_files_mtime(tmp_path: Path) -> None:
     app = _app(tmp_path, scheduler_heartbeat="storage/framework/schedule-heartbeat")
     heartbeat = app.path / "storage" / "framework" / "schedule-heartbeat"
-    collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=_Clock(NOW))
+    collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=Clock(NOW))
     missing = await collector.collect()
     assert [e.message for e in missing.events] == [
         f"laravel app shop: scheduler heartbeat {heartbeat}: No such file or directory"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from manual_clock import Clock
 from services.mariadb import MariaDB, run_mariadb
 from supervisor_fixture import wait_until
 
@@ -19,14 +20,6 @@ from crucible_monitor.models import EventKind, Sample
 pytestmark = pytest.mark.anyio
 
 PASSWORD = "s3cret-Pa55"
-
-
-class _Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +60,7 @@ async def test_a_live_server_reports_connections_queries_and_the_buffer_pool_hit
     config = MysqlConfig.model_validate(
         {"host": "127.0.0.1", "port": primary.port, "user": "crucible", "password_file": str(secret)}
     )
-    collector = MysqlCollector(config, clock=_Clock(1000.0))
+    collector = MysqlCollector(config, clock=Clock(1000.0))
     try:
         first = await collector.collect()
         primary.execute("CREATE DATABASE IF NOT EXISTS hits")
@@ -97,7 +90,7 @@ async def test_database_and_table_sizes_are_read_every_sizes_interval(primary: M
     primary.execute("CREATE TABLE IF NOT EXISTS shop.orders (id INT PRIMARY KEY, note TEXT)")
     primary.execute("CREATE TABLE IF NOT EXISTS shop.tiny (id INT PRIMARY KEY)")
     primary.execute("CREATE DATABASE IF NOT EXISTS empty_db")
-    clock = _Clock(1000.0)
+    clock = Clock(1000.0)
     collector = MysqlCollector(_config(primary, top_tables=1, sizes_interval="5m"), clock=clock)
     try:
         first = await collector.collect()
@@ -118,14 +111,14 @@ async def test_database_and_table_sizes_are_read_every_sizes_interval(primary: M
 async def test_an_unreachable_server_is_down_with_one_event_and_no_password_in_it(
     primary: MariaDB, tmp_path: Path
 ) -> None:
-    gone = MysqlCollector(_config(primary, unix_socket=tmp_path / "nowhere.sock"), clock=_Clock(1000.0))
+    gone = MysqlCollector(_config(primary, unix_socket=tmp_path / "nowhere.sock"), clock=Clock(1000.0))
     first = await gone.collect()
     second = await gone.collect()
     assert _value(first.samples, "mysql_up") == 0
     assert [(e.kind, e.subject) for e in first.events] == [(EventKind.COLLECTOR_ERROR, "mysql")]
     assert "MySQL error 2002" in first.events[0].message
     assert second.events == []
-    refused = MysqlCollector(_config(primary, password="wrong-" + PASSWORD), clock=_Clock(1000.0))
+    refused = MysqlCollector(_config(primary, password="wrong-" + PASSWORD), clock=Clock(1000.0))
     denied = await refused.collect()
     assert "MySQL error 1045: Access denied for user 'crucible'@'localhost'" in denied.events[0].message
     assert PASSWORD not in denied.events[0].message
@@ -136,7 +129,7 @@ async def test_a_defaults_file_supplies_user_password_and_socket(primary: MariaD
     defaults.write_text(
         f"[client]\nuser = crucible\npassword = {PASSWORD}\nsocket = {primary.socket}\n", encoding="utf-8"
     )
-    collector = MysqlCollector(MysqlConfig(defaults_file=defaults), clock=_Clock(1000.0))
+    collector = MysqlCollector(MysqlConfig(defaults_file=defaults), clock=Clock(1000.0))
     try:
         collection = await collector.collect()
     finally:
@@ -213,7 +206,7 @@ async def test_a_replica_reports_its_lag_and_threads(primary: MariaDB, replica: 
     ((caught_up,),) = replica.execute("SELECT MASTER_GTID_WAIT(%s, 30)", (position,))
     assert caught_up == 0  # replayed everything the primary had: the lag is 0 from now on
     config = MysqlConfig(unix_socket=replica.socket, user="root", connect_timeout=timedelta(seconds=5))
-    collector = MysqlCollector(config, clock=_Clock(1000.0))
+    collector = MysqlCollector(config, clock=Clock(1000.0))
     try:
         running = await collector.collect()
         replica.execute("STOP SLAVE SQL_THREAD")

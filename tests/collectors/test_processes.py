@@ -7,12 +7,13 @@ import pwd
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
+from cpu_burn import cpu_ticks, wait_for_ticks
+from manual_clock import Clock
 
 from crucible_monitor.collectors.base import Collection
 from crucible_monitor.collectors.processes import CATALOGUE, CMDLINE_MAX, ProcessesCollector, ProcessSnapshot
@@ -26,17 +27,6 @@ DECLARED = {spec.name: spec for spec in CATALOGUE}
 HZ = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 BTIME = 1795850980.0  # btime of the fixtures' stat
-DEADLINE = 10.0
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def value(collection: Collection, metric: str) -> float:
@@ -58,37 +48,13 @@ def snapshot(collector: ProcessesCollector) -> ProcessSnapshot:
     return collector.latest
 
 
-def cpu_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def wait_for_ticks(pid: int, more_than: int) -> int:
-    """Wait (bounded) until ``pid`` has used more than ``more_than`` clock ticks of CPU."""
-    deadline = time.monotonic() + DEADLINE
-    while (ticks := cpu_ticks(pid)) <= more_than:
-        assert time.monotonic() < deadline, f"pid {pid} did not run"
-    return ticks
-
-
-@pytest.fixture
-def busy_child() -> Iterator[subprocess.Popen[bytes]]:
-    """A real process that burns one core until the test ends."""
-    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        yield child
-    finally:
-        child.kill()
-        child.wait()
-
-
 # -- this machine ---------------------------------------------------------------------------------------------
 
 
 async def test_a_busy_process_on_this_host_tops_the_cpu_list_from_the_second_snapshot(
-    busy_child: subprocess.Popen[bytes],
+    burn_cpu: Callable[[], subprocess.Popen[bytes]],
 ) -> None:
+    busy_child = burn_cpu()
     collector = ProcessesCollector(SystemCollectorConfig(top_processes=100))
     wait_for_ticks(busy_child.pid, 0)
     first = await collector.collect()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from manual_clock import Clock
 from pydantic import SecretStr
 from supervisor_fixture import Supervisord, free_port, run_supervisord
 
@@ -78,14 +79,6 @@ def systemd_config(**systemd: object) -> ServicesConfig:
         systemd=SystemdConfig.model_validate({"units": ["nginx"], **systemd}),
         supervisor=SupervisorConfig(enabled=False),
     )
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def by_name(collector: ServicesCollector) -> dict[str, ServiceStatus]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from manual_clock import Clock
 
 from crucible_monitor.config import StorageConfig
 from crucible_monitor.models import Sample
@@ -15,14 +16,6 @@ from crucible_monitor.storage.store import MetricStore
 
 DAY = 86400.0
 START = 1_764_288_000.0  # 2025-11-28T00:00:00Z, a day boundary
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _store(path: Path, clock: Clock, **settings: object) -> MetricStore:
