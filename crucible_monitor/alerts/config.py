@@ -69,7 +69,7 @@ def _check_rule_name(value: object) -> str:
 
 RuleName = Annotated[str, BeforeValidator(_check_rule_name)]
 Template = Annotated[str, BeforeValidator(lambda v: check_template(str(v)))]
-Url = Annotated[WebUrl, AfterValidator(lambda v: v.rstrip("/"))]  # a base that paths are appended to
+BaseUrl = Annotated[WebUrl, AfterValidator(lambda v: v.rstrip("/"))]  # a base that API paths are appended to
 
 
 class Annotations(StrictModel):
@@ -220,7 +220,7 @@ class WebhookReceiver(_ReceiverBase):
     """JSON POST; with a secret, signed in ``X-Crucible-Signature`` (see notifiers)."""
 
     type: Literal["webhook"]
-    url: Url
+    url: WebUrl
     secret: SecretStr | None = None
 
 
@@ -238,14 +238,14 @@ class ResendReceiver(_ReceiverBase):
     api_key: SecretStr
     from_addr: str
     to: list[str] = Field(min_length=1)
-    base_url: Url = "https://api.resend.com"
+    base_url: BaseUrl = "https://api.resend.com"
 
 
 class AlertmanagerReceiver(_ReceiverBase):
     """Forward alerts to an Alertmanager (v2 API) for fleets."""
 
     type: Literal["alertmanager"]
-    url: Url = Field(description="Base URL, e.g. http://alertmanager:9093.")
+    url: BaseUrl = Field(description="Base URL, e.g. http://alertmanager:9093.")
     ttl: PositiveDuration = Field(
         timedelta(minutes=10),
         description="endsAt of firing alerts is now + ttl; the route's repeat_interval must be shorter.",

@@ -106,6 +106,18 @@ async def test_a_webhook_is_signed_with_hmac_and_names_its_delivery(
     assert body["alerts"][0]["starts_at"] == "2027-01-15T08:00:00+00:00"
 
 
+async def test_a_webhook_is_posted_to_its_url_as_written(
+    state: StateDB, clock: Clock, client: httpx.AsyncClient
+) -> None:
+    with serve_http() as server:
+        server.script("/hooks/crucible/", Reply(204, b""))  # endpoints such as Django's want the slash
+        outbox = _outbox(state, clock, client, {"hook": {"type": "webhook", "url": server.url("/hooks/crucible/")}})
+        _queue(state, clock, _notification())
+        report = await outbox.deliver()
+        assert server.count("/hooks/crucible/") == 1
+    assert report.sent == [1]
+
+
 async def test_slack_gets_blocks_with_a_text_fallback(state: StateDB, clock: Clock, client: httpx.AsyncClient) -> None:
     with serve_http() as server:
         server.script(f"/services/{_SLACK_TOKEN}", Reply(200, b"ok"))
