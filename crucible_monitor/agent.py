@@ -7,7 +7,6 @@ import gc
 import logging
 import math
 import os
-import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -43,7 +42,7 @@ from crucible_monitor.models import Event, EventKind, MetricSpec, Severity
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
 
-__all__ = ["Agent", "CollectorHealth", "alerting_config", "ensure_api_token", "read_api_token"]
+__all__ = ["Agent", "CollectorHealth", "alerting_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,40 +81,6 @@ def alerting_config(config: Config) -> AlertingConfig:
     """
     base = load_alerting(config.alerts.rules_file) if config.alerts.rules_file else AlertingConfig()
     return effective_alerting(base, config.alerts, config.notifications)
-
-
-def read_api_token(config: Config) -> str | None:
-    """The API token a client should send: from config, else from ``<data_dir>/api_token`` if it exists."""
-    if config.agent.api_token is not None:
-        return config.agent.api_token.get_secret_value()
-    try:
-        return (config.agent.data_dir / "api_token").read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-
-
-def ensure_api_token(config: Config) -> str:
-    """The API token: from config, else ``<data_dir>/api_token``, generated (mode 0600) on first start."""
-    existing = read_api_token(config)
-    if existing:
-        return existing
-    path = config.agent.data_dir / "api_token"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    tmp = path.with_name(f".api_token.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(token + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    try:
-        os.link(tmp, path)  # atomic and never replaces: a concurrent first start keeps one token
-    except FileExistsError:
-        return path.read_text(encoding="utf-8").strip()
-    finally:
-        tmp.unlink()
-    logger.info("generated an API token in %s (mode 0600)", path)
-    return token
 
 
 def _tick(started: float, interval: float) -> float:

@@ -74,8 +74,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the agent in the foreground until SIGTERM or Ctrl-C; both flush the WAL and exit 0."""
     import uvicorn  # deferred: only the agent needs the server stack
 
-    from crucible_monitor.agent import Agent, alerting_config, ensure_api_token
+    from crucible_monitor.agent import Agent, alerting_config
     from crucible_monitor.server.app import build_app
+    from crucible_monitor.tokens import ensure_api_token
 
     config = _load(args)
     alerting_config(config)  # a bad alerting file stops here with its errors, not inside the server
@@ -111,7 +112,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     Nothing but the protocol goes to stdout; logs go to stderr.
     """
     from crucible_monitor.agent import Agent
-    from crucible_monitor.monitor import Monitor, Operations
+    from crucible_monitor.monitor import Monitor
+    from crucible_monitor.operations import Operations
     from crucible_monitor.remote import AgentUnavailable, RemoteMonitor
     from crucible_monitor.server.mcp import build_mcp_server
 
@@ -168,7 +170,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Print the API token (for curl, Prometheus or an MCP client); generated if the agent never ran."""
-    from crucible_monitor.agent import ensure_api_token
+    from crucible_monitor.tokens import ensure_api_token
 
     print(ensure_api_token(_load(args)))
     return 0

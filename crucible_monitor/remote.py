@@ -10,7 +10,6 @@ from typing import Any, Self
 import httpx
 from pydantic import TypeAdapter
 
-from crucible_monitor.agent import read_api_token
 from crucible_monitor.alerts.config import Recurrence
 from crucible_monitor.alerts.operations import AlertDetail, AlertFilter, AlertView, SilenceView, TransitionView
 from crucible_monitor.analysis.results import (
@@ -23,7 +22,6 @@ from crucible_monitor.analysis.results import (
 )
 from crucible_monitor.config import Config
 from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, CrucibleError, NotFoundError, QueryError
-from crucible_monitor.monitor import ServiceState
 from crucible_monitor.schemas import (
     AuditView,
     CheckResult,
@@ -38,6 +36,7 @@ from crucible_monitor.schemas import (
     RecentErrors,
     RestartResult,
     ServiceDetail,
+    ServiceState,
     ServiceStatus,
     SlowQueries,
     SlowQuerySource,
@@ -45,6 +44,7 @@ from crucible_monitor.schemas import (
     SystemSnapshot,
     TopEndpoints,
 )
+from crucible_monitor.tokens import read_api_token
 
 __all__ = ["AgentUnavailable", "RemoteMonitor"]
 

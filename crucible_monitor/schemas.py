@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from crucible_monitor.storage.state import StoredEvent
 
 __all__ = [
+    "ServiceState",
     "AuditView",
     "EndpointRanking",
     "EndpointStats",
@@ -347,6 +348,7 @@ class AuditView(BaseModel):
 # -- application drill-downs ------------------------------------------------------------------------------------
 
 SlowQuerySource = Literal["auto", "performance_schema", "slow_log"]
+ServiceState = Literal["all", "up", "down"]
 """Where slow queries are read: ``auto`` takes performance_schema when it is on, else the slow log table."""
 
 EndpointRanking = Literal["latency", "errors"]

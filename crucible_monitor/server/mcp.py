@@ -1,4 +1,4 @@
-"""The MCP server: tools, prompts and resources over any :class:`~crucible_monitor.monitor.Operations`.
+"""The MCP server: tools, prompts and resources over any :class:`~crucible_monitor.operations.Operations`.
 
 Built by :func:`build_mcp_server` around a local Monitor (the agent's ``/mcp``, or an embedded agent for stdio) or a
 RemoteMonitor (``crucible-monitor mcp`` next to a running agent). Read tools carry ``read_only_hint``; the one
@@ -50,7 +50,8 @@ from crucible_monitor.analysis.results import (
 from crucible_monitor.config import parse_duration
 from crucible_monitor.errors import CrucibleError
 from crucible_monitor.models import EventKind, iso
-from crucible_monitor.monitor import Operations, metric_group
+from crucible_monitor.monitor import metric_group
+from crucible_monitor.operations import Operations
 from crucible_monitor.schemas import (
     AuditView,
     CheckResult,

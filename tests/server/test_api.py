@@ -19,9 +19,10 @@ from loopback_servers import LoopbackServer, Reply, serve_http
 from prometheus_client.parser import text_string_to_metric_families
 from supervisor_fixture import Supervisord, run_supervisord, wait_until
 
-from crucible_monitor.agent import Agent, ensure_api_token
+from crucible_monitor.agent import Agent
 from crucible_monitor.config import Config
 from crucible_monitor.server.app import AsgiApp, build_app
+from crucible_monitor.tokens import ensure_api_token
 
 pytestmark = pytest.mark.anyio
 
