@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import assert_contract, values
 from loopback_servers import Reply, serve_http
 from manual_clock import Clock
 from pydantic import ValidationError
@@ -24,7 +25,7 @@ from crucible_monitor.collectors.access_logs import (
     parse_combined_line,
 )
 from crucible_monitor.errors import NotFoundError, QueryError
-from crucible_monitor.models import EventKind, Sample
+from crucible_monitor.models import EventKind
 
 pytestmark = pytest.mark.anyio
 
@@ -38,10 +39,6 @@ def _caddy_line(ts: float, host: str, uri: str, status: int, duration: float, me
     entry["ts"], entry["status"], entry["duration"] = ts, status, duration
     entry["request"].update(host=host, uri=uri, method=method)
     return json.dumps(entry)
-
-
-def _values(samples: list[Sample], metric: str) -> dict[tuple[tuple[str, str], ...], float]:
-    return {tuple(sorted(s.labels.items())): s.value for s in samples if s.metric == metric}
 
 
 def _append(path: Path, *lines: str) -> None:
@@ -79,7 +76,7 @@ async def test_a_real_caddys_requests_are_counted_per_vhost_and_status_class(cad
         AccessLogsConfig(files=[{"path": str(caddy.access_log)}]), state_dir=tmp_path / "state"
     )
     first = await collector.collect()
-    assert _values(first.samples, "http_requests_total") == {}  # the log is read from its end at the first run
+    assert values(first.samples, "http_requests_total") == {}  # the log is read from its end at the first run
     assert first.events == []
 
     _request(caddy, "shop.test", "/ok", 3)
@@ -88,17 +85,19 @@ async def test_a_real_caddys_requests_are_counted_per_vhost_and_status_class(cad
     wait_until(lambda: _line_count(caddy.access_log) == 8, 10, "Caddy to log 7 more requests")
     collection = await collector.collect()
 
-    assert _values(collection.samples, "http_requests_total") == {
+    assert_contract(collector, first)
+    assert_contract(collector, collection, complete=True)
+    assert values(collection.samples, "http_requests_total") == {
         (("status_class", "2xx"), ("vhost", "shop.test")): 3,
         (("status_class", "4xx"), ("vhost", "shop.test")): 2,
         (("status_class", "5xx"), ("vhost", "api.test")): 2,
     }
-    assert _values(collection.samples, "http_server_error_ratio") == {
+    assert values(collection.samples, "http_server_error_ratio") == {
         (("vhost", "api.test"),): 1.0,
         (("vhost", "shop.test"),): 0.0,
     }
-    assert _values(collection.samples, "http_client_error_ratio")[(("vhost", "shop.test"),)] == 0.4
-    quantiles = _values(collection.samples, "http_request_duration_seconds")
+    assert values(collection.samples, "http_client_error_ratio")[(("vhost", "shop.test"),)] == 0.4
+    quantiles = values(collection.samples, "http_request_duration_seconds")
     assert set(quantiles) == {
         (("quantile", q), ("vhost", v)) for q in ("0.5", "0.95", "0.99") for v in ("shop.test", "api.test")
     }
@@ -125,7 +124,7 @@ async def test_copytruncate_of_a_real_caddys_log_loses_no_request(caddy: Caddy, 
     _request(caddy, "shop.test", "/ok", 2)
     wait_until(lambda: _line_count(caddy.access_log) == 2, 10, "Caddy to log into the truncated file")
     collection = await collector.collect()
-    assert _values(collection.samples, "http_requests_total") == {(("status_class", "2xx"), ("vhost", "shop.test")): 6}
+    assert values(collection.samples, "http_requests_total") == {(("status_class", "2xx"), ("vhost", "shop.test")): 6}
 
 
 @pytest.fixture
@@ -169,7 +168,7 @@ async def test_top_endpoints_ranks_normalised_paths_by_latency_and_by_errors(
         ("shop.test", "/cart", 0, 1),
     ]
     assert errors.requests == 6
-    quantiles = _values(collection.samples, "http_request_duration_seconds")
+    quantiles = values(collection.samples, "http_request_duration_seconds")
     assert quantiles[(("quantile", "0.5"), ("vhost", "shop.test"))] == 0.05
     assert quantiles[(("quantile", "0.99"), ("vhost", "shop.test"))] == 1.2
 
@@ -222,7 +221,7 @@ async def test_a_restarted_collector_counts_only_what_was_logged_since_it_saved(
     _append(recorded_log, *[_caddy_line(NOW + 1, "shop.test", "/", 200, 0.1)] * 3)
     second = AccessLogsCollector(config, state_dir=tmp_path / "state", clock=Clock(NOW + 10))
     collection = await second.collect()
-    assert _values(collection.samples, "http_requests_total") == {(("status_class", "2xx"), ("vhost", "shop.test")): 3}
+    assert values(collection.samples, "http_requests_total") == {(("status_class", "2xx"), ("vhost", "shop.test")): 3}
 
 
 async def test_lines_that_do_not_parse_are_counted_and_skipped(recorded_log: Path, tmp_path: Path) -> None:
@@ -237,10 +236,11 @@ async def test_lines_that_do_not_parse_are_counted_and_skipped(recorded_log: Pat
         _caddy_line(NOW, "shop.test", "/", 200, 0.1),
     )
     collection = await collector.collect()
+    assert_contract(collector, collection)
     log = (("log", str(recorded_log)),)
-    assert _values(collection.samples, "access_log_lines_total") == {log: 4}
-    assert _values(collection.samples, "access_log_unparsed_lines_total") == {log: 3}
-    assert _values(collection.samples, "http_requests_total") == {(("status_class", "2xx"), ("vhost", "shop.test")): 1}
+    assert values(collection.samples, "access_log_lines_total") == {log: 4}
+    assert values(collection.samples, "access_log_unparsed_lines_total") == {log: 3}
+    assert values(collection.samples, "http_requests_total") == {(("status_class", "2xx"), ("vhost", "shop.test")): 1}
 
 
 async def test_a_log_that_is_missing_is_one_event_until_it_appears(tmp_path: Path) -> None:
@@ -256,7 +256,7 @@ async def test_a_log_that_is_missing_is_one_event_until_it_appears(tmp_path: Pat
     missing.write_text(_caddy_line(NOW, "shop.test", "/", 200, 0.1) + "\n", encoding="utf-8")
     appeared = await collector.collect()
     assert appeared.events == []
-    assert _values(appeared.samples, "http_requests_total") == {(("status_class", "2xx"), ("vhost", "shop.test")): 1}
+    assert values(appeared.samples, "http_requests_total") == {(("status_class", "2xx"), ("vhost", "shop.test")): 1}
 
 
 def test_caddy_lines_give_the_request_host_without_port_unless_the_file_names_one() -> None:
@@ -314,7 +314,8 @@ async def test_the_combined_format_is_read_with_the_configured_host(recorded_log
         '1.2.3.4 - - [28/Nov/2026:10:00:01 +0000] "GET /x HTTP/1.1" 503 10 "-" "ua" 0.500',
     )
     collection = await collector.collect()
-    assert _values(collection.samples, "http_requests_total") == {
+    assert_contract(collector, collection)
+    assert values(collection.samples, "http_requests_total") == {
         (("status_class", "2xx"), ("vhost", "shop.example.com")): 1,
         (("status_class", "5xx"), ("vhost", "shop.example.com")): 1,
     }

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import pytest
+from helpers import assert_contract
 from loopback_servers import (
     LoopbackServer,
     Reply,
@@ -332,8 +333,7 @@ async def test_emitted_metrics_match_the_catalogue(tls: TlsFiles, https_server: 
     async with collector_for(make_check(https_server.url("/"), ca_file=str(tls.ca_file))) as collector:
         collection = await collector.collect()
 
-    emitted = {s.metric for s in collection.samples}
-    assert emitted == set(declared)
+    assert_contract(collector, collection, complete=True)
     assert list(collector.catalogue) == list(CATALOGUE)
     assert {n for n, s in declared.items() if s.kind is MetricKind.COUNTER} == {
         n for n in declared if n.endswith("_total")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import assert_contract, values
 from manual_clock import Clock
 from pydantic import ValidationError
 from services.mariadb import MariaDB, run_mariadb
@@ -28,7 +30,7 @@ from crucible_monitor.collectors.laravel import (
     recent_errors,
 )
 from crucible_monitor.errors import NotFoundError
-from crucible_monitor.models import EventKind, Sample
+from crucible_monitor.models import EventKind
 
 pytestmark = pytest.mark.anyio
 
@@ -81,10 +83,7 @@ def _app(tmp_path: Path, **settings: Any) -> LaravelAppConfig:
     return LaravelAppConfig.model_validate({"name": "shop", "path": root, "queue_driver": "none", **settings})
 
 
-def _values(samples: list[Sample], metric: str) -> dict[tuple[tuple[str, str], ...], float]:
-    return {
-        tuple(sorted((k, v) for k, v in s.labels.items() if k != "app")): s.value for s in samples if s.metric == metric
-    }
+_values = functools.partial(values, without=("app",))  # every sample is labelled with the app: compare without it
 
 
 def _mysql_time(ts: float) -> str:
@@ -120,6 +119,7 @@ async def test_database_queues_report_ready_reserved_and_delayed_jobs_and_failed
         collection = await collector.collect()
     finally:
         await collector.aclose()
+    assert_contract(collector, collection)
     assert collection.events == []
     assert _values(collection.samples, "laravel_queue_jobs") == {
         (("queue", q), ("state", state)): count
@@ -193,6 +193,8 @@ async def test_redis_queues_and_horizon_are_read_under_the_apps_prefixes(
             gone = await collector.collect()
         finally:
             await collector.aclose()
+    for collection in (running, paused, gone):
+        assert_contract(collector, collection)
     assert _values(running.samples, "laravel_queue_jobs") == {
         (("queue", "default"), ("state", "ready")): 3,
         (("queue", "default"), ("state", "reserved")): 1,
@@ -225,6 +227,7 @@ async def test_log_entries_are_counted_by_level_and_exception_across_a_daily_rot
     assert _values(first.samples, "laravel_log_entries_total")[(("level", "error"),)] == 0  # history is not new
     shutil.copyfile(FIXTURES / "laravel.log", logs / "laravel-2026-11-28.log")  # the daily channel's new file
     collection = await collector.collect()
+    assert_contract(collector, collection)
     levels = _values(collection.samples, "laravel_log_entries_total")
     assert {labels[0][1]: value for labels, value in levels.items() if value} == {
         "info": 1,
@@ -311,6 +314,7 @@ async def test_the_scheduler_heartbeat_age_comes_from_the_files_mtime(tmp_path: 
     heartbeat.touch()
     os.utime(heartbeat, (NOW - 75, NOW - 75))
     present = await collector.collect()
+    assert_contract(collector, present)
     assert _values(present.samples, "laravel_scheduler_heartbeat_age_seconds") == {(): 75}
 
 

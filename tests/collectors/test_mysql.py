@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import assert_contract, values
 from manual_clock import Clock
 from services.mariadb import MariaDB, run_mariadb
 from supervisor_fixture import wait_until
@@ -43,12 +44,8 @@ def _config(server: MariaDB, **settings: Any) -> MysqlConfig:
     )
 
 
-def _values(samples: list[Sample], metric: str) -> dict[tuple[tuple[str, str], ...], float]:
-    return {tuple(sorted(s.labels.items())): s.value for s in samples if s.metric == metric}
-
-
 def _value(samples: list[Sample], metric: str) -> float:
-    (value,) = _values(samples, metric).values()
+    (value,) = values(samples, metric).values()
     return value
 
 
@@ -70,6 +67,8 @@ async def test_a_live_server_reports_connections_queries_and_the_buffer_pool_hit
     finally:
         await collector.aclose()
     ((max_connections,),) = primary.execute("SELECT @@max_connections")
+    assert_contract(collector, first)
+    assert_contract(collector, second)
     assert first.events == [] and second.events == []
     assert _value(first.samples, "mysql_up") == 1
     assert _value(first.samples, "mysql_max_connections") == max_connections
@@ -82,7 +81,7 @@ async def test_a_live_server_reports_connections_queries_and_the_buffer_pool_hit
     assert 0 <= _value(second.samples, "mysql_uptime_seconds") <= int(uptime_after)
     assert "mysql_innodb_buffer_pool_hit_ratio" not in {s.metric for s in first.samples}  # needs two cycles
     assert 0 <= _value(second.samples, "mysql_innodb_buffer_pool_hit_ratio") <= 1
-    assert _values(second.samples, "mysql_replica_lag_seconds") == {}  # not a replica
+    assert values(second.samples, "mysql_replica_lag_seconds") == {}  # not a replica
 
 
 async def test_database_and_table_sizes_are_read_every_sizes_interval(primary: MariaDB) -> None:
@@ -100,12 +99,13 @@ async def test_database_and_table_sizes_are_read_every_sizes_interval(primary: M
         third = await collector.collect()
     finally:
         await collector.aclose()
-    databases = _values(first.samples, "mysql_database_size_bytes")
+    assert_contract(collector, first)
+    databases = values(first.samples, "mysql_database_size_bytes")
     assert databases[(("database", "empty_db"),)] == 0
     assert databases[(("database", "shop"),)] >= 2 * 16384  # InnoDB's smallest table is one 16 KiB page
-    assert len(_values(first.samples, "mysql_table_size_bytes")) == 1
-    assert _values(second.samples, "mysql_database_size_bytes") == {}
-    assert _values(third.samples, "mysql_database_size_bytes").keys() == databases.keys()
+    assert len(values(first.samples, "mysql_table_size_bytes")) == 1
+    assert values(second.samples, "mysql_database_size_bytes") == {}
+    assert values(third.samples, "mysql_database_size_bytes").keys() == databases.keys()
 
 
 async def test_an_unreachable_server_is_down_with_one_event_and_no_password_in_it(
@@ -114,6 +114,7 @@ async def test_an_unreachable_server_is_down_with_one_event_and_no_password_in_i
     gone = MysqlCollector(_config(primary, unix_socket=tmp_path / "nowhere.sock"), clock=Clock(1000.0))
     first = await gone.collect()
     second = await gone.collect()
+    assert_contract(gone, first)
     assert _value(first.samples, "mysql_up") == 0
     assert [(e.kind, e.subject) for e in first.events] == [(EventKind.COLLECTOR_ERROR, "mysql")]
     assert "MySQL error 2002" in first.events[0].message
@@ -214,9 +215,11 @@ async def test_a_replica_reports_its_lag_and_threads(primary: MariaDB, replica: 
     finally:
         await collector.aclose()
         replica.execute("START SLAVE SQL_THREAD")
+    assert_contract(collector, running)
+    assert_contract(collector, stopped)
     channel = (("channel", ""),)
-    assert _values(running.samples, "mysql_replica_io_running") == {channel: 1}
-    assert _values(running.samples, "mysql_replica_sql_running") == {channel: 1}
-    assert _values(running.samples, "mysql_replica_lag_seconds") == {channel: 0}
-    assert _values(stopped.samples, "mysql_replica_sql_running") == {channel: 0}
-    assert _values(stopped.samples, "mysql_replica_lag_seconds") == {}
+    assert values(running.samples, "mysql_replica_io_running") == {channel: 1}
+    assert values(running.samples, "mysql_replica_sql_running") == {channel: 1}
+    assert values(running.samples, "mysql_replica_lag_seconds") == {channel: 0}
+    assert values(stopped.samples, "mysql_replica_sql_running") == {channel: 0}
+    assert values(stopped.samples, "mysql_replica_lag_seconds") == {}

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import assert_contract, values
 from pydantic import ValidationError
 from services.caddy import run_caddy
 from services.php_fpm import PhpFpm, run_php_fpm
@@ -18,13 +19,9 @@ from crucible_monitor.collectors.php_fpm import (
     PhpFpmConfig,
     fastcgi_get,
 )
-from crucible_monitor.models import EventKind, Sample
+from crucible_monitor.models import EventKind
 
 pytestmark = pytest.mark.anyio
-
-
-def _values(samples: list[Sample], metric: str) -> dict[tuple[tuple[str, str], ...], float]:
-    return {tuple(sorted(s.labels.items())): s.value for s in samples if s.metric == metric}
 
 
 def _collector(**pools: str) -> PhpFpmCollector:
@@ -43,16 +40,17 @@ async def test_a_pools_status_is_read_over_fastcgi_from_its_socket(fpm: PhpFpm) 
     collector = _collector(app=f"unix://{fpm.socket}")
     collection = await collector.collect()
     pool = (("pool", "app"),)
+    assert_contract(collector, collection, complete=True)
     assert collection.events == []
-    assert _values(collection.samples, "php_fpm_up") == {pool: 1}
-    assert _values(collection.samples, "php_fpm_processes") == {
+    assert values(collection.samples, "php_fpm_up") == {pool: 1}
+    assert values(collection.samples, "php_fpm_processes") == {
         (("pool", "app"), ("state", "active")): 1,  # the worker answering the status request
         (("pool", "app"), ("state", "idle")): 1,
     }
-    assert _values(collection.samples, "php_fpm_listen_queue") == {pool: 0}
-    first_accepted = _values(collection.samples, "php_fpm_accepted_connections_total")[pool]
+    assert values(collection.samples, "php_fpm_listen_queue") == {pool: 0}
+    first_accepted = values(collection.samples, "php_fpm_accepted_connections_total")[pool]
     again = await collector.collect()
-    assert _values(again.samples, "php_fpm_accepted_connections_total")[pool] == first_accepted + 1
+    assert values(again.samples, "php_fpm_accepted_connections_total")[pool] == first_accepted + 1
 
 
 def _running(gate: Path) -> int:
@@ -86,7 +84,7 @@ async def test_a_full_pool_reports_max_children_reached(tmp_path: Path) -> None:
         collection = await _collector(app=f"unix://{fpm.socket}").collect()
     assert answers == [(200, b"released\n")] * 3
     pool = (("pool", "app"),)
-    assert _values(collection.samples, "php_fpm_max_children_reached_total") == {pool: 1}
+    assert values(collection.samples, "php_fpm_max_children_reached_total") == {pool: 1}
 
 
 async def test_slow_requests_are_counted_while_they_run(tmp_path: Path) -> None:
@@ -99,7 +97,7 @@ async def test_slow_requests_are_counted_while_they_run(tmp_path: Path) -> None:
 
         async def slow_requests() -> float:
             collection = await collector.collect()
-            return _values(collection.samples, "php_fpm_slow_requests_total")[(("pool", "app"),)]
+            return values(collection.samples, "php_fpm_slow_requests_total")[(("pool", "app"),)]
 
         try:
             async with asyncio.timeout(10):
@@ -125,8 +123,9 @@ async def test_a_status_page_served_by_caddy_is_read_over_http(fpm: PhpFpm, tmp_
             collection = await collector.collect()
         finally:
             await collector.aclose()
+    assert_contract(collector, collection, complete=True)
     assert collection.events == []
-    assert _values(collection.samples, "php_fpm_up") == {(("pool", "web"),): 1}
+    assert values(collection.samples, "php_fpm_up") == {(("pool", "web"),): 1}
 
 
 async def test_pools_that_cannot_be_read_are_down_with_one_event_each(fpm: PhpFpm, tmp_path: Path) -> None:
@@ -137,7 +136,8 @@ async def test_pools_that_cannot_be_read_are_down_with_one_event_each(fpm: PhpFp
     )
     first = await collector.collect()
     second = await collector.collect()
-    assert _values(first.samples, "php_fpm_up") == {
+    assert_contract(collector, first)
+    assert values(first.samples, "php_fpm_up") == {
         (("pool", "app"),): 1,
         (("pool", "gone"),): 0,
         (("pool", "closed"),): 0,

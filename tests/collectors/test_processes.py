@@ -13,17 +13,17 @@ from pathlib import Path
 import psutil
 import pytest
 from cpu_burn import cpu_ticks, wait_for_ticks
+from helpers import assert_contract
 from manual_clock import Clock
 
 from crucible_monitor.collectors.base import Collection
-from crucible_monitor.collectors.processes import CATALOGUE, CMDLINE_MAX, ProcessesCollector, ProcessSnapshot
+from crucible_monitor.collectors.processes import CMDLINE_MAX, ProcessesCollector, ProcessSnapshot
 from crucible_monitor.config import SystemCollectorConfig
 from crucible_monitor.errors import CollectorError
 
 pytestmark = pytest.mark.anyio
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "proc"
-DECLARED = {spec.name: spec for spec in CATALOGUE}
 HZ = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 BTIME = 1795850980.0  # btime of the fixtures' stat
@@ -34,10 +34,10 @@ def value(collection: Collection, metric: str) -> float:
     return sample.value
 
 
-def assert_contract(collection: Collection, ts: float | None = None) -> None:
-    assert {s.metric for s in collection.samples} == set(DECLARED)
+def assert_counts(collector: ProcessesCollector, collection: Collection, ts: float | None = None) -> None:
+    """The catalogue contract, every declared metric emitted, each value a count (>= 0) stamped ``ts``."""
+    assert_contract(collector, collection, complete=True)
     for s in collection.samples:
-        assert set(s.labels) == set(DECLARED[s.metric].labels)
         assert s.value >= 0
         if ts is not None:
             assert s.ts == ts
@@ -68,8 +68,8 @@ async def test_a_busy_process_on_this_host_tops_the_cpu_list_from_the_second_sna
     assert 0 < child.cpu_cores <= 1.5  # one thread: at most one core, plus the 10 ms tick's rounding
     assert child.cmdline == f"{sys.executable} -c while True: pass"
     assert child.state in {"R", "S"}
-    assert_contract(first)
-    assert_contract(second)
+    assert_counts(collector, first)
+    assert_counts(collector, second)
 
 
 async def test_this_process_is_reported_with_its_user_memory_and_start_time() -> None:
@@ -122,7 +122,7 @@ async def test_a_snapshot_of_the_fixture_reads_names_users_memory_and_start_time
     assert by_pid[500].cmdline.startswith("node xxx")
     assert value(collection, "processes_zombie") == 1
     assert value(collection, "processes_threads") == 13 + 1 + 4 + 1 + 11  # pid 1 (this host's), 2, 300, 400, 500
-    assert_contract(collection, ts=1000.0)
+    assert_counts(collector, collection, ts=1000.0)
 
 
 async def test_cpu_is_the_tick_delta_over_the_wall_delta_for_processes_seen_twice(tmp_path: Path) -> None:

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import anyio
 import pytest
+from helpers import assert_contract
 from manual_clock import Clock
 from pydantic import SecretStr
 from supervisor_fixture import Supervisord, free_port, run_supervisord
 
 from crucible_monitor.collectors.base import Collection
 from crucible_monitor.collectors.services import (
-    CATALOGUE,
     ServicesCollector,
     ServiceStatus,
     SupervisorClient,
@@ -44,7 +44,6 @@ pytestmark = pytest.mark.anyio
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "systemctl"
 BAD_NAMES = ["nginx; rm -rf /", "--help", "-x", "../x", "a b", "", "caddy\n", "$(reboot)", "x*"]
-DECLARED = {spec.name: spec for spec in CATALOGUE}
 POLL_INTERVAL = 0.05  # between polls of a bounded wait on supervisord
 DEADLINE = 20.0
 
@@ -87,12 +86,6 @@ def by_name(collector: ServicesCollector) -> dict[str, ServiceStatus]:
 
 def sample_values(collection: Collection, metric: str) -> dict[str, float]:
     return {s.labels["service"]: s.value for s in collection.samples if s.metric == metric}
-
-
-def assert_samples_are_declared(collection: Collection) -> None:
-    for sample in collection.samples:
-        spec = DECLARED[sample.metric]
-        assert tuple(sorted(sample.labels)) == tuple(sorted(spec.labels))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -221,8 +214,7 @@ async def test_systemd_samples_are_all_declared_and_every_declared_metric_is_emi
 
     collection = await collector.collect()
 
-    assert_samples_are_declared(collection)
-    assert {s.metric for s in collection.samples} == set(DECLARED)
+    assert_contract(collector, collection, complete=True)
 
 
 async def test_a_unit_that_is_not_found_is_skipped_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
@@ -440,7 +432,7 @@ async def test_supervisor_programs_have_states_categories_memory_and_uptime(supe
     assert (mailer.pid, mailer.since, mailer.memory_bytes, mailer.exit_status) == (None, None, None, None)
     assert statuses["crasher"].category == "other"
     last = collections[-1]
-    assert_samples_are_declared(last)
+    assert_contract(collector, last)
     assert sample_values(last, "service_uptime_seconds")["sleeper"] == clock.now - sleeper.since
     assert sample_values(last, "service_memory_bytes")["sleeper"] == sleeper.memory_bytes
     assert sample_values(last, "service_up")["mailer"] == 0
