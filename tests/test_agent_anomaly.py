@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import host_cpu_jiffies
 from manual_clock import Clock
 
 from crucible_monitor.agent import Agent
@@ -27,15 +28,10 @@ BURN_MINUTES = 6
 QUIET = 0.15  # the history must be a quiet machine's (CPU below this) for the burn to be an anomaly
 
 
-def _jiffies() -> int:
-    with open("/proc/stat", encoding="ascii") as stat:
-        return sum(int(v) for v in stat.readline().split()[1:9])
-
-
 def _let_cpu_time_pass(jiffies: int = 40) -> None:
     """Wait (bounded) until the kernel has counted ``jiffies`` of CPU time, so CPU ratios have something to say."""
-    start, deadline = _jiffies(), time.monotonic() + 10
-    while _jiffies() < start + jiffies:
+    start, deadline = host_cpu_jiffies(), time.monotonic() + 10
+    while host_cpu_jiffies() < start + jiffies:
         assert time.monotonic() < deadline, "the CPU counters did not move"
         time.sleep(0.01)  # poll without spinning: a busy wait would itself be the CPU load measured
 

@@ -102,6 +102,10 @@ class Inbox:
             self.logins.append(data.login.decode())
         return AuthResult(success=ok, handled=False)
 
+    def about(self, alertname: str) -> list[EmailMessage]:
+        """The messages whose subject names ``alertname``."""
+        return [m for m in self.messages if alertname in str(m["Subject"])]
+
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
         with self._arrived:
             return self._arrived.wait_for(lambda: len(self.messages) >= count, timeout)
