@@ -62,6 +62,7 @@ async def test_a_cpu_burn_becomes_an_anomaly_explained_by_cpu_and_the_burning_pr
         await agent.analyse()  # the first refit (a scikit-learn child process) and a first scoring run
         assert agent.analysis is not None and agent.analysis.models(), "the host model was fitted"
 
+        burn_start = clock.now  # what came before (the host's own history) is not this test's anomaly
         burners = [burn_cpu(), burn_cpu()]  # both cores busy
         for _ in range(BURN_MINUTES):
             _let_cpu_time_pass()
@@ -71,7 +72,7 @@ async def test_a_cpu_burn_becomes_an_anomaly_explained_by_cpu_and_the_burning_pr
             await agent.analyse()
 
         monitor = Monitor(agent)
-        [anomaly] = await monitor.list_anomalies()
+        [anomaly] = await monitor.list_anomalies(since=burn_start)
         assert anomaly.series[0].startswith("cpu_usage_ratio")
         explanation = await monitor.explain_anomaly(anomaly.id)
         assert explanation.series[0].metric == "cpu_usage_ratio"
@@ -79,7 +80,7 @@ async def test_a_cpu_burn_becomes_an_anomaly_explained_by_cpu_and_the_burning_pr
         burning = {p.pid for p in burners}
         assert burning & {p.pid for p in explanation.top_processes_by_cpu}, explanation.top_processes_by_cpu
         assert "CPU" in explanation.summary
-        events = await monitor.events(kinds=[EventKind.ANOMALY.value])
+        events = await monitor.events(since=burn_start, kinds=[EventKind.ANOMALY.value])
         assert [e.data["anomaly_id"] for e in events] == [anomaly.id]
     finally:
         await agent.stop()
