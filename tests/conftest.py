@@ -1,12 +1,23 @@
-"""Shared fixtures."""
+"""Shared fixtures.
+
+``state`` and ``store`` run on the ``clock`` fixture that the tests using them define (a ``manual_clock.Clock`` with
+their own start time).
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from manual_clock import Clock
+
+from crucible_monitor.config import StorageConfig
+from crucible_monitor.storage.state import StateDB
+from crucible_monitor.storage.store import MetricStore
 
 
 @pytest.fixture
@@ -28,3 +39,20 @@ def burn_cpu() -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     for process in started:
         process.kill()
         process.wait()
+
+
+@pytest.fixture
+def state(tmp_path: Path, clock: Clock) -> Iterator[StateDB]:
+    """A real ``state.db`` in ``tmp_path``."""
+    db = StateDB(tmp_path / "state.db", clock=clock)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> Iterator[MetricStore]:
+    """A real metric store in ``tmp_path`` (no fsync), keeping 30 days."""
+    metrics = MetricStore(tmp_path / "metrics", StorageConfig(fsync=False), retention=timedelta(days=30), clock=clock)
+    metrics.open()
+    yield metrics
+    metrics.close()

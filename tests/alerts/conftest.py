@@ -1,11 +1,11 @@
-"""Fixtures of the alerting tests: an injected clock, a real state.db and metric store, a real SMTP server."""
+"""Fixtures of the alerting tests: the injected clock (tests/conftest.py's ``state`` and ``store`` run on it), a
+real SMTP server.
+"""
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,29 +13,10 @@ from aiosmtpd.controller import Controller
 from alerting_helpers import START, Inbox, SmtpFactory, free_port
 from manual_clock import Clock
 
-from crucible_monitor.config import StorageConfig
-from crucible_monitor.storage.state import StateDB
-from crucible_monitor.storage.store import MetricStore
-
 
 @pytest.fixture
 def clock() -> Clock:
     return Clock(START)
-
-
-@pytest.fixture
-def state(tmp_path: Path, clock: Clock) -> Iterator[StateDB]:
-    db = StateDB(tmp_path / "state.db", clock=clock)
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[MetricStore]:
-    metrics = MetricStore(tmp_path / "metrics", StorageConfig(fsync=False), retention=timedelta(days=30), clock=clock)
-    metrics.open()
-    yield metrics
-    metrics.close()
 
 
 @pytest.fixture
