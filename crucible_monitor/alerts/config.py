@@ -3,8 +3,8 @@
 It is read from its own YAML file (``configs/alerts.yaml``, see :func:`load_alerting`) and combined with the main
 config's shorthand (:mod:`~crucible_monitor.alerts.shorthand`) by :func:`effective_alerting`: each shorthand threshold
 becomes a rule and each enabled ``notifications`` entry a receiver; a rule or receiver of the same name in the
-alerting file wins. All models are strict and frozen like the rest of the config. The rules
-(:mod:`~crucible_monitor.alerts.rules`) and receivers (:mod:`~crucible_monitor.alerts.receivers`) are re-exported here.
+alerting file wins. All models are strict and frozen like the rest of the config; rules are in
+:mod:`~crucible_monitor.alerts.rules`, receivers in :mod:`~crucible_monitor.alerts.receivers`.
 """
 
 from __future__ import annotations
@@ -19,25 +19,8 @@ from croniter import croniter
 from pydantic import Field, ValidationError, model_validator
 
 from crucible_monitor.alerts.matchers import MatcherText, parse_matcher
-from crucible_monitor.alerts.receivers import (
-    AlertmanagerReceiver,
-    EmailReceiver,
-    Receiver,
-    ResendReceiver,
-    SlackReceiver,
-    WebhookReceiver,
-)
-from crucible_monitor.alerts.rules import (
-    Annotations,
-    AnomalyRule,
-    CertificateRule,
-    CompositeRule,
-    ForecastRule,
-    HttpCheckRule,
-    Rule,
-    ServiceRule,
-    ThresholdRule,
-)
+from crucible_monitor.alerts.receivers import AlertmanagerReceiver, Receiver
+from crucible_monitor.alerts.rules import CompositeRule, Rule
 from crucible_monitor.alerts.shorthand import seed_receivers, shorthand_rules
 from crucible_monitor.config import AlertsConfig, NotificationsConfig
 from crucible_monitor.configfile import read_text, read_yaml, validate
@@ -46,33 +29,17 @@ from crucible_monitor.errors import ConfigError
 
 __all__ = [
     "AlertingConfig",
-    "AlertmanagerReceiver",
-    "AnomalyRule",
-    "Annotations",
-    "CertificateRule",
-    "CompositeRule",
     "DeliveryConfig",
-    "EmailReceiver",
     "Escalation",
     "FlapDetection",
-    "ForecastRule",
-    "HttpCheckRule",
     "InhibitRule",
     "MaintenanceWindow",
-    "Receiver",
     "Recurrence",
-    "ResendReceiver",
     "RootRoute",
     "Route",
-    "Rule",
-    "ServiceRule",
-    "SlackReceiver",
-    "ThresholdRule",
-    "WebhookReceiver",
     "effective_alerting",
     "load_alerting",
     "parse_alerting",
-    "shorthand_rules",
 ]
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
