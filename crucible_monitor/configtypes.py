@@ -1,17 +1,30 @@
-"""The building blocks of config models: durations people write (``30s``, ``7d``), and the strict, frozen base model
-with secret-file support. Kept apart from :mod:`crucible_monitor.config` so that collectors, alerting and analysis
-can define their own settings models without importing the whole config tree (which imports them)."""
+"""The building blocks of config models: durations people write (``30s``, ``7d``), checked names and URLs, unique
+names, and the strict, frozen base model with secret-file support. Kept apart from :mod:`crucible_monitor.config` so
+that collectors, alerting and analysis can define their own settings models without importing the whole config tree
+(which imports them)."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
-__all__ = ["Duration", "PositiveDuration", "StrictModel", "WebUrl", "format_duration", "parse_duration"]
+from crucible_monitor.configfile import read_secret_files
+
+__all__ = [
+    "Duration",
+    "PositiveDuration",
+    "StrictModel",
+    "WebUrl",
+    "check_unique",
+    "format_duration",
+    "matching",
+    "parse_duration",
+]
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -64,14 +77,36 @@ Duration = Annotated[
 PositiveDuration = Annotated[Duration, Field(gt=timedelta(0))]
 
 
-def _check_web_url(value: object) -> str:
-    text = str(value)
-    if not re.match(r"https?://[^/\s]+", text):
-        raise ValueError(f"invalid URL {text!r}: it must start with http:// or https:// and name a host")
-    return text
+def matching(pattern: str, problem: str) -> BeforeValidator:
+    """A validator that keeps a value as text when all of it matches ``pattern``; else ``problem`` is the error.
+
+    ``problem`` may name the text as ``{text!r}``.
+    """
+    compiled = re.compile(pattern, re.DOTALL)
+
+    def check(value: object) -> str:
+        text = str(value)
+        if compiled.fullmatch(text) is None:
+            raise ValueError(problem.format(text=text))
+        return text
+
+    return BeforeValidator(check)
 
 
-WebUrl = Annotated[str, BeforeValidator(_check_web_url)]
+def check_unique(names: Iterable[str], what: str) -> None:
+    """Raise when a name repeats: ``{what} must be unique; repeated: a, b``.
+
+    Raises:
+        ValueError: some name occurs more than once.
+    """
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise ValueError(f"{what} must be unique; repeated: {', '.join(repeated)}")
+
+
+WebUrl = Annotated[
+    str, matching(r"https?://[^/\s]+.*", "invalid URL {text!r}: it must start with http:// or https:// and name a host")
+]
 """An ``http://`` or ``https://`` URL that names a host, kept as written."""
 
 
@@ -84,22 +119,5 @@ class StrictModel(BaseModel):
     @classmethod
     def _read_secret_files(cls, data: Any) -> Any:
         """Turn ``x_file: PATH`` into ``x: <content of PATH>`` for every secret field ``x``."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
         secrets = {name for name, f in cls.model_fields.items() if "SecretStr" in repr(f.annotation)}
-        for name in secrets:
-            if data.get(name) == "":
-                data[name] = None  # `password: ${UNSET:-}` means no password
-        for key in [k for k in data if isinstance(k, str) and k.endswith("_file")]:
-            target = key.removesuffix("_file")
-            if target not in secrets:
-                continue
-            if data.get(target) is not None:
-                raise ValueError(f"give either {target} or {key}, not both")
-            path = Path(str(data.pop(key))).expanduser()
-            try:
-                data[target] = path.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as exc:
-                raise ValueError(f"cannot read {key} {path}: {exc.strerror}") from None
-        return data
+        return read_secret_files(data, secrets)

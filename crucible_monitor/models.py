@@ -24,6 +24,7 @@ __all__ = [
     "Severity",
     "iso",
     "labels_key",
+    "labels_match",
     "parse_labels_key",
 ]
 
@@ -96,6 +97,14 @@ def labels_key(labels: Mapping[str, str]) -> str:
     if not labels:
         return "{}"
     return json.dumps(dict(sorted(labels.items())), separators=(",", ":"), ensure_ascii=False)
+
+
+def labels_match(labels: Mapping[str, str], match: Mapping[str, str] | None) -> bool:
+    """Whether ``labels`` has every label of ``match`` with the same value (always, for an empty or no ``match``).
+
+    A label absent from ``labels`` does not match, whatever the value asked for.
+    """
+    return not match or all(labels.get(name) == value for name, value in match.items())
 
 
 def parse_labels_key(key: str) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from crucible_monitor.models import iso
+from crucible_monitor.models import iso, labels_match
 from crucible_monitor.schemas import (
     CpuView,
     DiskView,
@@ -103,7 +103,7 @@ class _Latest:
         self.newest = max((p.ts for p in points), default=None)
 
     def series(self, metric: str, **labels: str) -> list[LatestPoint]:
-        return [p for p in self.by_metric.get(metric, []) if all(p.labels.get(k) == v for k, v in labels.items())]
+        return [p for p in self.by_metric.get(metric, []) if labels_match(p.labels, labels)]
 
     def _one(self, metric: str, labels: dict[str, str]) -> LatestPoint | None:
         return next((p for p in self.series(metric, **labels) if p.labels == labels or not labels), None)

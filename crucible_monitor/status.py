@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from crucible_monitor.alerts.operations import AlertView
+from crucible_monitor.alerts.shorthand import Levels, ResourceLevel, shorthand_levels
 from crucible_monitor.collectors.processes import ProcessInfo
 from crucible_monitor.config import AlertsConfig
 from crucible_monitor.models import iso
@@ -27,13 +28,14 @@ _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _VITAL_CATEGORIES = ("web", "database", "php")
 _CERT_CRITICAL_DAYS = 7
 _CERT_WARNING_DAYS = 21
-_CRITICAL_RATIO = 0.95
 _PRESSURE_WARNING = 0.2
 
 
 @dataclass(frozen=True)
 class Context:
     """What the summary needs besides the snapshot: thresholds, recent events, and a "since when" lookup.
+
+    The thresholds are the ``alerts:`` shorthand's, read as its rules read them (:func:`shorthand_levels`).
 
     ``since_above(metric, labels, threshold)`` returns when the metric last crossed above ``threshold`` (Unix
     seconds), or None when unknown.
@@ -44,6 +46,11 @@ class Context:
     restarts_last_hour: Mapping[str, int]
     check_failing_since: Mapping[str, float]
     since_above: Callable[[str, dict[str, str], float], float | None]
+
+    @property
+    def levels(self) -> Levels:
+        """The warning and critical levels of the thresholds."""
+        return shorthand_levels(self.thresholds)
 
 
 def _q(value: float, unit: str) -> Quantity:
@@ -157,7 +164,7 @@ def _service_findings(services: Sequence[ServiceStatus], context: Context) -> li
 
 def _check_findings(checks: Sequence[CheckResult], context: Context) -> list[Finding]:
     found = []
-    slow = context.thresholds.response_time_threshold
+    slow = context.levels.slow_check
     for check in checks:
         if not check.ok:
             found.append(
@@ -196,43 +203,42 @@ def _check_findings(checks: Sequence[CheckResult], context: Context) -> list[Fin
 
 def _ratio_finding(
     subject: str,
-    metric: str,
     labels: dict[str, str],
     value: float | None,
-    threshold_percent: float | None,
+    level: ResourceLevel | None,
     context: Context,
     hint: str,
+    metric: str | None = None,
 ) -> Finding | None:
-    if value is None or threshold_percent is None or value < threshold_percent / 100:
+    """A finding when ``value`` reaches the level's warning (``metric``: another series held to the same level)."""
+    if value is None or level is None or value < level.warning:
         return None
     return Finding(
-        severity="critical" if value >= max(_CRITICAL_RATIO, threshold_percent / 100) else "warning",
+        severity="critical" if value >= level.critical else "warning",
         subject=subject,
-        problem=f"{human_ratio(value)} (threshold {threshold_percent:g} %)",
-        since=_since(context.since_above(metric, labels, threshold_percent / 100)),
+        problem=f"{human_ratio(value)} (threshold {level.percent:g} %)",
+        since=_since(context.since_above(metric or level.metric, labels, level.warning)),
         value=_q(value, "ratio"),
         hint=hint,
     )
 
 
 def _resource_findings(system: SystemSnapshot, context: Context) -> list[Finding]:
-    t = context.thresholds
+    levels = context.levels
     candidates = [
         _ratio_finding(
             "CPU",
-            "cpu_usage_ratio",
             {"cpu": "total"},
             system.cpu.usage_ratio,
-            t.cpu_threshold,
+            levels.cpu,
             context,
             "get_system_status() lists top processes; get_metrics(metric='cpu') for the trend",
         ),
         _ratio_finding(
             "memory",
-            "memory_used_ratio",
             {},
             system.memory.used_ratio,
-            t.memory_threshold,
+            levels.memory,
             context,
             "get_metrics(metric='memory'); the top processes by memory are in get_system_status",
         ),
@@ -242,10 +248,9 @@ def _resource_findings(system: SystemSnapshot, context: Context) -> list[Finding
         candidates.append(
             _ratio_finding(
                 f"disk {fs.mountpoint}",
-                "filesystem_used_ratio",
                 labels,
                 fs.used_ratio,
-                t.disk_threshold,
+                levels.disk,
                 context,
                 f"get_metrics(metric='filesystem_used_bytes', labels={{'mountpoint': '{fs.mountpoint}'}}, since='7d')",
             )
@@ -253,12 +258,12 @@ def _resource_findings(system: SystemSnapshot, context: Context) -> list[Finding
         candidates.append(
             _ratio_finding(
                 f"inodes {fs.mountpoint}",
-                "filesystem_inodes_used_ratio",
                 labels,
                 fs.inodes_used_ratio,
-                t.disk_threshold,
+                levels.disk,
                 context,
                 "many small files (sessions, cache): find the directory that grows",
+                metric="filesystem_inodes_used_ratio",
             )
         )
     found = [c for c in candidates if c is not None]

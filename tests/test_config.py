@@ -97,6 +97,20 @@ def test_no_file_gives_safe_defaults() -> None:
             "collectors: http_checks names must be unique; repeated: a",
         ),
         ("collectors:\n  services:\n    categories: {x: nosql}\n", "x.yaml:3: collectors.services.categories.x"),
+        (
+            "collectors:\n  http_checks:\n    - name: a b\n      url: http://x\n",
+            "x.yaml:3: collectors.http_checks[0].name: invalid name 'a b': use letters, digits and _ . : -",
+        ),
+        (
+            "collectors:\n  laravel:\n    apps:\n      - {name: a, path: /a, queue_driver: none}\n"
+            "      - {name: a, path: /b, queue_driver: none}\n",
+            "collectors.laravel: laravel app names must be unique; repeated: a",
+        ),
+        (
+            "collectors:\n  php_fpm:\n    pools:\n      - {name: w, status_url: 'tcp://x:1'}\n"
+            "      - {name: w, status_url: 'tcp://x:1'}\n",
+            "collectors.php_fpm: php_fpm pool names must be unique; repeated: w",
+        ),
         ("notifications:\n  email:\n    security: ssl\n", "'starttls', 'tls' or 'none'"),
         ("agent: [1, 2]\n", "x.yaml:1: agent: expected a mapping"),
         ("agent:\n  hostname: a\n  hostname: b\n", "x.yaml:3: agent.hostname: duplicate key"),

@@ -1,6 +1,8 @@
 """Alerting: rules over the agent's state, a persistent alert lifecycle, silences, grouping and notifications.
 
-- :mod:`~crucible_monitor.alerts.config`: the alerting file's models, the shorthand rules, loading;
+- :mod:`~crucible_monitor.alerts.rules` and :mod:`~crucible_monitor.alerts.receivers`: what rules and receivers are;
+- :mod:`~crucible_monitor.alerts.shorthand`: the main config's ``alerts:`` thresholds as rules and levels;
+- :mod:`~crucible_monitor.alerts.config`: the rest of the alerting file's models, and loading;
 - :mod:`~crucible_monitor.alerts.conditions`: the inputs and each rule kind's condition;
 - :mod:`~crucible_monitor.alerts.engine`: the lifecycle and dispatch cycle over ``state.db``;
 - :mod:`~crucible_monitor.alerts.routing`: routes, groups, silences, maintenance windows, inhibition;

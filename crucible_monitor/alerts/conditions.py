@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from crucible_monitor.alerts.config import (
+from crucible_monitor.alerts.rules import (
     AnomalyRule,
     CertificateRule,
     CompositeRule,
@@ -32,9 +32,8 @@ from crucible_monitor.alerts.config import (
     ServiceRule,
     ThresholdRule,
 )
-from crucible_monitor.collectors.http_checks import CheckResult
-from crucible_monitor.collectors.services import ServiceStatus
-from crucible_monitor.models import labels_key
+from crucible_monitor.models import labels_key, labels_match
+from crucible_monitor.schemas import CheckResult, ServiceStatus
 from crucible_monitor.storage.aggregate import Aggregation
 from crucible_monitor.storage.store import LatestPoint, SeriesData
 
@@ -66,21 +65,14 @@ _RAW_STEP = 0.001  # a query step finer than any sample interval returns the raw
 class SampleSource(Protocol):
     """What the engine reads samples from; :class:`~crucible_monitor.storage.store.MetricStore` is one."""
 
-    def latest(self, metric: str | None = None, labels: Mapping[str, str] | None = None) -> list[LatestPoint]:
-        """The newest point of every matching series."""
+    def latest(self) -> list[LatestPoint]:
+        """The newest point of every series."""
         ...
 
     def query(
-        self,
-        metric: str,
-        *,
-        start: float,
-        end: float,
-        step: float,
-        agg: Aggregation = "avg",
-        labels: Mapping[str, str] | None = None,
+        self, metric: str, *, start: float, end: float, step: float, agg: Aggregation, labels: Mapping[str, str]
     ) -> list[SeriesData]:
-        """Points of ``metric`` between ``start`` and ``end`` in buckets of ``step`` seconds."""
+        """Points of the ``metric`` series matching ``labels`` between ``start`` and ``end``, by ``step`` seconds."""
         ...
 
 
@@ -178,7 +170,7 @@ class Snapshot:
                 if name in point.labels:
                     index[point.labels[name]].append(point)
         candidates = index.get(value, [])
-        return candidates if len(match) == 1 else [p for p in candidates if _matches(p.labels, match)]
+        return candidates if len(match) == 1 else [p for p in candidates if labels_match(p.labels, match)]
 
     @cached_property
     def services(self) -> Sequence[ServiceStatus]:
@@ -212,10 +204,6 @@ def evaluate(rule: Rule, snapshot: Snapshot, firing: Collection[str] = ()) -> Ou
     if isinstance(rule, ForecastRule):
         return _forecast(rule, snapshot)
     raise TypeError(f"{rule.name} is a composite rule: use combine()")
-
-
-def _matches(labels: Mapping[str, str], match: Mapping[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in match.items())
 
 
 def _globbed(name: str, patterns: Sequence[str]) -> bool:
@@ -329,7 +317,7 @@ def _anomaly(rule: AnomalyRule, snapshot: Snapshot) -> Outcome | None:
         return None
     by_series: dict[str, list[AnomalyScore]] = defaultdict(list)
     for score in snapshot.inputs.anomaly_scores(snapshot.now - rule.window.total_seconds(), snapshot.now):
-        if _matches(score.labels, rule.match):
+        if labels_match(score.labels, rule.match):
             by_series[labels_key(score.labels)].append(score)
     if not by_series:
         return None
@@ -353,7 +341,7 @@ def _forecast(rule: ForecastRule, snapshot: Snapshot) -> Outcome | None:
         f
         for f in snapshot.inputs.forecasts()
         if f.metric == rule.metric
-        and _matches(f.labels, rule.match)
+        and labels_match(f.labels, rule.match)
         and (f.quality if f.quality is not None else 0.0) >= rule.min_quality
     ]
     if not forecasts:

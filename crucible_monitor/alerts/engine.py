@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from crucible_monitor.alerts.conditions import AlertInputs, Hit, Outcome, Snapshot, combine, evaluate
-from crucible_monitor.alerts.config import AlertingConfig, CompositeRule, Rule
+from crucible_monitor.alerts.config import AlertingConfig
 from crucible_monitor.alerts.matchers import matches_all
 from crucible_monitor.alerts.notifiers import Notification, NotifiedAlert
 from crucible_monitor.alerts.routing import (
@@ -43,6 +43,7 @@ from crucible_monitor.alerts.routing import (
     routes_for,
     silenced_by,
 )
+from crucible_monitor.alerts.rules import CompositeRule, Rule
 from crucible_monitor.alerts.store import (
     ALERT_MIGRATIONS,
     AlertRow,

@@ -34,7 +34,7 @@ from typing import Any, Literal, Protocol
 import httpx
 from pydantic import BaseModel
 
-from crucible_monitor.alerts.config import (
+from crucible_monitor.alerts.receivers import (
     AlertmanagerReceiver,
     EmailReceiver,
     Receiver,

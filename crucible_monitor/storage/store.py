@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from crucible_monitor.config import StorageConfig
 from crucible_monitor.errors import StorageError
-from crucible_monitor.models import Sample, labels_key, parse_labels_key
+from crucible_monitor.models import Sample, labels_key, labels_match, parse_labels_key
 from crucible_monitor.storage import aggregate
 from crucible_monitor.storage.aggregate import Aggregation
 from crucible_monitor.storage.files import (
@@ -248,7 +248,7 @@ class MetricStore:
             if metric is not None and name != metric:
                 continue
             parsed = parse_labels_key(key)
-            if labels and any(parsed.get(k) != v for k, v in labels.items()):
+            if not labels_match(parsed, labels):
                 continue
             points.append(
                 LatestPoint(
@@ -369,10 +369,8 @@ def _assemble(
             continue
         data = _concat(parts)
         for key, rows in _rows_by_series(data["labels"]).items():
-            if labels:
-                parsed = parse_labels_key(key)
-                if any(parsed.get(k) != v for k, v in labels.items()):
-                    continue
+            if labels and not labels_match(parse_labels_key(key), labels):
+                continue
             rows = rows[np.argsort(data["ts"][rows], kind="stable")]
             ts = data["ts"][rows]
             if kind == "raw":

@@ -21,10 +21,9 @@ from crucible_monitor.alerts.conditions import (
     combine,
     evaluate,
 )
-from crucible_monitor.alerts.config import CompositeRule, Rule
-from crucible_monitor.collectors.http_checks import CheckResult
-from crucible_monitor.collectors.services import ServiceStatus
+from crucible_monitor.alerts.rules import CompositeRule, Rule
 from crucible_monitor.models import labels_key
+from crucible_monitor.schemas import CheckResult, ServiceStatus
 from crucible_monitor.storage.store import MetricStore
 
 _RULE: TypeAdapter[Rule] = TypeAdapter(Rule)

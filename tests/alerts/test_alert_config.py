@@ -6,16 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from crucible_monitor.alerts.config import (
-    AlertingConfig,
-    ServiceRule,
-    ThresholdRule,
-    WebhookReceiver,
-    effective_alerting,
-    load_alerting,
-    parse_alerting,
-    shorthand_rules,
-)
+from crucible_monitor.alerts.config import AlertingConfig, effective_alerting, load_alerting, parse_alerting
+from crucible_monitor.alerts.receivers import WebhookReceiver
+from crucible_monitor.alerts.rules import ServiceRule, ThresholdRule
+from crucible_monitor.alerts.shorthand import shorthand_rules
 from crucible_monitor.config import AlertsConfig, NotificationsConfig, load_config
 from crucible_monitor.errors import ConfigError
 
@@ -67,6 +61,29 @@ routes:
     assert lines[5].startswith("alerts.yaml:15: routes[0].matchers[0]: invalid regular expression")
     assert lines[6].startswith("alerts.yaml:16: routes[0].group_wait: invalid duration '5 sec'")
     assert len(lines) == 7
+
+
+def test_errors_are_rendered_as_in_the_main_config(tmp_path: Path) -> None:
+    text = f"""\
+rules:
+  - {{name: A, kind: threshold, metric: m, value: 1, op: "=>"}}
+  - 3
+receivers:
+  hook:
+    type: webhook
+    url: "http://x"
+    secret_file: {tmp_path}/missing
+"""
+    with pytest.raises(ConfigError) as failure:
+        parse_alerting(text, "alerts.yaml")
+    lines = str(failure.value).splitlines()
+    assert lines[0].startswith("alerts.yaml:2: rules[0].op: invalid value '=>': Input should be '>', '>='")
+    assert lines[1] == "alerts.yaml:3: rules[1]: expected a mapping of keys, got int"
+    assert lines[2].startswith("alerts.yaml:8: receivers.hook.secret_file: cannot read secret_file ")
+    assert len(lines) == 3
+    window = '{name: w, matchers: [a=b], schedule: {cron: "0 2 * * sun", duration: 2h}}'
+    with pytest.raises(ConfigError, match="maintenance window names must be unique; repeated: w"):
+        parse_alerting(f"maintenance_windows: [{window}, {window}]\n")
 
 
 def test_shorthand_thresholds_become_rules_and_null_turns_one_off() -> None:

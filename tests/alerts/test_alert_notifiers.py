@@ -18,7 +18,7 @@ from loopback_servers import Reply, make_tls_files, refused_port, serve_http
 from manual_clock import Clock
 from pydantic import TypeAdapter
 
-from crucible_monitor.alerts.config import DeliveryConfig, EmailReceiver, Receiver
+from crucible_monitor.alerts.config import DeliveryConfig
 from crucible_monitor.alerts.notifiers import (
     DeliveryError,
     EmailNotifier,
@@ -27,6 +27,7 @@ from crucible_monitor.alerts.notifiers import (
     build_notifiers,
 )
 from crucible_monitor.alerts.outbox import Outbox
+from crucible_monitor.alerts.receivers import EmailReceiver, Receiver
 from crucible_monitor.alerts.store import OutboxRow, enqueue
 from crucible_monitor.storage.state import StateDB
 

@@ -1,0 +1,276 @@
+"""Reading config files: YAML with the line of every key, ``${VAR}`` expansion, ``*_file`` secrets, paths relative to
+the file, and pydantic errors rendered as ``file:line: dotted.key: message``.
+
+The main config (:mod:`crucible_monitor.config`) and the alerting file (:mod:`crucible_monitor.alerts.config`) are both
+read through here; this module knows neither's models, only pydantic's and YAML's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Collection
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from crucible_monitor.errors import ConfigError
+
+__all__ = [
+    "KeyPath",
+    "Located",
+    "dotted_key",
+    "read_secret_files",
+    "read_text",
+    "read_yaml",
+    "relative_to",
+    "validate",
+]
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_FILE_PROBLEM = re.compile(r"(?:cannot read|give either \w+ or) (\w+_file)")  # what read_secret_files says
+_M = TypeVar("_M", bound=BaseModel)
+
+KeyPath = tuple[str | int, ...]
+"""Where a value sits in the tree: keys and list indices from the top."""
+
+
+class Located:
+    """Plain Python data built from YAML nodes, with the line of every key."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.lines: dict[KeyPath, int] = {}
+        self.errors: list[str] = []
+        self._loader = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
+        """The data of ``node`` (at ``path``), recording lines, and errors for what cannot be used."""
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._loader.construct_object(key_node)
+                if key == "<<":
+                    self.errors.append(
+                        f"{self.source}:{key_node.start_mark.line + 1}: YAML merge keys are not supported"
+                    )
+                    continue
+                if key in result:
+                    where = f"{self.source}:{key_node.start_mark.line + 1}"
+                    self.errors.append(f"{where}: {dotted_key((*path, key))}: duplicate key")
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                result[key] = self.build(value_node, (*path, key))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        value = self._loader.construct_object(node)
+        if isinstance(value, str):
+            return self._expand_env(value, path, node.start_mark.line + 1)
+        return value
+
+    def _expand_env(self, text: str, path: KeyPath, line: int) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            self.errors.append(f"{self.source}:{line}: {dotted_key(path)}: environment variable {name} is not set")
+            return ""
+
+        return _ENV_REF.sub(replace, text)
+
+    def line_of(self, loc: KeyPath) -> int | None:
+        """The line of ``loc``, or of the nearest key above it."""
+        for end in range(len(loc), -1, -1):
+            if loc[:end] in self.lines:
+                return self.lines[loc[:end]]
+        return None
+
+
+def dotted_key(path: KeyPath) -> str:
+    """``("rules", 0, "value")`` → ``rules[0].value``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def read_text(path: Path, what: str) -> str:
+    """The content of a config file.
+
+    Raises:
+        ConfigError: it cannot be read (``{path}: cannot read {what}: ...``).
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
+
+
+def read_yaml(text: str, source: str, *, sections: str) -> tuple[dict[str, Any], Located]:
+    """YAML text as plain data (``${VAR}`` expanded) with the line of every key, for precise error messages.
+
+    Raises:
+        ConfigError: invalid YAML, or a top level that is not a mapping (``sections`` names what belongs there).
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{source}{line}: invalid YAML: {exc.problem}") from None
+    located = Located(source)
+    data = (located.build(node, ()) if node is not None else None) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: the top level must be a mapping of sections ({sections}, ...)")
+    return data, located
+
+
+def read_secret_files(data: Any, secrets: Collection[str]) -> Any:
+    """``data`` with ``x_file: PATH`` turned into ``x: <content of PATH>`` (trailing newline stripped) for each secret
+    field ``x``, and an empty secret (``password: ${UNSET:-}``) into None.
+
+    Raises:
+        ValueError: both ``x`` and ``x_file`` are given, or the file cannot be read.
+    """
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for name in secrets:
+        if data.get(name) == "":
+            data[name] = None
+    for key in [k for k in data if isinstance(k, str) and k.endswith("_file")]:
+        target = key.removesuffix("_file")
+        if target not in secrets:
+            continue
+        if data.get(target) is not None:
+            raise ValueError(f"give either {target} or {key}, not both")
+        path = Path(str(data.pop(key))).expanduser()
+        try:
+            data[target] = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read {key} {path}: {exc.strerror}") from None
+    return data
+
+
+def validate(model: type[_M], data: Any, source: str, located: Located | None = None) -> _M:
+    """Validate plain data (from YAML, or from an API request when ``located`` is None) into ``model``.
+
+    Raises:
+        ConfigError: one line per problem, ordered by line: source, line when known, dotted key, message; the
+            problems ``located`` met while reading (duplicate keys, unset variables) come first.
+    """
+    problems: list[tuple[int, str]] = []
+    result = None
+    try:
+        result = model.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc, message = _describe(model, data, error)
+            line = located.line_of(loc) if located else None
+            problems.append((line or 0, f"{source}{f':{line}' if line else ''}: {dotted_key(loc)}: {message}"))
+    messages = (located.errors if located else []) + [text for _, text in sorted(problems, key=lambda p: p[0])]
+    if messages or result is None:
+        raise ConfigError("\n".join(messages))
+    return result
+
+
+def _describe(root: type[BaseModel], data: Any, error: ErrorDetails) -> tuple[KeyPath, str]:
+    """Where an error is (as the file spells keys) and what to say about it."""
+    loc, parent = _walk(root, data, error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        valid = _valid_keys(parent)
+        return loc, f"unknown key {loc[-1]!r}" + (f" (valid keys: {valid})" if valid else "")
+    if kind == "union_tag_invalid":
+        context = error.get("ctx", {})
+        key = str(context.get("discriminator", "kind")).strip("'")
+        return (*loc, key), f"invalid {key} {context.get('tag')!r}; valid: {context.get('expected_tags')}"
+    if kind == "literal_error":
+        return loc, f"invalid value {error.get('input')!r}: {message}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return loc, f"expected a mapping of keys, got {type(error.get('input')).__name__}"
+    secret_file = _SECRET_FILE_PROBLEM.match(message)
+    if secret_file:  # point at the *_file key, not at its section
+        loc = (*loc, secret_file.group(1))
+    return loc, message
+
+
+def _walk(root: type[BaseModel], data: Any, loc: KeyPath) -> tuple[KeyPath, Any]:
+    """``loc`` without pydantic's union tags, and the model that validates the data at ``loc[:-1]``."""
+    current: Any = root
+    value: Any = data
+    clean: list[str | int] = []
+    parent: Any = None
+    for part in loc:
+        if isinstance(part, str) and ("[" in part or part.startswith("function-")):
+            continue
+        current = _unwrap(current, value)
+        if isinstance(value, dict) and part not in value and part in (value.get("kind"), value.get("type")):
+            continue  # pydantic puts a tagged union member's tag in the location
+        parent = current
+        clean.append(part)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+            current = field.annotation if field is not None else None
+        elif get_origin(current) in (list, dict):
+            current = get_args(current)[-1]
+        else:
+            current = None
+        if isinstance(value, dict):
+            value = value.get(part)
+        else:
+            value = value[part] if isinstance(value, list) and isinstance(part, int) and part < len(value) else None
+    return tuple(clean), parent
+
+
+def _valid_keys(model: Any) -> str:
+    """The keys ``model`` accepts, as the file spells them; empty when ``model`` is not a model class."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return ", ".join(f.alias or n for n, f in model.model_fields.items())
+    return ""
+
+
+def _unwrap(annotation: Any, value: Any) -> Any:
+    """Strip ``Annotated`` and ``| None``; pick a tagged union's member by the data's ``kind`` or ``type``."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return _unwrap(members[0], value)
+        tag = value.get("kind", value.get("type")) if isinstance(value, dict) else None
+        for member in members:
+            if not (isinstance(member, type) and issubclass(member, BaseModel)):
+                continue
+            field = member.model_fields.get("kind") or member.model_fields.get("type")
+            if field is not None and tag in get_args(field.annotation):
+                return member
+        return None
+    return annotation
+
+
+def relative_to(model: _M, base: Path) -> _M:
+    """``model`` with every relative path made relative to ``base`` (and ``~`` expanded), all the way down."""
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, Path):
+            expanded = value.expanduser()
+            return expanded if expanded.is_absolute() else base / expanded
+        if isinstance(value, BaseModel):
+            return relative_to(value, base)
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        return value
+
+    changes = {name: fix(getattr(model, name)) for name in type(model).model_fields}
+    return model.model_copy(update={k: v for k, v in changes.items() if v is not getattr(model, k)})
