@@ -24,12 +24,11 @@ from crucible_monitor.alerts import (
     Alerting,
     AlertingConfig,
     AlertInputs,
-    AnomalyScore,
-    Forecast,
     effective_alerting,
     load_alerting,
 )
 from crucible_monitor.analysis.engine import AnomalyEngine
+from crucible_monitor.analysis.results import AnomalyScore, FillForecast
 from crucible_monitor.collectors import ScheduledCollector, build_collectors
 from crucible_monitor.collectors.agent import AgentCollector
 from crucible_monitor.collectors.base import Collector
@@ -111,7 +110,7 @@ class Agent:
         self.state: StateDB | None = None
         self.alerting: Alerting | None = None
         self.analysis: AnomalyEngine | None = None
-        self._forecasts: list[Forecast] = []
+        self._forecasts: list[FillForecast] = []
         self._forecasts_at = 0.0
         self.collectors: dict[str, Collector] = {}
         self.health: dict[str, CollectorHealth] = {}
@@ -162,7 +161,6 @@ class Agent:
                 data_dir=data_dir,
                 host=self.config.agent.hostname,
                 snapshots=self._process_snapshot,
-                alerts=self._active_alerts,
                 clock=self.clock,
             )
         self.started_at = self.clock()
@@ -371,44 +369,17 @@ class Agent:
                 for a in views.values()
             )
             if self.clock() - self._forecasts_at >= _FORECAST_EVERY.total_seconds():
-                self._forecasts = await asyncio.to_thread(self._capacity_forecasts)
+                self._forecasts = await asyncio.to_thread(self.analysis.fill_forecasts)
                 self._forecasts_at = self.clock()
         except Exception:  # a job's top level: analysis must not stop the agent
             logger.exception("anomaly analysis failed; will retry")
 
-    def _capacity_forecasts(self) -> list[Forecast]:
-        """The anomaly engine's capacity forecasts, as the alert engine's forecast rules read them."""
-        assert self.analysis is not None
-        forecasts = []
-        for forecast in self.analysis.capacity_report().forecasts:
-            full = next((t for t in forecast.thresholds if t.threshold >= 1.0), None)
-            full_at = datetime.fromisoformat(full.eta).timestamp() if full and full.eta else None
-            quality = forecast.r_squared if forecast.fit_quality in ("fair", "good") else 0.0
-            forecasts.append(Forecast(forecast.metric, forecast.labels, full_at, quality))
-        return forecasts
-
     def _anomaly_scores(self, start: float, end: float) -> list[AnomalyScore]:
         """Anomalies overlapping a window as scored points (their peaks), for anomaly alert rules."""
-        if self.analysis is None:
-            return []
-        return [
-            AnomalyScore(
-                {"host": a.host, "series": a.series[0] if a.series else ""},
-                datetime.fromisoformat(a.peak).timestamp(),
-                a.score,
-                True,
-            )
-            for a in self.analysis.list_anomalies(since=start - 86400, limit=200)
-            if datetime.fromisoformat(a.start).timestamp() <= end and datetime.fromisoformat(a.end).timestamp() >= start
-        ]
+        return [] if self.analysis is None else self.analysis.anomaly_scores(start, end)
 
     def _process_snapshot(self) -> ProcessSnapshot | None:
         return next((c.latest for c in self.collectors.values() if isinstance(c, ProcessesCollector)), None)
-
-    def _active_alerts(self) -> list[dict[str, Any]]:
-        if self.alerting is None:
-            return []
-        return [a.model_dump(mode="json") for a in self.alerting.operations.list_alerts(state="active")]
 
     async def _deliver(self) -> None:
         if self.alerting is None:

@@ -28,6 +28,7 @@ from crucible_monitor.alerts.operations import (
     TransitionView,
 )
 from crucible_monitor.analysis.engine import AnomalyEngine
+from crucible_monitor.analysis.recommend import RECENT_LIMIT, RECENT_SECONDS, recommendations
 from crucible_monitor.analysis.results import (
     AnomalyRate,
     AnomalyView,
@@ -519,7 +520,11 @@ class Monitor:
 
     async def get_recommendations(self) -> list[Recommendation]:
         """Actionable items from anomalies, forecasts and alerts, each with its evidence."""
-        return await asyncio.to_thread(self._analysis().get_recommendations)
+        engine = self._analysis()
+        since = self.agent.clock() - RECENT_SECONDS
+        anomalies = await asyncio.to_thread(engine.list_anomalies, since, 0.0, RECENT_LIMIT)
+        report = await asyncio.to_thread(engine.capacity_report)
+        return recommendations(anomalies, report.forecasts, self._alerts().list_alerts(state="active"))
 
     async def anomaly_rate(self, *, since: float, until: float | None = None, bucket: float = 3600) -> AnomalyRate:
         """The host's anomalies per time bucket and the share of time inside one.

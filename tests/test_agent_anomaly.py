@@ -84,3 +84,48 @@ async def test_a_cpu_burn_becomes_an_anomaly_explained_by_cpu_and_the_burning_pr
         assert [e.data["anomaly_id"] for e in events] == [anomaly.id]
     finally:
         await agent.stop()
+
+
+ALERT_RULES = """
+rules:
+  - name: MemoryPresent
+    kind: threshold
+    metric: memory_total_bytes
+    op: ">"
+    value: 0
+    for: 0s
+    annotations:
+      summary: "memory is {{ value }} bytes"
+"""
+
+
+async def test_the_monitor_recommends_acting_on_the_active_alerts(tmp_path: Path) -> None:
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(ALERT_RULES, encoding="utf-8")
+    config = Config.model_validate(
+        {
+            "agent": {"data_dir": str(tmp_path), "hostname": "alert-host"},
+            "storage": {"fsync": False, "worker_process": False},
+            "collectors": {"services": {"enabled": False}},
+            "alerts": {
+                "rules_file": str(rules),
+                "cpu_threshold": None,
+                "memory_threshold": None,
+                "disk_threshold": None,
+            },
+        }
+    )
+    agent = Agent(config)
+    await agent.start(schedule=False)
+    try:
+        await agent.run_collector("system")
+        await agent.evaluate_alerts()
+        monitor = Monitor(agent)
+        [alert] = await monitor.list_alerts(state="firing")
+        items = [i for i in await monitor.get_recommendations() if i.source == "alert"]
+        assert [(i.title, i.severity, i.evidence) for i in items] == [
+            ("Alert MemoryPresent is firing", "warning", [alert.annotations["summary"], f"value {alert.value}"])
+        ]
+        assert [(t.tool, t.arguments) for t in items[0].next_tools] == [("get_alert", {"alert_id": alert.id})]
+    finally:
+        await agent.stop()

@@ -2,7 +2,7 @@
 
 The inputs are callables, so the engine runs over the agent's live state and tests over anything they build:
 the metric store (``latest()`` for current values, ``query()`` for windows), service statuses, HTTP check results,
-and the anomaly engine's scores and forecasts through the two small types defined here.
+and the anomaly engine's scores and forecasts as it produces them (:class:`AnomalyScore`, :class:`FillForecast`).
 
 Evaluating a rule gives an :class:`Outcome` (the instances that hold, each with its labels and value) or ``None``
 when the rule cannot be told at all (no fresh data for its metric, no services known yet): the engine then leaves
@@ -32,6 +32,7 @@ from crucible_monitor.alerts.rules import (
     ServiceRule,
     ThresholdRule,
 )
+from crucible_monitor.analysis.results import AnomalyScore, FillForecast
 from crucible_monitor.models import labels_key, labels_match
 from crucible_monitor.schemas import CheckResult, ServiceStatus
 from crucible_monitor.storage.aggregate import Aggregation
@@ -41,6 +42,7 @@ __all__ = [
     "AlertInputs",
     "AnomalyScore",
     "AnomalyScores",
+    "FillForecast",
     "Forecast",
     "Forecasts",
     "Hit",
@@ -76,30 +78,12 @@ class SampleSource(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class AnomalyScore:
-    """One scored point from the anomaly engine. ``score`` is in [0, 1]: higher is more anomalous."""
-
-    labels: Mapping[str, str]
-    ts: float
-    score: float
-    anomalous: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Forecast:
-    """When a series is predicted to reach its capacity (``full_at``, Unix time; None: not within the horizon)."""
-
-    metric: str
-    labels: Mapping[str, str]
-    full_at: float | None
-    quality: float | None = None
-    """Fit quality in [0, 1] (e.g. R²), when the forecaster states one."""
-
+Forecast = FillForecast
+"""The name alerting has used for :class:`FillForecast` (one type: the anomaly engine's own)."""
 
 AnomalyScores = Callable[[float, float], Sequence[AnomalyScore]]
 """``(start, end)`` → the scored points in that window, all series."""
-Forecasts = Callable[[], Sequence[Forecast]]
+Forecasts = Callable[[], Sequence[FillForecast]]
 """The current forecasts, all series."""
 
 

@@ -31,6 +31,13 @@ class KeySeries:
     what: str = ""
     min_mad: float = 0.0
     """The smallest spread that counts, in the series' unit (see SeasonalBaseline's min_mad)."""
+    unit: str = ""
+    """The metric's unit as its collector's catalogue declares it (``ratio``, ``bytes``)."""
+
+    @property
+    def value_unit(self) -> str:
+        """The unit of the bucket values: per second for rates (``bytes/s``)."""
+        return f"{self.unit}/s" if self.agg == "rate" else self.unit
 
     @property
     def display(self) -> str:
@@ -41,17 +48,38 @@ class KeySeries:
 
 
 KEY_SERIES: tuple[KeySeries, ...] = (
-    KeySeries("cpu", "cpu_usage_ratio", {"cpu": "total"}, what="CPU usage", min_mad=0.02),
-    KeySeries("load", "load1", what="the 1-minute load average", min_mad=0.1),
-    KeySeries("memory", "memory_used_ratio", what="memory use", min_mad=0.005),
-    KeySeries("swap", "swap_used_ratio", what="swap use", min_mad=0.005),
-    KeySeries("blocked", "processes_blocked", what="processes blocked on I/O", min_mad=1.0),
-    KeySeries("disk_read", "disk_read_bytes_total", agg="rate", what="disk reads (bytes/s, all disks)", min_mad=65536),
+    KeySeries("cpu", "cpu_usage_ratio", {"cpu": "total"}, what="CPU usage", min_mad=0.02, unit="ratio"),
+    KeySeries("load", "load1", what="the 1-minute load average", min_mad=0.1, unit="threads"),
+    KeySeries("memory", "memory_used_ratio", what="memory use", min_mad=0.005, unit="ratio"),
+    KeySeries("swap", "swap_used_ratio", what="swap use", min_mad=0.005, unit="ratio"),
+    KeySeries("blocked", "processes_blocked", what="processes blocked on I/O", min_mad=1.0, unit="processes"),
     KeySeries(
-        "disk_write", "disk_written_bytes_total", agg="rate", what="disk writes (bytes/s, all disks)", min_mad=65536
+        "disk_read",
+        "disk_read_bytes_total",
+        agg="rate",
+        what="disk reads (bytes/s, all disks)",
+        min_mad=65536,
+        unit="bytes",
     ),
-    KeySeries("net_rx", "network_receive_bytes_total", agg="rate", what="network received (bytes/s)", min_mad=16384),
-    KeySeries("net_tx", "network_transmit_bytes_total", agg="rate", what="network sent (bytes/s)", min_mad=16384),
+    KeySeries(
+        "disk_write",
+        "disk_written_bytes_total",
+        agg="rate",
+        what="disk writes (bytes/s, all disks)",
+        min_mad=65536,
+        unit="bytes",
+    ),
+    KeySeries(
+        "net_rx",
+        "network_receive_bytes_total",
+        agg="rate",
+        what="network received (bytes/s)",
+        min_mad=16384,
+        unit="bytes",
+    ),
+    KeySeries(
+        "net_tx", "network_transmit_bytes_total", agg="rate", what="network sent (bytes/s)", min_mad=16384, unit="bytes"
+    ),
 )
 """What the host model sees, in column order."""
 

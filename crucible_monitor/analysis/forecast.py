@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from crucible_monitor.analysis.results import FitQuality
+
 __all__ = ["MIN_POINTS", "MIN_SPAN", "FitQuality", "Trend", "fit_trend"]
 
 Floats = npt.NDArray[np.float64]
-FitQuality = Literal["insufficient", "no_trend", "poor", "fair", "good"]
 MIN_POINTS = 12
 MIN_SPAN = 3600.0
 _Z95 = 1.959963984540054

@@ -1,12 +1,18 @@
-"""What the analysis returns to the API and MCP tools: pydantic models, times as ISO 8601 UTC strings."""
+"""What the analysis returns: pydantic views for the API and MCP, numeric scores and forecasts for alerting.
+
+The views carry times as ISO 8601 UTC strings; :class:`AnomalyScore` and :class:`FillForecast` (what alert rules
+read) carry Unix seconds, so nothing parses a time back. Light on purpose (pydantic and the standard library only):
+interfaces and alerting import it without numpy.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, Field
 
-from crucible_monitor.analysis.forecast import FitQuality
 from crucible_monitor.models import iso
 
 if TYPE_CHECKING:
@@ -14,11 +20,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AnomalyRate",
+    "AnomalyScore",
     "AnomalyView",
     "CapacityReport",
     "ContributingSeries",
     "EventRef",
     "Explanation",
+    "FillForecast",
+    "FitQuality",
     "Forecast",
     "ModelInfo",
     "NextTool",
@@ -29,6 +38,9 @@ __all__ = [
     "SimilarAnomaly",
     "ThresholdEta",
 ]
+
+FitQuality = Literal["insufficient", "no_trend", "poor", "fair", "good"]
+"""How far a trend can be trusted (see :mod:`~crucible_monitor.analysis.forecast`)."""
 
 
 class ContributingSeries(BaseModel):
@@ -224,3 +236,24 @@ class ScoreRun(BaseModel):
     opened: list[int] = Field(description="Ids of anomalies that started.")
     closed: list[int] = Field(description="Ids of anomalies that ended.")
     skipped: str | None = Field(None, description="Why nothing was scored, if so.")
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyScore:
+    """One scored point from the anomaly engine. ``score`` is in [0, 1]: higher is more anomalous."""
+
+    labels: Mapping[str, str]
+    ts: float
+    score: float
+    anomalous: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FillForecast:
+    """When a series is predicted to reach its capacity (``full_at``, Unix time; None: not within the horizon)."""
+
+    metric: str
+    labels: Mapping[str, str]
+    full_at: float | None
+    quality: float | None = None
+    """Fit quality in [0, 1] (e.g. R²), when the forecaster states one."""

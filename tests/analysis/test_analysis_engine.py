@@ -11,7 +11,6 @@ import subprocess
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from cpu_burn import cpu_ticks, wait_for_ticks
 from manual_clock import Clock
 
 from crucible_monitor.analysis.engine import AnomalyEngine
+from crucible_monitor.analysis.recommend import RECENT_LIMIT, RECENT_SECONDS, recommendations
 from crucible_monitor.collectors.processes import ProcessesCollector, ProcessSnapshot
 from crucible_monitor.config import AnalysisConfig, StorageConfig, SystemCollectorConfig
 from crucible_monitor.errors import NotFoundError, QueryError
@@ -110,10 +110,9 @@ def _engine(
     clock: Clock,
     *,
     snapshots: Callable[[], ProcessSnapshot | None] | None = None,
-    alerts: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> AnomalyEngine:
     return AnomalyEngine(
-        store, state, AnalysisConfig(), data_dir=tmp_path, host="web-1", clock=clock, snapshots=snapshots, alerts=alerts
+        store, state, AnalysisConfig(), data_dir=tmp_path, host="web-1", clock=clock, snapshots=snapshots
     )
 
 
@@ -244,29 +243,10 @@ async def test_a_filesystem_filling_a_point_a_day_is_forecast_and_recommended(
     report = engine.capacity_report()
     assert [f.resource for f in report.forecasts] == ["filesystem:/data", "memory"]
     assert report.forecasts[1].fit_quality == "no_trend"
-    (item,) = engine.get_recommendations()
+    anomalies = engine.list_anomalies(since=clock.now - RECENT_SECONDS, limit=RECENT_LIMIT)
+    (item,) = recommendations(anomalies, report.forecasts, [])
     assert (item.source, item.severity) == ("forecast", "info")
     assert "filesystem:/data" in item.title
-
-
-async def test_recommendations_include_active_alerts(
-    tmp_path: Path, store: MetricStore, state: StateDB, clock: Clock
-) -> None:
-    alerts = [
-        {
-            "id": 7,
-            "name": "disk_usage",
-            "state": "firing",
-            "severity": "critical",
-            "value": 0.97,
-            "annotations": {"summary": "/ is 97 % full"},
-        }
-    ]
-    engine = _engine(store, state, tmp_path, clock, alerts=lambda: alerts)
-    (item,) = engine.get_recommendations()
-    assert (item.source, item.severity, item.title) == ("alert", "critical", "Alert disk_usage is firing")
-    assert item.evidence == ["/ is 97 % full", "value 0.97"]
-    assert [(t.tool, t.arguments) for t in item.next_tools] == [("get_alert", {"alert_id": 7})]
 
 
 async def test_bad_requests_name_the_valid_choices(
@@ -281,3 +261,21 @@ async def test_bad_requests_name_the_valid_choices(
         engine.explain_anomaly(start=BURN, end=BURN - 60)
     with pytest.raises(QueryError, match="give an anomaly id"):
         engine.explain_anomaly()
+
+
+async def test_alerting_reads_fill_times_and_anomaly_scores_as_numbers(
+    tmp_path: Path, store: MetricStore, state: StateDB, host: Host, clock: Clock
+) -> None:
+    engine = _engine(store, state, tmp_path, clock)
+    forecast = engine.forecast_capacity("filesystem:/data")
+    (fill,) = [f for f in engine.fill_forecasts() if f.metric == "filesystem_used_ratio"]
+    assert fill.full_at is not None and iso(fill.full_at) == forecast.thresholds[1].eta
+    assert (dict(fill.labels), fill.quality) == ({"mountpoint": "/data"}, forecast.r_squared)
+
+    engine.refit()
+    _run_minutes(engine, host, clock, BURN, 3, cpu=0.97)
+    (anomaly,) = engine.list_anomalies()
+    (point,) = engine.anomaly_scores(BURN, BURN + 3 * MINUTE)
+    assert iso(point.ts) == anomaly.peak and (point.score, point.anomalous) == (anomaly.score, True)
+    assert point.labels == {"host": "web-1", "series": anomaly.series[0]}
+    assert engine.anomaly_scores(BURN + 3600, BURN + 7200) == []

@@ -1,0 +1,227 @@
+"""Explanations: why an anomaly or a window looks anomalous, with the series, events, processes and history."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from crucible_monitor.analysis.anomalies import EVENTS_BEFORE, AnomalyLog, Attribution, describe
+from crucible_monitor.analysis.features import KeySeries, read_columns
+from crucible_monitor.analysis.registry import FittedModel
+from crucible_monitor.analysis.results import (
+    ContributingSeries,
+    EventRef,
+    Explanation,
+    NextTool,
+    ProcessRef,
+    SimilarAnomaly,
+)
+from crucible_monitor.errors import QueryError
+from crucible_monitor.models import iso
+from crucible_monitor.storage.store import MetricStore
+
+__all__ = ["Explainer"]
+
+_LOOKBACK = 6 * 3600.0  # how far back "since when" looks
+_SINCE_MADS = 5.0
+
+
+class Explainer:
+    """Builds :class:`~crucible_monitor.analysis.results.Explanation` s from stored anomalies or the raw series.
+
+    Args:
+        store: the metric store, for windows with no stored anomaly and for "since when".
+        anomalies: the stored anomalies (and through them ``state.db``'s events).
+    """
+
+    def __init__(self, store: MetricStore, anomalies: AnomalyLog) -> None:
+        self.store = store
+        self.anomalies = anomalies
+
+    def explain(
+        self,
+        fitted: FittedModel | None,
+        anomaly_id: int | None = None,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> Explanation:
+        """Why an anomaly (by id), or a window of time, looks anomalous; ``fitted`` is the current host model.
+
+        A window overlapping a stored anomaly explains that anomaly; otherwise the window's buckets are compared
+        with the baselines directly.
+
+        Raises:
+            NotFoundError: no anomaly with this id.
+            QueryError: neither an id nor a window was given, or the window is empty; or no model is fitted yet.
+        """
+        if anomaly_id is None:
+            if start is None or end is None:
+                raise QueryError("give an anomaly id, or a window with both start and end")
+            if end <= start:
+                raise QueryError(f"the window is empty: start ({iso(start)}) must be before end ({iso(end)})")
+            anomaly_id = self.anomalies.strongest_overlapping(start, end)
+            if anomaly_id is None:
+                return self._explain_window(fitted, start, end)
+        row = self.anomalies.row(anomaly_id)
+        return self._explain(
+            fitted,
+            row["start_ts"],
+            row["end_ts"],
+            row["peak_ts"],
+            json.loads(row["attribution"]),
+            json.loads(row["context"]).get("snapshot"),
+            row,
+        )
+
+    @property
+    def _step(self) -> float:
+        return self.anomalies.step
+
+    def _explain_window(self, fitted: FittedModel | None, start: float, end: float) -> Explanation:
+        if fitted is None:
+            raise QueryError("no model fitted yet: explanations need baselines (refit after a few hours of data)")
+        stamps, columns = read_columns(self.store, fitted.keys, start=start, end=end, step=self._step)
+        deviations = fitted.deviations(stamps, columns)
+        if not len(stamps):
+            raise QueryError(f"the window {iso(start)} – {iso(end)} holds no complete bucket of {self._step:g} s")
+        row = int(np.argmax(fitted.model.score_samples(deviations)))
+        details = self.anomalies.peak_details(fitted, float(stamps[row]), columns, deviations[row], row)
+        return self._explain(
+            fitted, start, end, float(stamps[row]), details.attribution, details.context["snapshot"], None
+        )
+
+    def _explain(
+        self,
+        fitted: FittedModel | None,
+        start: float,
+        end: float,
+        peak: float,
+        attribution: list[Attribution],
+        snapshot: dict[str, Any] | None,
+        row: sqlite3.Row | None,
+    ) -> Explanation:
+        keys = self.anomalies.keys
+        contributing = [a for a in attribution if a["contribution"] > 0] or attribution[:1]
+        since = self._since(fitted, peak, start, [keys[a["name"]] for a in contributing])
+        series = [
+            ContributingSeries(
+                series=keys[a["name"]].display,
+                metric=keys[a["name"]].metric,
+                labels=dict(keys[a["name"]].labels),
+                value=a["value"],
+                baseline=a["baseline"],
+                mads=round(a["mads"], 2),
+                since=iso(since[a["name"]]) if a["name"] in since else None,
+                contribution=round(a["contribution"], 4),
+            )
+            for a in contributing
+        ]
+        state = self.anomalies.state
+        events = [EventRef.of(s) for s in state.events(since=start - EVENTS_BEFORE, until=end, limit=50)]
+        similar = self._similar(row) if row is not None else []
+        recurring = sum(1 for s in similar if s.same_time_of_day or s.same_time_of_week) >= 2
+        by_cpu = [ProcessRef(**p) for p in (snapshot or {}).get("by_cpu", [])]
+        by_memory = [ProcessRef(**p) for p in (snapshot or {}).get("by_memory", [])]
+        ongoing = bool(row["ongoing"]) if row is not None else False
+        summary = describe(keys, start, end, ongoing, contributing, snapshot)
+        if events:
+            summary += f" {len(events)} event(s) in or just before the window, the latest: {events[0].message}."
+        if recurring:
+            summary += f" It recurs: {len(similar)} earlier anomalies of the same series, some at this time of day."
+        return Explanation(
+            anomaly=self.anomalies.view(row) if row is not None else None,
+            window_start=iso(start),
+            window_end=iso(end),
+            series=series,
+            events=events,
+            snapshot_ts=iso(snapshot["ts"]) if snapshot else None,
+            top_processes_by_cpu=by_cpu,
+            top_processes_by_memory=by_memory,
+            similar=similar,
+            recurring=recurring,
+            summary=summary,
+            next_tools=self._next_tools(start, end, contributing, events),
+        )
+
+    def _since(
+        self, fitted: FittedModel | None, peak: float, start: float, keys: Sequence[KeySeries]
+    ) -> dict[str, float]:
+        """For each key, when its current run of |deviation| ≥ 5 MADs (same side as at the peak) began."""
+        if fitted is None:
+            return {}
+        first = min(start, peak) - _LOOKBACK
+        stamps, columns = read_columns(self.store, keys, start=first, end=peak + self._step, step=self._step)
+        out: dict[str, float] = {}
+        for key in keys:
+            column = columns.get(key.name)
+            if column is None or key.name not in fitted.baselines or not len(stamps):
+                continue
+            d = np.nan_to_num(fitted.baselines[key.name].deviation(stamps, column), nan=0.0)
+            sign = np.sign(d[-1])
+            if abs(d[-1]) < _SINCE_MADS:
+                continue
+            outside = np.flatnonzero(~(np.sign(d) == sign) | (np.abs(d) < _SINCE_MADS))
+            first_in_run = int(outside[-1]) + 1 if len(outside) else 0
+            out[key.name] = float(stamps[first_in_run])
+        return out
+
+    def _similar(self, row: sqlite3.Row) -> list[SimilarAnomaly]:
+        signature = set(str(row["signature"]).split("+")) - {""}
+        if not signature:
+            return []
+        keys = self.anomalies.keys
+        out = []
+        for other in self.anomalies.earlier(row):
+            shared = signature & set(str(other["signature"]).split("+"))
+            if not shared:
+                continue
+            out.append(
+                SimilarAnomaly(
+                    id=other["id"],
+                    start=iso(other["start_ts"]),
+                    score=round(other["score"], 4),
+                    series=sorted(keys[n].display for n in shared if n in keys),
+                    same_time_of_day=_hours_apart(row["peak_ts"], other["peak_ts"], 24) <= 1,
+                    same_time_of_week=_hours_apart(row["peak_ts"], other["peak_ts"], 168) <= 1,
+                )
+            )
+        return out[:10]
+
+    def _next_tools(
+        self, start: float, end: float, contributing: Sequence[Attribution], events: Sequence[EventRef]
+    ) -> list[NextTool]:
+        tools = []
+        for a in contributing[:2]:
+            key = self.anomalies.keys[a["name"]]
+            tools.append(
+                NextTool(
+                    tool="get_metrics",
+                    arguments={
+                        "metric": key.metric,
+                        "labels": dict(key.labels),
+                        "start": iso(start - 3600),
+                        "end": iso(end + 600),
+                    },
+                    why=f"see {key.what or key.metric} around the anomaly",
+                )
+            )
+        names = {a["name"] for a in contributing}
+        if names & {"cpu", "load", "memory", "swap"}:
+            tools.append(
+                NextTool(tool="get_system_status", arguments={}, why="the top processes now, by CPU and memory")
+            )
+        if any(e.kind in ("service_state", "service_restart") for e in events):
+            tools.append(NextTool(tool="list_services", arguments={}, why="services changed state around the anomaly"))
+        if any(e.kind in ("check_failed", "check_recovered") for e in events):
+            tools.append(NextTool(tool="list_http_checks", arguments={}, why="HTTP checks failed around the anomaly"))
+        return tools
+
+
+def _hours_apart(a: float, b: float, period_hours: int) -> float:
+    diff = abs(a - b) / 3600 % period_hours
+    return min(diff, period_hours - diff)
