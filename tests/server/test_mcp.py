@@ -1,42 +1,38 @@
-"""The MCP server in memory (`Client(server)`, both protocol eras), on three footings, the cheapest that shows each
-behaviour:
+"""The MCP server in memory (`Client(server)`, both protocol eras), on the cheapest footing that shows each behaviour:
 
 - `RecordedOperations`, a stub defined here that records every call: the MCP layer alone (the tool list and its
   annotations, argument validation and error texts, read-only listing, how a confirmation reaches the restart);
-- a real agent watching no service manager: real /proc, real log files, a real HTTP server on loopback for checks;
-- that agent watching a real supervisord, for what needs real programs: service state, their logs, restarts (one
-  supervisord serves the module; each test gets its programs running and an agent of its own).
+- a real agent watching no service manager (tests/mcp_agent.py): real /proc, real log files, a real HTTP server on
+  loopback for checks.
+
+What needs real programs (service state, their logs, restarts) is in test_mcp_services.py.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from loopback_servers import Reply, serve_http
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult, ElicitResult, GetPromptResult, ReadResourceResult, TextContent
-from supervisor_fixture import Supervisord, run_supervisord, wait_until
+from mcp_agent import SECRET, accept, agent_config, audit_of, decline, running_agent, text
 
 from crucible_monitor.agent import Agent
-from crucible_monitor.config import Config
 from crucible_monitor.errors import ActionRefused, NotFoundError
 from crucible_monitor.monitor import Monitor
+from crucible_monitor.operations import Operations
 from crucible_monitor.schemas import RestartResult
 from crucible_monitor.server.mcp import build_mcp_server
-from crucible_monitor.storage.state import AuditRecord
 
 pytestmark = pytest.mark.anyio
 
-SECRET = "smtp-password-never-shown"
 READ_TOOLS = {
     "get_system_status",
     "list_metrics",
@@ -63,39 +59,6 @@ READ_TOOLS = {
 }
 CHANGING_TOOLS = {"acknowledge_alert"}
 DESTRUCTIVE_TOOLS = {"restart_service", "silence_alerts", "delete_silence"}
-RULES = """
-rules:
-  - name: AlwaysFiring
-    kind: threshold
-    metric: memory_total_bytes
-    op: ">"
-    value: 0
-    for: 0s
-    severity: critical
-    annotations:
-      summary: "a test rule that always fires"
-"""
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "apps"
-
-
-def _text(result: CallToolResult | GetPromptResult | ReadResourceResult) -> str:
-    """The text of a tool result, of a prompt's first message, or of a resource's first contents."""
-    if isinstance(result, ReadResourceResult):
-        contents = result.contents[0]
-        assert hasattr(contents, "text"), contents
-        return str(contents.text)
-    content = result.content[0] if isinstance(result, CallToolResult) else result.messages[0].content
-    assert isinstance(content, TextContent), content
-    return content.text
-
-
-async def accept(context: Any, params: Any) -> ElicitResult:
-    return ElicitResult(action="accept", content={"ok": True})
-
-
-async def decline(context: Any, params: Any) -> ElicitResult:
-    return ElicitResult(action="decline")
-
 
 # -- the MCP layer alone, over a recorded stub ------------------------------------------------------------------------
 
@@ -103,24 +66,26 @@ async def decline(context: Any, params: Any) -> ElicitResult:
 @dataclass
 class Call:
     operation: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+    arguments: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class RecordedOperations:
-    """A stand-in for any Operations, for tests of the MCP layer alone: each call is recorded in ``calls`` and
-    answered from ``answers`` (an exception there is raised); an operation without an answer fails the test."""
+    """A stand-in for any Operations, for tests of the MCP layer alone: each call is checked against the protocol's
+    signature and recorded in ``calls`` by argument name, then answered from ``answers`` (an exception there is
+    raised); an operation without an answer fails the test."""
 
     answers: dict[str, Any] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
 
     def __getattr__(self, operation: str) -> Callable[..., Coroutine[Any, Any, Any]]:
-        if operation.startswith("__"):
+        declared = getattr(Operations, operation, None)
+        if operation.startswith("_") or declared is None:
             raise AttributeError(operation)
 
         async def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append(Call(operation, args, kwargs))
+            bound = inspect.signature(declared).bind(self, *args, **kwargs)
+            self.calls.append(Call(operation, {k: v for k, v in bound.arguments.items() if k != "self"}))
             answer = self.answers[operation]
             if isinstance(answer, Exception):
                 raise answer
@@ -149,13 +114,13 @@ async def test_bad_arguments_are_refused_with_the_valid_forms_before_any_operati
     ops = RecordedOperations()
     async with Client(build_mcp_server(ops, read_only=False)) as client:
         bad_time = await client.call_tool("get_metrics", {"metric": "memory", "since": "last tuesday"})
-        assert bad_time.is_error and "ISO 8601" in _text(bad_time)
+        assert bad_time.is_error and "ISO 8601" in text(bad_time)
         bad_agg = await client.call_tool("get_metrics", {"metric": "memory_used_bytes", "agg": "median"})
-        assert bad_agg.is_error and "p95" in _text(bad_agg)  # the schema lists the valid values
+        assert bad_agg.is_error and "p95" in text(bad_agg)  # the schema lists the valid values
         too_many = await client.call_tool("get_metrics", {"metric": "memory", "max_points": 100000})
         assert too_many.is_error
         bad_state = await client.call_tool("list_alerts", {"state": "burning"})
-        assert bad_state.is_error and "firing" in _text(bad_state)
+        assert bad_state.is_error and "firing" in text(bad_state)
     assert ops.calls == []
 
 
@@ -163,8 +128,8 @@ async def test_the_operations_errors_reach_the_model_as_tool_errors_with_their_m
     ops = RecordedOperations({"get_alert": NotFoundError("no alert 7; list_alerts shows them")})
     async with Client(build_mcp_server(ops, read_only=False)) as client:
         result = await client.call_tool("get_alert", {"alert_id": 7})
-    assert result.is_error and _text(result).endswith(": no alert 7; list_alerts shows them")
-    assert ops.calls == [Call("get_alert", (7,), {})]
+    assert result.is_error and text(result).endswith(": no alert 7; list_alerts shows them")
+    assert ops.calls == [Call("get_alert", {"alert_id": 7})]
 
 
 async def test_read_only_mode_lists_no_destructive_tool() -> None:
@@ -172,7 +137,7 @@ async def test_read_only_mode_lists_no_destructive_tool() -> None:
         names = {t.name for t in (await client.list_tools()).tools}
         assert names == READ_TOOLS | CHANGING_TOOLS
         result = await client.call_tool("restart_service", {"service": "web-worker", "reason": "x" * 5})
-        assert result.is_error and "Unknown tool" in _text(result)
+        assert result.is_error and "Unknown tool" in text(result)
 
 
 @pytest.mark.parametrize(
@@ -196,21 +161,12 @@ async def test_the_users_answer_or_else_the_confirm_argument_reaches_the_restart
         result = await client.call_tool("restart_service", {"service": "w", "reason": "stuck", **arguments})
     assert not result.is_error, result.content
     [call] = ops.calls
-    assert call.args == ("w",) and call.kwargs["confirmed"] is confirmed and call.kwargs["dry_run"] is False
-    assert call.kwargs["reason"] == "stuck" and call.kwargs["actor"].startswith("mcp-memory")
+    assert call.operation == "restart_service" and call.arguments["name"] == "w" and call.arguments["reason"] == "stuck"
+    assert call.arguments["confirmed"] is confirmed and call.arguments["dry_run"] is False
+    assert call.arguments["actor"].startswith("mcp-memory")
 
 
 # -- a real agent watching no service manager -------------------------------------------------------------------------
-
-
-def _app_files(tmp_path: Path) -> tuple[Path, Path]:
-    """A Laravel app directory with a real-format log, and an empty Caddy access log."""
-    app = tmp_path / "shop"
-    (app / "storage" / "logs").mkdir(parents=True)
-    (app / "storage" / "logs" / "laravel.log").write_bytes((FIXTURES / "laravel" / "laravel.log").read_bytes())
-    access = tmp_path / "access.log"
-    access.touch()
-    return app, access
 
 
 def _append_requests(access: Path) -> None:
@@ -235,66 +191,9 @@ def _append_requests(access: Path) -> None:
         )
 
 
-def _config(tmp_path: Path, *, supervisor_url: str | None = None, **collectors: Any) -> Config:
-    """The agent's config: supervisor watched only at ``supervisor_url``, Parquet written in-process (cheap)."""
-    rules = tmp_path / "alerts.yaml"
-    rules.write_text(RULES, encoding="utf-8")
-    app, access = _app_files(tmp_path)
-    app_log = tmp_path / "laravel.log"
-    app_log.write_text(
-        "".join(f"[2026-11-28 10:00:{i:02d}] production.INFO: request {i}\n" for i in range(30))
-        + "[2026-11-28 10:01:00] production.ERROR: SQLSTATE[HY000] [2002] Connection refused\n",
-        encoding="utf-8",
-    )
-    supervisor = {"url": supervisor_url} if supervisor_url else {"enabled": False}
-    return Config.model_validate(
-        {
-            "agent": {"data_dir": str(tmp_path / "data"), "hostname": "shop-1"},
-            "storage": {"fsync": False, "worker_process": False},
-            "collectors": {
-                "services": {"systemd": {"enabled": False}, "supervisor": supervisor},
-                "laravel": {"apps": [{"name": "shop", "path": str(app), "queue_driver": "none"}]},
-                "access_logs": {"files": [{"path": str(access), "format": "caddy"}]},
-                **collectors,
-            },
-            "actions": {"restart_allowlist": ["web-worker"], "restart_backoff": "1ms"},
-            "logs": {"files": {"laravel": str(app_log)}},
-            # resource thresholds off: this machine's real load must not change what the tests expect
-            "alerts": {
-                "cpu_threshold": None,
-                "memory_threshold": None,
-                "disk_threshold": None,
-                "rules_file": str(rules),
-            },
-            "notifications": {"email": {"password": SECRET}},
-        }
-    )
-
-
-@asynccontextmanager
-async def _running(config: Config) -> AsyncIterator[Agent]:
-    """An agent with two system readings (so CPU has a rate), its services and its processes collected."""
-    agent = Agent(config)
-    await agent.start(schedule=False)
-    try:
-        with anyio.fail_after(5):
-            while not agent.store.latest("cpu_usage_ratio", {"cpu": "total"}):
-                await agent.run_collector("system")
-        await agent.run_collector("services")
-        await agent.run_collector("processes")
-        yield agent
-    finally:
-        await agent.stop()
-
-
-def _audit(agent: Agent, target: str) -> list[AuditRecord]:
-    assert agent.state is not None, "the agent is started"
-    return agent.state.audit(target=target)
-
-
 @pytest.fixture
 async def agent(tmp_path: Path) -> AsyncIterator[Agent]:
-    async with _running(_config(tmp_path)) as running:
+    async with running_agent(agent_config(tmp_path)) as running:
         yield running
 
 
@@ -333,7 +232,7 @@ async def test_get_metrics_is_bounded_summarised_and_reports_progress(agent: Age
         assert reported and reported[-1] == len(reports)
 
         unknown = await client.call_tool("get_metrics", {"metric": "memroy_used"})
-        assert unknown.is_error and "groups:" in _text(unknown) and "memory" in _text(unknown)
+        assert unknown.is_error and "groups:" in text(unknown) and "memory" in text(unknown)
 
 
 async def test_http_checks_are_listed_failing_first_with_latency_and_iso_times(tmp_path: Path) -> None:
@@ -344,7 +243,7 @@ async def test_http_checks_are_listed_failing_first_with_latency_and_iso_times(t
             {"name": "homepage", "url": server.url("/health")},
             {"name": "checkout", "url": server.url("/broken"), "retries": 0},
         ]
-        async with _running(_config(tmp_path, http_checks=checks)) as running:
+        async with running_agent(agent_config(tmp_path, http_checks=checks)) as running:
             for check in checks:
                 await running.run_collector(f"http_check:{check['name']}")
             async with Client(build_mcp_server(Monitor(running), read_only=False)) as client:
@@ -363,19 +262,19 @@ async def test_read_only_config_makes_the_monitor_refuse_and_audit_a_restart(age
     )
     with pytest.raises(ActionRefused, match="read_only"):
         await Monitor(agent).restart_service("web-worker", reason="test", actor="test", confirmed=True)
-    assert _audit(agent, "web-worker")[0].result == "refused"
+    assert audit_of(agent, "web-worker")[0].result == "refused"
 
 
 async def test_prompts_embed_current_data_and_guide_through_the_tools(agent: Agent) -> None:
     async with Client(build_mcp_server(Monitor(agent), read_only=False)) as client:
         prompts = {p.name for p in (await client.list_prompts()).prompts}
         assert prompts == {"incident_triage", "capacity_report", "daily_health_summary", "explain_spike"}
-        triage = _text(await client.get_prompt("incident_triage", {"alert_id": "A7"}))
+        triage = text(await client.get_prompt("incident_triage", {"alert_id": "A7"}))
         assert "starting from alert A7" in triage and '"host":"shop-1"' in triage and "get_service(name=" in triage
-        assert "**90d**" in _text(await client.get_prompt("capacity_report", {"horizon": "90d"}))
-        assert '"headline"' in _text(await client.get_prompt("daily_health_summary", {}))
+        assert "**90d**" in text(await client.get_prompt("capacity_report", {"horizon": "90d"}))
+        assert '"headline"' in text(await client.get_prompt("daily_health_summary", {}))
         spike = await client.get_prompt("explain_spike", {"metric": "memory_used_bytes", "when": "5m"})
-        assert "memory_used_bytes" in _text(spike)
+        assert "memory_used_bytes" in text(spike)
         with pytest.raises(MCPError):
             await client.get_prompt("explain_spike", {"metric": "no_such_metric"})
 
@@ -386,10 +285,10 @@ async def test_resources_give_status_redacted_config_and_metrics(agent: Agent) -
         assert uris == {"crucible://status", "crucible://config"}
         templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
         assert templates == {"crucible://metrics/{name}"}
-        config = _text(await client.read_resource("crucible://config"))
+        config = text(await client.read_resource("crucible://config"))
         assert SECRET not in config and "**********" in config
-        assert '"host":"shop-1"' in _text(await client.read_resource("crucible://status"))
-        metric = _text(await client.read_resource("crucible://metrics/memory_used_bytes"))
+        assert '"host":"shop-1"' in text(await client.read_resource("crucible://status"))
+        metric = text(await client.read_resource("crucible://metrics/memory_used_bytes"))
         assert '"metric":"memory_used_bytes"' in metric
 
 
@@ -406,7 +305,7 @@ async def test_alerts_can_be_listed_acknowledged_and_silenced_over_mcp(agent: Ag
         assert acked.structured_content is not None
         assert acked.structured_content["acknowledgement"]["by"].startswith("mcp-memory")
         bad = await client.call_tool("list_alerts", {"state": "burning"})
-        assert bad.is_error and "firing" in _text(bad)
+        assert bad.is_error and "firing" in text(bad)
         silenced = await client.call_tool(
             "silence_alerts", {"matchers": ["alertname=AlwaysFiring"], "duration": "2h", "reason": "deploying"}
         )
@@ -415,7 +314,7 @@ async def test_alerts_can_be_listed_acknowledged_and_silenced_over_mcp(agent: Ag
         listed_silences = (await client.call_tool("list_silences", {})).structured_content
         assert listed_silences is not None and [x["id"] for x in listed_silences["silences"]] == [silence_id]
         nothing = await client.call_tool("silence_alerts", {"matchers": ["x=~.*"], "duration": "2h", "reason": "r"})
-        assert nothing.is_error and "matcher" in _text(nothing)
+        assert nothing.is_error and "matcher" in text(nothing)
         await client.call_tool("delete_silence", {"silence_id": silence_id})
         detail = (await client.call_tool("get_alert", {"alert_id": alert["id"]})).structured_content
         assert detail is not None and [t["kind"] for t in detail["history"]][-1] == "acknowledged"
@@ -435,175 +334,6 @@ async def test_application_tools_answer_from_real_log_files(agent: Agent, tmp_pa
         assert not errors.is_error and errors.structured_content is not None
         assert "PaymentFailed" in json.dumps(errors.structured_content)
         unknown = await client.call_tool("recent_errors", {"app": "blog"})
-        assert unknown.is_error and "apps: shop" in _text(unknown)
+        assert unknown.is_error and "apps: shop" in text(unknown)
         no_mysql = await client.call_tool("slow_queries", {})
-        assert no_mysql.is_error and "collectors.mysql.enabled" in _text(no_mysql)
-
-
-# -- the agent watching a real supervisord: service state, program logs, restarts ------------------------------------
-
-
-@dataclass
-class Supervised:
-    agent: Agent
-    monitor: Monitor
-    supervisord: Supervisord
-
-    def pid(self, program: str) -> int:
-        return int(self.supervisord.process_info(program)["pid"])
-
-
-PROGRAMS = {
-    "web-worker": {
-        "command": "/bin/sh -c 'echo worker ready; echo failed job 42 >&2; exec /bin/sleep 1000'",
-        "startsecs": "0",
-    },
-    "mailer": {"command": "/bin/sleep 1000", "startsecs": "0"},
-}
-
-
-@pytest.fixture(scope="module")
-def module_supervisord(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisord]:
-    """One supervisord for this module: starting and stopping it would be most of each test's time."""
-    with run_supervisord(tmp_path_factory.mktemp("sv"), PROGRAMS) as sv:
-        yield sv
-
-
-@pytest.fixture
-def supervisord(module_supervisord: Supervisord) -> Supervisord:
-    """The module's supervisord with every program RUNNING again, whatever the test before did to them."""
-    with module_supervisord.rpc() as rpc:
-        for program in PROGRAMS:
-            if module_supervisord.process_info(program)["statename"] != "RUNNING":
-                rpc.supervisor.startProcess(program)
-    wait_until(
-        lambda: all(module_supervisord.process_info(p)["statename"] == "RUNNING" for p in PROGRAMS),
-        15,
-        "programs RUNNING",
-    )
-    return module_supervisord
-
-
-@pytest.fixture
-async def setup(tmp_path: Path, supervisord: Supervisord) -> AsyncIterator[Supervised]:
-    async with _running(_config(tmp_path, supervisor_url=supervisord.url)) as running:
-        yield Supervised(running, Monitor(running), supervisord)
-
-
-async def test_get_system_status_counts_services_and_puts_a_stopped_one_first_with_since(setup: Supervised) -> None:
-    async with Client(build_mcp_server(setup.monitor, read_only=False)) as client:
-        summary = (await client.call_tool("get_system_status", {})).structured_content
-        assert summary is not None and summary["services"] == {"total": 2, "up": 2, "down": 0}
-        assert not [f for f in summary["findings"] if f["subject"].startswith("service")]
-        with setup.supervisord.rpc() as rpc:
-            rpc.supervisor.stopProcess("mailer")
-        await setup.agent.run_collector("services")
-        summary = (await client.call_tool("get_system_status", {})).structured_content
-    assert summary is not None and summary["status"] in ("warning", "critical")
-    first = summary["findings"][0]
-    assert first["subject"] == "service mailer" and "stopped" in first["problem"]
-    assert first["since"].endswith("+00:00") and "get_service(name='mailer')" in first["hint"]
-    assert "service mailer: other service is stopped" in summary["headline"]
-
-
-async def test_services_logs_and_files_are_read_without_a_shell(setup: Supervised) -> None:
-    async with Client(build_mcp_server(setup.monitor, read_only=False)) as client:
-        services = (await client.call_tool("list_services", {"category": "queue"})).structured_content
-        assert services is not None and [s["name"] for s in services["services"]] == ["web-worker"]
-        detail = (await client.call_tool("get_service", {"name": "web-worker"})).structured_content
-        assert detail is not None and detail["service"]["up"] is True
-        assert "worker ready" in detail["log"]["lines"] and "[stderr] failed job 42" in detail["log"]["lines"]
-        unknown = await client.call_tool("get_service", {"name": "nginx"})
-        assert unknown.is_error and "watched: mailer, web-worker" in _text(unknown)
-
-        tail = (await client.call_tool("tail_logs", {"source": "laravel", "lines": 5})).structured_content
-        assert tail is not None and len(tail["lines"]) == 5 and tail["truncated"] is True
-        errors = await client.call_tool("tail_logs", {"source": "laravel", "contains": "error"})
-        assert errors.structured_content is not None
-        assert errors.structured_content["lines"] == [
-            "[2026-11-28 10:01:00] production.ERROR: SQLSTATE[HY000] [2002] Connection refused"
-        ]
-        bad = await client.call_tool("tail_logs", {"source": "/etc/shadow"})
-        assert bad.is_error and "valid: laravel, mailer, web-worker" in _text(bad)
-
-
-async def _restart(client: Client, **arguments: Any) -> Any:
-    return await client.call_tool("restart_service", {"reason": "worker stuck on job 42", **arguments})
-
-
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_restart_with_elicitation_accepted_restarts_and_audits_before_and_after(
-    setup: Supervised, mode: str
-) -> None:
-    pid_before = setup.pid("web-worker")
-    async with Client(build_mcp_server(setup.monitor, read_only=False), mode=mode, elicitation_callback=accept) as c:
-        result = await _restart(c, service="web-worker")
-    assert not result.is_error, result.content
-    restart = result.structured_content
-    assert restart is not None and restart["result"] == "restarted"
-    assert setup.pid("web-worker") != pid_before
-    [record] = _audit(setup.agent, "web-worker")
-    assert record.result == "restarted" and record.actor.startswith("mcp-memory")
-    assert record.reason == "worker stuck on job 42"
-    assert record.state_before is not None and record.state_before["pid"] == pid_before
-    assert record.state_after is not None and record.state_after["pid"] == setup.pid("web-worker")
-
-
-async def test_a_declined_confirmation_restarts_nothing_and_is_audited(setup: Supervised) -> None:
-    pid_before = setup.pid("web-worker")
-    async with Client(build_mcp_server(setup.monitor, read_only=False), elicitation_callback=decline) as client:
-        result = await _restart(client, service="web-worker")
-    assert result.structured_content is not None and result.structured_content["result"] == "declined"
-    assert setup.pid("web-worker") == pid_before
-    assert [r.result for r in _audit(setup.agent, "web-worker")] == ["declined"]
-
-
-async def test_without_elicitation_the_confirm_argument_decides(setup: Supervised) -> None:
-    pid_before = setup.pid("web-worker")
-    async with Client(build_mcp_server(setup.monitor, read_only=False)) as client:  # no elicitation support
-        unconfirmed = await _restart(client, service="web-worker")
-        assert unconfirmed.structured_content is not None
-        assert unconfirmed.structured_content["result"] == "declined"
-        assert setup.pid("web-worker") == pid_before
-        confirmed = await _restart(client, service="web-worker", confirm=True)
-        assert confirmed.structured_content is not None and confirmed.structured_content["result"] == "restarted"
-    assert setup.pid("web-worker") != pid_before
-
-
-async def test_services_off_the_allowlist_and_injection_strings_are_refused_and_audited(setup: Supervised) -> None:
-    refusals = [
-        ("mailer", "'mailer' is not on the restart allowlist; allowed: web-worker"),
-        ("nginx; rm -rf /", "is not on the restart allowlist"),
-        ("--help", "is not on the restart allowlist"),
-        ("../x", "is not on the restart allowlist"),
-    ]
-    pids = {p: setup.pid(p) for p in ("web-worker", "mailer")}
-    async with Client(build_mcp_server(setup.monitor, read_only=False), elicitation_callback=accept) as client:
-        for service, message in refusals:
-            result = await _restart(client, service=service)
-            assert result.is_error and message in _text(result), service
-            [record] = _audit(setup.agent, service)
-            assert record.result == "refused" and message in record.detail, service
-    assert {p: setup.pid(p) for p in pids} == pids
-
-
-async def test_the_restart_budget_stops_a_restart_loop(setup: Supervised) -> None:
-    await setup.agent.apply_config(
-        setup.agent.config.model_copy(
-            update={"actions": setup.agent.config.actions.model_copy(update={"restart_budget": 2})}
-        )
-    )
-    async with Client(build_mcp_server(setup.monitor, read_only=False), elicitation_callback=accept) as client:
-        results = [await _restart(client, service="web-worker") for _ in range(3)]
-    assert [(r.structured_content or {}).get("result") for r in results[:2]] == ["restarted", "restarted"]
-    assert results[2].is_error and "restart budget exhausted: 2 restarts of web-worker" in _text(results[2])
-    assert [r.result for r in _audit(setup.agent, "web-worker")] == ["refused", "restarted", "restarted"]
-
-
-async def test_a_dry_run_says_what_would_happen_and_changes_nothing(setup: Supervised) -> None:
-    pid_before = setup.pid("web-worker")
-    async with Client(build_mcp_server(setup.monitor, read_only=False), elicitation_callback=decline) as client:
-        result = await _restart(client, service="web-worker", dry_run=True)
-    assert result.structured_content is not None and result.structured_content["result"] == "dry_run"
-    assert "stopProcess/startProcess('web-worker')" in result.structured_content["message"]
-    assert setup.pid("web-worker") == pid_before
+        assert no_mysql.is_error and "collectors.mysql.enabled" in text(no_mysql)
