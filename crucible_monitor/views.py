@@ -3,7 +3,7 @@ and lists wrapped in a model (with a hint to the next tool) so that every tool h
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Self, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -28,6 +28,14 @@ __all__ = [
     "TransitionList",
 ]
 
+_View = TypeVar("_View", bound=BaseModel)
+
+
+def _view(view: type[_View], source: BaseModel, **converted: object) -> _View:
+    """``view`` of ``source``: the fields it has under the same name as they are, the others as ``converted``."""
+    same = source.model_dump(include=set(view.model_fields) & set(type(source).model_fields))
+    return view.model_validate({**same, **converted})
+
 
 def _quantity(value: float | None, unit: str) -> Quantity | None:
     return None if value is None else Quantity(value=value, unit=unit, human=human(value, unit))
@@ -51,18 +59,11 @@ class ServiceView(BaseModel):
     @classmethod
     def of(cls, status: ServiceStatus) -> Self:
         """The view of a collected service status."""
-        return cls(
-            name=status.name,
-            manager=status.manager,
-            category=status.category,
-            up=status.up,
-            state=status.state,
-            sub_state=status.sub_state,
+        return _view(
+            cls,
+            status,
             since=iso(status.since) if status.since else None,
-            restarts=status.restarts,
             memory=_quantity(status.memory_bytes, "bytes"),
-            pid=status.pid,
-            description=status.description,
         )
 
 
@@ -92,16 +93,11 @@ class CheckView(BaseModel):
     @classmethod
     def of(cls, check: CheckResult) -> Self:
         """The view of a check's latest result."""
-        return cls(
-            name=check.name,
-            url=check.url,
-            ok=check.ok,
-            failure=check.failure,
-            error=check.error,
-            status_code=check.status_code,
+        return _view(
+            cls,
+            check,
             latency=_quantity(check.duration_seconds, "seconds"),
             checked_at=iso(check.checked_at),
-            consecutive_failures=check.consecutive_failures,
             certificate_expires=iso(check.tls_expires_at) if check.tls_expires_at else None,
             certificate_days_left=round(check.tls_days_left, 2) if check.tls_days_left is not None else None,
             certificate_issuer=check.tls_issuer,
