@@ -1,1 +1,1 @@
-"""MCP prompt templates: Markdown files with $placeholders filled by crucible_monitor.server.mcp."""
+"""MCP prompts: Markdown templates with $placeholders, filled by the builders in :mod:`.builders`."""

@@ -6,70 +6,64 @@ destructive tool, ``restart_service``, asks the user through elicitation where t
 otherwise needs ``confirm=true`` (hosts such as Claude Code and Crush ask the user before a destructive tool runs;
 clients without elicitation, such as the Inspector CLI, can still act, but only explicitly). With
 ``actions.read_only`` it is not listed at all.
+
+This module only wires: the tools' result views are in :mod:`crucible_monitor.views`, the token, the audit actor
+and the restart confirmation in :mod:`crucible_monitor.server.auth`, the prompts' text in
+:mod:`crucible_monitor.prompts.builders`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
-import string
 import time
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
-from importlib import resources
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from mcp.server.auth.middleware.auth_context import get_access_token
-from mcp.server.auth.provider import AccessToken, TokenVerifier
-from mcp.server.auth.settings import AuthSettings
-from mcp.server.mcpserver import (
-    AcceptedElicitation,
-    Context,
-    Elicit,
-    ElicitationResult,
-    MCPServer,
-    Resolve,
-)
+from mcp.server.mcpserver import AcceptedElicitation, Context, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import AnyHttpUrl, BaseModel, Field
+from pydantic import Field
 
 from crucible_monitor import __version__
-from crucible_monitor.alerts.operations import AlertDetail, AlertFilter, AlertView, SilenceView, TransitionView
-from crucible_monitor.analysis.results import (
-    AnomalyRate,
-    AnomalyView,
-    CapacityReport,
-    Explanation,
-    Forecast,
-    Recommendation,
-)
+from crucible_monitor.alerts.operations import AlertDetail, AlertFilter, AlertView, SilenceView
+from crucible_monitor.analysis.results import AnomalyRate, CapacityReport, Explanation, Forecast
 from crucible_monitor.config import parse_duration
 from crucible_monitor.errors import CrucibleError
-from crucible_monitor.models import EventKind, iso
+from crucible_monitor.models import EventKind
 from crucible_monitor.monitor import metric_group
 from crucible_monitor.operations import Operations
+from crucible_monitor.prompts import builders as prompts
 from crucible_monitor.schemas import (
-    AuditView,
-    CheckResult,
-    EventView,
     LogTail,
-    MetricInfo,
     MetricsReport,
-    Quantity,
     RecentErrors,
     RestartResult,
     ServiceDetail,
-    ServiceStatus,
     SlowQueries,
     StatusSummary,
     TopEndpoints,
 )
+from crucible_monitor.server.auth import Confirm, McpAuth
+from crucible_monitor.server.auth import actor as _actor
+from crucible_monitor.server.auth import ask_restart_confirmation as _ask_confirmation
 from crucible_monitor.timeparse import parse_time
-from crucible_monitor.units import human
+from crucible_monitor.views import (
+    AlertList,
+    AnomalyList,
+    AuditList,
+    CheckList,
+    CheckView,
+    EventList,
+    MetricCatalogue,
+    RecommendationList,
+    ServiceList,
+    ServiceView,
+    SilenceList,
+    TransitionList,
+)
 
 __all__ = ["McpAuth", "build_mcp_server"]
 
@@ -93,190 +87,6 @@ EventKindName = Literal[
     "action",
 ]
 assert set(get_args(EventKindName)) == {k.value for k in EventKind}, "EventKindName must list every EventKind"
-
-
-@dataclass(frozen=True)
-class McpAuth:
-    """Bearer-token auth for MCP over HTTP: the agent's API token, checked by a TokenVerifier."""
-
-    token: str
-    base_url: str
-
-
-class _StaticTokenVerifier(TokenVerifier):
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    async def verify_token(self, token: str) -> AccessToken | None:
-        if secrets.compare_digest(token.encode(), self._token.encode()):
-            return AccessToken(token=token, client_id="api-token", scopes=["crucible"])
-        return None
-
-
-# -- result models (what the model reads: ISO times, units and human forms) ---------------------------------------
-
-
-class ServiceView(BaseModel):
-    """A service as the model reads it."""
-
-    name: str
-    manager: str
-    category: str
-    up: bool
-    state: str
-    sub_state: str | None
-    since: str | None = Field(description="ISO 8601: when it entered this state")
-    restarts: int
-    memory: Quantity | None
-    pid: int | None
-    description: str | None
-
-
-class ServiceDetailView(BaseModel):
-    """One service, its recent events and its last log lines."""
-
-    service: ServiceView
-    recent_events: list[EventView]
-    log: LogTail | None
-    log_error: str | None
-    hint: str
-
-
-class ServiceList(BaseModel):
-    """Watched services, down first."""
-
-    services: list[ServiceView]
-    hint: str
-
-
-class CheckView(BaseModel):
-    """An HTTP check as the model reads it."""
-
-    name: str
-    url: str
-    ok: bool
-    failure: str | None
-    error: str | None
-    status_code: int | None
-    latency: Quantity | None
-    checked_at: str
-    consecutive_failures: int
-    certificate_expires: str | None
-    certificate_days_left: float | None
-    certificate_issuer: str | None
-
-
-class CheckList(BaseModel):
-    """HTTP checks, failing first."""
-
-    checks: list[CheckView]
-    hint: str
-
-
-class MetricCatalogue(BaseModel):
-    """Metrics that can be asked for, and the groups (prefixes) get_metrics accepts."""
-
-    metrics: list[MetricInfo]
-    groups: list[str]
-
-
-class EventList(BaseModel):
-    """Events, newest first."""
-
-    events: list[EventView]
-
-
-class AlertList(BaseModel):
-    """Alerts, newest first."""
-
-    alerts: list[AlertView]
-    hint: str
-
-
-class TransitionList(BaseModel):
-    """Alert transitions, newest first."""
-
-    transitions: list[TransitionView]
-
-
-class SilenceList(BaseModel):
-    """Silences and maintenance windows."""
-
-    silences: list[SilenceView]
-
-
-class AnomalyList(BaseModel):
-    """Anomalies, newest first."""
-
-    anomalies: list[AnomalyView]
-    hint: str
-
-
-class RecommendationList(BaseModel):
-    """Recommendations, most severe first."""
-
-    recommendations: list[Recommendation]
-
-
-class AuditList(BaseModel):
-    """Actions attempted on the host, newest first."""
-
-    records: list[AuditView]
-
-
-class Confirm(BaseModel):
-    """The user's answer to a restart question."""
-
-    ok: bool = Field(description="Restart it now?")
-
-
-def _service_view(s: ServiceStatus) -> ServiceView:
-    return ServiceView(
-        name=s.name,
-        manager=s.manager,
-        category=s.category,
-        up=s.up,
-        state=s.state,
-        sub_state=s.sub_state,
-        since=iso(s.since) if s.since else None,
-        restarts=s.restarts,
-        memory=Quantity(value=s.memory_bytes, unit="bytes", human=human(s.memory_bytes, "bytes"))
-        if s.memory_bytes is not None
-        else None,
-        pid=s.pid,
-        description=s.description,
-    )
-
-
-def _check_view(c: CheckResult) -> CheckView:
-    return CheckView(
-        name=c.name,
-        url=c.url,
-        ok=c.ok,
-        failure=c.failure,
-        error=c.error,
-        status_code=c.status_code,
-        latency=Quantity(value=c.duration_seconds, unit="seconds", human=human(c.duration_seconds, "seconds"))
-        if c.duration_seconds is not None
-        else None,
-        checked_at=iso(c.checked_at),
-        consecutive_failures=c.consecutive_failures,
-        certificate_expires=iso(c.tls_expires_at) if c.tls_expires_at else None,
-        certificate_days_left=round(c.tls_days_left, 2) if c.tls_days_left is not None else None,
-        certificate_issuer=c.tls_issuer,
-    )
-
-
-def _ask_confirmation(
-    service: str, reason: str, confirm: bool, dry_run: bool, ctx: Context[Any, Any]
-) -> Confirm | Elicit[Confirm]:
-    """Ask the user through elicitation; where the client cannot be asked, the explicit ``confirm`` decides."""
-    if dry_run:
-        return Confirm(ok=True)  # nothing happens: no question
-    capabilities = ctx.client_capabilities
-    if capabilities is None or capabilities.elicitation is None:
-        return Confirm(ok=confirm)
-    return Elicit(f"Restart {service} on this server? Reason given: {reason}", Confirm)
 
 
 @contextmanager
@@ -314,25 +124,6 @@ def _duration(text: str | None, name: str) -> timedelta | None:
     return None if seconds is None else timedelta(seconds=seconds)
 
 
-def _actor(ctx: Context[Any, Any], transport: str) -> str:
-    """Who is asking, for the audit record: the token's client (HTTP) or stdio, and the MCP client's name."""
-    token = get_access_token()
-    who = f"mcp-http:{token.client_id}" if token is not None else f"mcp-{transport}"
-    params = ctx.session.client_params
-    if params is not None:
-        who += f" ({params.client_info.name} {params.client_info.version})"
-    return who
-
-
-def _prompt(name: str, **values: object) -> str:
-    """A prompt template from ``crucible_monitor/prompts/`` with ``$names`` filled in (JSON for data)."""
-    text = resources.files("crucible_monitor.prompts").joinpath(f"{name}.md").read_text(encoding="utf-8")
-    filled = {
-        k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":"), default=str) for k, v in values.items()
-    }
-    return string.Template(text).substitute(filled)
-
-
 def build_mcp_server(
     ops: Operations,
     *,
@@ -341,16 +132,6 @@ def build_mcp_server(
     auth: McpAuth | None = None,
 ) -> MCPServer:
     """An MCP server over ``ops``; with ``auth`` it requires the bearer token (for HTTP)."""
-    auth_kwargs: dict[str, Any] = {}
-    if auth is not None:
-        auth_kwargs = {
-            "token_verifier": _StaticTokenVerifier(auth.token),
-            "auth": AuthSettings(
-                issuer_url=AnyHttpUrl(auth.base_url),
-                resource_server_url=AnyHttpUrl(f"{auth.base_url}/mcp"),
-                required_scopes=["crucible"],
-            ),
-        }
     mcp = MCPServer(
         "crucible-monitor",
         version=__version__,
@@ -360,7 +141,8 @@ def build_mcp_server(
             "8601 with zone; values come with units and a human form."
         ),
         log_level="WARNING",
-        **auth_kwargs,
+        token_verifier=auth.verifier() if auth else None,
+        auth=auth.settings() if auth else None,
     )
 
     @mcp.tool(annotations=_READ)
@@ -430,7 +212,7 @@ def build_mcp_server(
         """Watched systemd units and supervisor programs: state, since when, restarts, memory."""
         services = sorted(await _guarded(ops.services(state, category)), key=lambda s: (s.up, s.name))
         return ServiceList(
-            services=[_service_view(s) for s in services],
+            services=[ServiceView.of(s) for s in services],
             hint="get_service(name=...) for one service's restarts and log",
         )
 
@@ -446,7 +228,7 @@ def build_mcp_server(
         """HTTP checks: up or failing (and why: dns, connect, tls, timeout, status, keyword), latency, certificate."""
         checks = sorted(await _guarded(ops.http_checks()), key=lambda c: (c.ok, c.name))
         return CheckList(
-            checks=[_check_view(c) for c in checks],
+            checks=[CheckView.of(c) for c in checks],
             hint="get_metrics(metric='http_check_duration_seconds', labels={'check': ...}) for latency over time",
         )
 
@@ -663,99 +445,22 @@ def build_mcp_server(
     @mcp.prompt(title="Incident triage")
     async def incident_triage(alert_id: str | None = None) -> str:
         """Triage what is wrong now: status, recent events and alerts, then a guided investigation."""
-        status = await _guarded(ops.status_summary())
-        events = await _guarded(ops.events(since=time.time() - 3600, limit=30))
-        alerts = await _guarded(ops.list_alerts())
-        return _prompt(
-            "incident_triage",
-            host=status.host,
-            now=status.ts,
-            alert_clause=f", starting from alert {alert_id}" if alert_id else "",
-            status=status.model_dump(mode="json", exclude={"vitals"}),
-            events=[e.model_dump(mode="json") for e in events],
-            alerts=[a.model_dump(mode="json", exclude={"fingerprint"}) for a in alerts],
-        )
+        return await _guarded(prompts.incident_triage(ops, alert_id))
 
     @mcp.prompt(name="capacity_report", title="Capacity report")
     async def capacity_report_prompt(horizon: str = "30d") -> str:
         """A capacity report: current usage and 7-day growth per resource, and when each fills."""
-        status = await _guarded(ops.status_summary())
-        now = time.time()
-        growth = {}
-        for name in ("filesystem_used_ratio", "memory_used_ratio", "swap_used_ratio"):
-            try:
-                report = await ops.metrics_report(
-                    name, start=now - 7 * 86400, end=now, step=86400, max_points=8, max_series=10
-                )
-            except CrucibleError:
-                continue
-            for metric_report in report.reports:
-                for series in metric_report.series:
-                    key = name + ("" if not series.labels else f" {series.labels.get('mountpoint', series.labels)}")
-                    growth[key] = [[ts[:10], value] for ts, value in series.points]
-        try:
-            capacity = await ops.capacity_report(horizon=_seconds(horizon, "horizon"))
-            forecasts: object = [
-                f.model_dump(mode="json", include={"resource", "current", "slope_per_day", "thresholds", "fit_quality"})
-                for f in capacity.forecasts
-            ]
-        except CrucibleError as exc:
-            forecasts = f"not available: {exc}"
-        return _prompt(
-            "capacity_report",
-            host=status.host,
-            now=status.ts,
-            horizon=horizon,
-            usage={k: v.human for k, v in status.vitals.items()},
-            growth=growth,
-            forecasts=forecasts,
-        )
+        return await _guarded(prompts.capacity_report(ops, horizon, _seconds(horizon, "horizon")))
 
     @mcp.prompt(title="Daily health summary")
     async def daily_health_summary() -> str:
         """Yesterday in ten lines: incidents, restarts, peaks, trends."""
-        status = await _guarded(ops.status_summary())
-        now = time.time()
-        events = await _guarded(ops.events(since=now - 86400, limit=50))
-        peaks = {}
-        for name in ("cpu_usage_ratio", "memory_used_ratio", "load1"):
-            try:
-                report = await ops.metrics_report(name, start=now - 86400, end=now, step=3600, max_points=24)
-            except CrucibleError:
-                continue
-            for metric_report in report.reports:
-                for series in metric_report.series[:1]:
-                    peaks[name] = {"max": series.human["max"], "avg": series.human["avg"]}
-        return _prompt(
-            "daily_health_summary",
-            host=status.host,
-            now=status.ts,
-            status=status.model_dump(mode="json", include={"status", "headline", "findings", "services", "checks"}),
-            events=[e.model_dump(mode="json", include={"ts", "kind", "subject", "message"}) for e in events],
-            peaks=peaks,
-        )
+        return await _guarded(prompts.daily_health_summary(ops))
 
     @mcp.prompt(title="Explain a spike")
     async def explain_spike(metric: str, when: str = "1h") -> str:
         """Explain a change in one metric around a time: the series around it and the events in the window."""
-        at = _time(when, "when")
-        catalogue = {m.name: m for m in await _guarded(ops.list_metrics())}
-        if metric not in catalogue:
-            raise ToolError(f"unknown metric {metric!r}; list_metrics shows them")
-        report = await _guarded(ops.metrics_report(metric, start=at - 3600, end=at + 3600, max_points=60))
-        events = await _guarded(ops.events(since=at - 3600, limit=50))
-        window = [e for e in events if e.ts <= iso(at + 3600)]
-        status = await _guarded(ops.status_summary())
-        return _prompt(
-            "explain_spike",
-            host=status.host,
-            metric=metric,
-            when=iso(at),
-            description=catalogue[metric].description,
-            unit=report.reports[0].unit if report.reports else catalogue[metric].unit,
-            series=[s.model_dump(mode="json") for r in report.reports for s in r.series],
-            events=[e.model_dump(mode="json", include={"ts", "kind", "subject", "message"}) for e in window],
-        )
+        return await _guarded(prompts.explain_spike(ops, metric, _time(when, "when")))
 
     @mcp.resource("crucible://status", mime_type="application/json")
     async def status_resource() -> str:
