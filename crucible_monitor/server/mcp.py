@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken, TokenVerifier
@@ -47,11 +47,11 @@ from crucible_monitor.analysis.results import (
     Forecast,
     Recommendation,
 )
-from crucible_monitor.config import parse_duration
+from crucible_monitor.config import Category
 from crucible_monitor.errors import CrucibleError
-from crucible_monitor.models import EventKind, iso
-from crucible_monitor.monitor import metric_group
+from crucible_monitor.models import EventKind, Severity, iso
 from crucible_monitor.operations import Operations
+from crucible_monitor.params import TIME_FORMS, parse_seconds, parse_time
 from crucible_monitor.schemas import (
     AuditView,
     CheckResult,
@@ -68,7 +68,7 @@ from crucible_monitor.schemas import (
     StatusSummary,
     TopEndpoints,
 )
-from crucible_monitor.timeparse import parse_time
+from crucible_monitor.storage.aggregate import Aggregation
 from crucible_monitor.units import human
 
 __all__ = ["McpAuth", "build_mcp_server"]
@@ -77,22 +77,7 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
-_TIME_HELP = "now, a duration ago (30m, 6h, 7d), ISO 8601 (2026-11-28T10:00:00Z) or Unix seconds"
-Category = Literal["web", "database", "cache", "php", "queue", "other"]
-Agg = Literal["avg", "min", "max", "last", "p95", "count", "rate"]
-EventKindName = Literal[
-    "service_state",
-    "service_restart",
-    "check_failed",
-    "check_recovered",
-    "collector_error",
-    "alert",
-    "anomaly",
-    "agent",
-    "config",
-    "action",
-]
-assert set(get_args(EventKindName)) == {k.value for k in EventKind}, "EventKindName must list every EventKind"
+_TIME_HELP = TIME_FORMS
 
 
 @dataclass(frozen=True)
@@ -296,22 +281,19 @@ async def _guarded(call: Awaitable[_T]) -> _T:
 def _time(text: str, name: str) -> float:
     try:
         return parse_time(text, time.time())
-    except ValueError:
-        raise ToolError(f"invalid {name} {text!r}: use {_TIME_HELP}") from None
+    except ValueError as exc:
+        raise ToolError(f"{name}: {exc}") from None
 
 
-def _seconds(text: str | None, name: str) -> float | None:
-    if text is None:
-        return None
+def _seconds(text: str, name: str) -> float:
     try:
-        return parse_duration(text).total_seconds()
-    except ValueError:
-        raise ToolError(f"invalid {name} {text!r}: use a duration such as 10s, 5m, 1h, 1d") from None
+        return parse_seconds(text)
+    except ValueError as exc:
+        raise ToolError(f"{name}: {exc}") from None
 
 
-def _duration(text: str | None, name: str) -> timedelta | None:
-    seconds = _seconds(text, name)
-    return None if seconds is None else timedelta(seconds=seconds)
+def _duration(text: str, name: str) -> timedelta:
+    return timedelta(seconds=_seconds(text, name))
 
 
 def _actor(ctx: Context[Any, Any], transport: str) -> str:
@@ -393,34 +375,28 @@ def build_mcp_server(
         until: Annotated[str, Field(description=f"End: {_TIME_HELP}.")] = "now",
         step: Annotated[str | None, Field(description="Bucket width (1m, 1h); default fits max_points.")] = None,
         agg: Annotated[
-            Agg | None, Field(description="Default: rate for counters (per second), avg for gauges.")
+            Aggregation | None, Field(description="Default: rate for counters (per second), avg for gauges.")
         ] = None,
         max_points: Annotated[int, Field(ge=2, le=500, description="Points per series at most.")] = 60,
         max_series: Annotated[int, Field(ge=1, le=50, description="Series per metric at most (largest first).")] = 10,
     ) -> MetricsReport:
         """History of a metric or a metric group: min, max, avg, p95, last (raw and human) and bounded points."""
         start, end = _time(since, "since"), _time(until, "until")
-        catalogue = [m.name for m in await _guarded(ops.list_metrics())]
-        with _tool_errors():
-            names = metric_group(catalogue, metric)
-        reports = []
-        for done, name in enumerate(names):
-            await ctx.report_progress(done, len(names), f"reading {name}")
-            report = await _guarded(
-                ops.metrics_report(
-                    name,
-                    start=start,
-                    end=end,
-                    step=_seconds(step, "step"),
-                    agg=agg,
-                    labels=labels,
-                    max_points=max_points,
-                    max_series=max_series,
-                )
+        await ctx.report_progress(0, None, f"reading {metric}")
+        report = await _guarded(
+            ops.metrics_report(
+                metric,
+                start=start,
+                end=end,
+                step=_seconds(step, "step") if step else None,
+                agg=agg,
+                labels=labels,
+                max_points=max_points,
+                max_series=max_series,
             )
-            reports.extend(report.reports)
-        await ctx.report_progress(len(names), len(names), "done")
-        return MetricsReport(reports=reports, hint=report.hint)
+        )
+        await ctx.report_progress(len(report.reports), len(report.reports), "done")
+        return report
 
     @mcp.tool(annotations=_READ)
     async def list_services(
@@ -462,7 +438,7 @@ def build_mcp_server(
     @mcp.tool(annotations=_READ)
     async def get_events(
         since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "1h",
-        kinds: Annotated[list[EventKindName] | None, Field(description="Only these kinds.")] = None,
+        kinds: Annotated[list[EventKind] | None, Field(description="Only these kinds.")] = None,
         subject: Annotated[str | None, Field(description="A service, check or collector name.")] = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
     ) -> EventList:
@@ -478,7 +454,7 @@ def build_mcp_server(
     @mcp.tool(annotations=_READ)
     async def list_alerts(
         state: Annotated[AlertFilter, Field(description="active = pending or firing.")] = "active",
-        severity: Annotated[Literal["info", "warning", "critical"] | None, Field(description="Only this.")] = None,
+        severity: Annotated[Severity | None, Field(description="Only this.")] = None,
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> AlertList:
         """Alerts newest first: state, severity, labels, summary, since when, acknowledged or silenced."""
@@ -512,7 +488,12 @@ def build_mcp_server(
     ) -> AlertView:
         """Acknowledge an alert: someone is on it, so it is not notified again until it resolves or expires."""
         return await _guarded(
-            ops.acknowledge_alert(alert_id, by=_actor(ctx, transport), note=note, expires=_duration(expires, "expires"))
+            ops.acknowledge_alert(
+                alert_id,
+                by=_actor(ctx, transport),
+                note=note,
+                expires=_duration(expires, "expires") if expires else None,
+            )
         )
 
     @mcp.tool(annotations=_READ)
@@ -560,9 +541,7 @@ def build_mcp_server(
         bucket: Annotated[str, Field(description="Bucket width, e.g. 1h or 1d.")] = "1h",
     ) -> AnomalyRate:
         """The host's anomalies per time bucket and the share of time spent inside one: is it getting worse?"""
-        width = _seconds(bucket, "bucket")
-        assert width is not None
-        return await _guarded(ops.anomaly_rate(since=_time(since, "since"), bucket=width))
+        return await _guarded(ops.anomaly_rate(since=_time(since, "since"), bucket=_seconds(bucket, "bucket")))
 
     @mcp.tool(annotations=_READ)
     async def get_recommendations() -> RecommendationList:
@@ -627,7 +606,6 @@ def build_mcp_server(
             """Mute notifications of the alerts matching every matcher for a while (name=value, name!=value,
             name=~regex, name!~regex). Alerts still fire and show in list_alerts."""
             span = _duration(duration, "duration")
-            assert span is not None
             return await _guarded(
                 ops.silence_alerts(matchers, duration=span, reason=reason, author=_actor(ctx, transport))
             )
