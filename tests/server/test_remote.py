@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import anyio
 import pytest
-from agent_process import STARTUP_TIMEOUT, ServedAgent, serve_agent
+from agent_process import STARTUP_TIMEOUT, ServedAgent
 
 from crucible_monitor.remote import RemoteMonitor
 
 pytestmark = pytest.mark.anyio
 
 THIRTY_DAYS = 30 * 86400.0
-NO_SUPERVISOR = "collectors:\n  services:\n    supervisor:\n      url: unix://{tmp}/absent.sock\n"
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedAgent]:
-    tmp_path: Path = tmp_path_factory.mktemp("served")
-    with serve_agent(tmp_path, NO_SUPERVISOR.format(tmp=tmp_path)) as agent:
-        yield agent
 
 
 async def test_forecast_and_capacity_report_with_a_30_day_horizon(served: ServedAgent) -> None:
