@@ -18,7 +18,6 @@ import time
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -51,7 +50,7 @@ from crucible_monitor.config import Category
 from crucible_monitor.errors import CrucibleError
 from crucible_monitor.models import EventKind, Severity, iso
 from crucible_monitor.operations import Operations
-from crucible_monitor.params import TIME_FORMS, parse_seconds, parse_time
+from crucible_monitor.params import TIME_FORMS, Seconds, Span, Time, parse_seconds, parse_time
 from crucible_monitor.schemas import (
     AuditView,
     CheckResult,
@@ -292,10 +291,6 @@ def _seconds(text: str, name: str) -> float:
         raise ToolError(f"{name}: {exc}") from None
 
 
-def _duration(text: str, name: str) -> timedelta:
-    return timedelta(seconds=_seconds(text, name))
-
-
 def _actor(ctx: Context[Any, Any], transport: str) -> str:
     """Who is asking, for the audit record: the token's client (HTTP) or stdio, and the MCP client's name."""
     token = get_access_token()
@@ -373,7 +368,7 @@ def build_mcp_server(
         ] = None,
         since: Annotated[str, Field(description=f"Start: {_TIME_HELP}.")] = "1h",
         until: Annotated[str, Field(description=f"End: {_TIME_HELP}.")] = "now",
-        step: Annotated[str | None, Field(description="Bucket width (1m, 1h); default fits max_points.")] = None,
+        step: Annotated[Seconds | None, Field(description="Bucket width (1m, 1h); default fits max_points.")] = None,
         agg: Annotated[
             Aggregation | None, Field(description="Default: rate for counters (per second), avg for gauges.")
         ] = None,
@@ -388,7 +383,7 @@ def build_mcp_server(
                 metric,
                 start=start,
                 end=end,
-                step=_seconds(step, "step") if step else None,
+                step=step,
                 agg=agg,
                 labels=labels,
                 max_points=max_points,
@@ -484,7 +479,7 @@ def build_mcp_server(
         ctx: Context[Any, Any],
         alert_id: Annotated[int, Field(ge=1)],
         note: Annotated[str | None, Field(description="What is being done about it.")] = None,
-        expires: Annotated[str | None, Field(description="e.g. 2h; unset: until the alert resolves.")] = None,
+        expires: Annotated[Span | None, Field(description="e.g. 2h; unset: until the alert resolves.")] = None,
     ) -> AlertView:
         """Acknowledge an alert: someone is on it, so it is not notified again until it resolves or expires."""
         return await _guarded(
@@ -492,7 +487,7 @@ def build_mcp_server(
                 alert_id,
                 by=_actor(ctx, transport),
                 note=note,
-                expires=_duration(expires, "expires") if expires else None,
+                expires=expires,
             )
         )
 
@@ -509,17 +504,16 @@ def build_mcp_server(
     @mcp.tool(annotations=_READ)
     async def explain_anomaly(
         anomaly_id: Annotated[int | None, Field(ge=1, description="An id from list_anomalies.")] = None,
-        start: Annotated[str | None, Field(description=f"Or a window: start ({_TIME_HELP}).")] = None,
-        end: Annotated[str | None, Field(description="End of the window (default now).")] = None,
+        start: Annotated[Time | None, Field(description=f"Or a window: start ({_TIME_HELP}).")] = None,
+        end: Annotated[Time | None, Field(description="End of the window (default now).")] = None,
     ) -> Explanation:
         """Why an anomaly (or any time window) was unusual: each contributing series against its baseline (in MADs,
         since when), the events in and just before it, the top processes then, similar past anomalies, a summary
         and the next tools to call."""
         if anomaly_id is None and start is None:
             raise ToolError("give anomaly_id (from list_anomalies) or a window with start (and end)")
-        window_start = _time(start, "start") if start else None
-        window_end = _time(end, "end") if end else (time.time() if start else None)
-        return await _guarded(ops.explain_anomaly(anomaly_id, start=window_start, end=window_end))
+        window_end = end if end is not None else (time.time() if start is not None else None)
+        return await _guarded(ops.explain_anomaly(anomaly_id, start=start, end=window_end))
 
     @mcp.tool(annotations=_READ)
     async def forecast_capacity(
@@ -575,13 +569,11 @@ def build_mcp_server(
         by: Annotated[Literal["latency", "errors"], Field(description="Slowest first, or most failing first.")] = (
             "latency"
         ),
-        since: Annotated[str | None, Field(description=f"From: {_TIME_HELP} (default: the kept window).")] = None,
+        since: Annotated[Time | None, Field(description=f"From: {_TIME_HELP} (default: the kept window).")] = None,
         limit: Annotated[int, Field(ge=1, le=100)] = 10,
     ) -> TopEndpoints:
         """The slowest or most failing paths per virtual host, from the web server's access logs."""
-        return await _guarded(
-            ops.top_endpoints(host, by=by, since=_time(since, "since") if since else None, limit=limit)
-        )
+        return await _guarded(ops.top_endpoints(host, by=by, since=since, limit=limit))
 
     @mcp.tool(annotations=_READ)
     async def get_audit(
@@ -600,14 +592,13 @@ def build_mcp_server(
                 list[str],
                 Field(min_length=1, max_length=20, description="e.g. ['alertname=HighCpuUsage', 'service=mysql']"),
             ],
-            duration: Annotated[str, Field(description="How long, e.g. 2h (at most a year).")],
+            duration: Annotated[Span, Field(description="How long, e.g. 2h (at most a year).")],
             reason: Annotated[str, Field(min_length=1, max_length=500, description="Why: shown with the silence.")],
         ) -> SilenceView:
             """Mute notifications of the alerts matching every matcher for a while (name=value, name!=value,
             name=~regex, name!~regex). Alerts still fire and show in list_alerts."""
-            span = _duration(duration, "duration")
             return await _guarded(
-                ops.silence_alerts(matchers, duration=span, reason=reason, author=_actor(ctx, transport))
+                ops.silence_alerts(matchers, duration=duration, reason=reason, author=_actor(ctx, transport))
             )
 
         @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True))
