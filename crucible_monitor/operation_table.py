@@ -79,53 +79,27 @@ def _since(default: str | None = None, *, optional: bool = True) -> Param:
     return Param("since", str | None if optional else str, default, kind="time", description=_AGO)
 
 
+_RANGE_HELP = {
+    "labels": "Label filter: k=v,k2=v2 (exact matches).",
+    "start": "ISO 8601, Unix seconds, or a duration ago (1h).",
+    "end": "Same forms as start; default now.",
+    "since": "Shorthand for start=<duration> ago, e.g. 1h.",
+    "step": "Bucket width: 10s, 1m, 1h; default ~300 buckets.",
+    "agg": "Default: rate for counters, avg for gauges.",
+}
+
+
 def _range(described: bool) -> tuple[Param, ...]:
-    """start/end/since/step/labels/agg, as history and the report take them."""
+    """labels/start/end/since/step/agg, as history and the report take them (the report's are less described)."""
+    notes = _RANGE_HELP if described else {"labels": "Label filter: k=v,k2=v2."}
+    text = str | None
     return (
-        Param(
-            "labels",
-            str | None,
-            None,
-            kind="labels",
-            description="Label filter: k=v,k2=v2 (exact matches)." if described else "Label filter: k=v,k2=v2.",
-        ),
-        Param(
-            "start",
-            str | None,
-            None,
-            kind="time",
-            fallback="1h",
-            description="ISO 8601, Unix seconds, or a duration ago (1h)." if described else None,
-        ),
-        Param(
-            "end",
-            str | None,
-            None,
-            kind="time",
-            fallback="now",
-            description="Same forms as start; default now." if described else None,
-        ),
-        Param(
-            "since",
-            str | None,
-            None,
-            kind="time",
-            fills="start",
-            description="Shorthand for start=<duration> ago, e.g. 1h." if described else None,
-        ),
-        Param(
-            "step",
-            str | None,
-            None,
-            kind="duration",
-            description="Bucket width: 10s, 1m, 1h; default ~300 buckets." if described else None,
-        ),
-        Param(
-            "agg",
-            Aggregation | None,
-            None,
-            description="Default: rate for counters, avg for gauges." if described else None,
-        ),
+        Param("labels", text, None, kind="labels", description=notes.get("labels")),
+        Param("start", text, None, kind="time", fallback="1h", description=notes.get("start")),
+        Param("end", text, None, kind="time", fallback="now", description=notes.get("end")),
+        Param("since", text, None, kind="time", fills="start", description=notes.get("since")),
+        Param("step", text, None, kind="duration", description=notes.get("step")),
+        Param("agg", Aggregation | None, None, description=notes.get("agg")),
     )
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, Protocol
 
+from pydantic import BaseModel
+
 from crucible_monitor.alerts.config import Recurrence
 from crucible_monitor.alerts.operations import (
     AlertDetail,
@@ -187,7 +189,7 @@ class Route:
     doc: str
     tag: str
     params: tuple[Param, ...] = ()
-    body: type[Any] | None = None
+    body: type[BaseModel] | None = None
     status_code: int = 200
 
     @property

@@ -54,6 +54,7 @@ from crucible_monitor.params import TIME_FORMS, Seconds, Span, Time, parse_secon
 from crucible_monitor.schemas import (
     AuditView,
     CheckResult,
+    EndpointRanking,
     EventView,
     LogTail,
     MetricInfo,
@@ -62,8 +63,10 @@ from crucible_monitor.schemas import (
     RecentErrors,
     RestartResult,
     ServiceDetail,
+    ServiceState,
     ServiceStatus,
     SlowQueries,
+    SlowQuerySource,
     StatusSummary,
     TopEndpoints,
 )
@@ -395,7 +398,7 @@ def build_mcp_server(
 
     @mcp.tool(annotations=_READ)
     async def list_services(
-        state: Annotated[Literal["all", "up", "down"], Field(description="Filter by state.")] = "all",
+        state: Annotated[ServiceState, Field(description="Filter by state.")] = "all",
         category: Annotated[Category | None, Field(description="Filter by category.")] = None,
     ) -> ServiceList:
         """Watched systemd units and supervisor programs: state, since when, restarts, memory."""
@@ -546,9 +549,7 @@ def build_mcp_server(
     async def slow_queries(
         since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "1h",
         limit: Annotated[int, Field(ge=1, le=100)] = 10,
-        source: Annotated[
-            Literal["auto", "performance_schema", "slow_log"], Field(description="Where to read.")
-        ] = "auto",
+        source: Annotated[SlowQuerySource, Field(description="Where to read.")] = "auto",
     ) -> SlowQueries:
         """MySQL/MariaDB statements that took the most time (normalised digests, calls, total and mean time)."""
         return await _guarded(ops.slow_queries(since=_time(since, "since"), limit=limit, source=source))
@@ -566,9 +567,7 @@ def build_mcp_server(
     @mcp.tool(annotations=_READ)
     async def top_endpoints(
         host: Annotated[str | None, Field(description="A virtual host; default all.")] = None,
-        by: Annotated[Literal["latency", "errors"], Field(description="Slowest first, or most failing first.")] = (
-            "latency"
-        ),
+        by: Annotated[EndpointRanking, Field(description="Slowest first, or most failing first.")] = ("latency"),
         since: Annotated[Time | None, Field(description=f"From: {_TIME_HELP} (default: the kept window).")] = None,
         limit: Annotated[int, Field(ge=1, le=100)] = 10,
     ) -> TopEndpoints:
