@@ -25,6 +25,7 @@ from crucible_monitor.errors import ConfigError, CrucibleError, QueryError
 from crucible_monitor.units import human_bytes, human_duration, human_ratio
 
 if TYPE_CHECKING:
+    from crucible_monitor.operations import Operations
     from crucible_monitor.schemas import MetricHistory
 
 __all__ = ["main"]
@@ -113,7 +114,6 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     """
     from crucible_monitor.agent import Agent
     from crucible_monitor.monitor import Monitor
-    from crucible_monitor.operations import Operations
     from crucible_monitor.remote import AgentUnavailable, RemoteMonitor
     from crucible_monitor.server.mcp import build_mcp_server
 
@@ -234,22 +234,22 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     """One metric's history from a running agent, as a table, sparklines or JSON."""
-    from crucible_monitor.config import parse_duration
+    from crucible_monitor.params import parse_labels, parse_seconds, parse_time
     from crucible_monitor.remote import RemoteMonitor
-    from crucible_monitor.timeparse import parse_labels, parse_time
 
     now = time.time()
     try:
         start = parse_time(args.start or args.since, now)
         end = parse_time(args.end, now) if args.end else now
-        step = parse_duration(args.step).total_seconds() if args.step else None
+        step = parse_seconds(args.step) if args.step else None
         labels = parse_labels(args.labels) if args.labels else None
     except ValueError as exc:
         raise QueryError(str(exc)) from None
 
     async def fetch() -> MetricHistory:
         async with RemoteMonitor.from_config(_load(args)) as remote:
-            return await remote.history(args.metric, start=start, end=end, step=step, agg=args.agg, labels=labels)
+            ops: Operations = remote
+            return await ops.history(args.metric, start=start, end=end, step=step, agg=args.agg, labels=labels)
 
     history = asyncio.run(fetch())
     console = Console()

@@ -11,7 +11,10 @@ CrucibleError
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "HTTP_STATUS",
     "ActionRefused",
     "CollectorError",
     "ConfigError",
@@ -19,6 +22,8 @@ __all__ = [
     "NotFoundError",
     "QueryError",
     "StorageError",
+    "error_for_status",
+    "status_for",
 ]
 
 
@@ -48,3 +53,41 @@ class NotFoundError(CrucibleError):
 
 class ActionRefused(CrucibleError):
     """An action (a restart) was refused: not allowed, over budget, or read-only mode; the message says which."""
+
+
+HTTP_STATUS: dict[type[CrucibleError], int] = {
+    QueryError: 400,
+    ActionRefused: 403,
+    NotFoundError: 404,
+    ConfigError: 422,
+    CollectorError: 503,
+}
+"""The one mapping of errors to HTTP statuses: the API answers with it and RemoteMonitor raises by it."""
+
+
+def status_for(exc: CrucibleError) -> int:
+    """The HTTP status of ``exc`` (500 for an error without one)."""
+    return next((code for kind, code in HTTP_STATUS.items() if isinstance(exc, kind)), 500)
+
+
+def error_for_status(status: int, body: Any, text: str) -> CrucibleError:
+    """The error an API answer with ``status`` stands for; ``body`` is the decoded JSON (or None), ``text`` the raw.
+
+    A 422 whose ``detail`` is a list is FastAPI's own parameter validation: a :class:`QueryError` (an argument out
+    of range or not among the choices), unlike a rejected config, which names each error in ``errors``.
+    """
+    detail = body.get("detail", text) if isinstance(body, dict) else text
+    if status == 422 and isinstance(detail, list):
+        return QueryError("; ".join(_validation_message(item) for item in detail))
+    message = str(detail)
+    if status == 401:
+        return CrucibleError(f"the agent refused the token ({message}); check agent.api_token or <data_dir>/api_token")
+    kind = next((kind for kind, code in HTTP_STATUS.items() if code == status), None)
+    return kind(message) if kind is not None else CrucibleError(f"the agent answered {status}: {message}")
+
+
+def _validation_message(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    where = ".".join(str(part) for part in item.get("loc", ())[1:])
+    return f"{where}: {item.get('msg', item)}" if where else str(item.get("msg", item))

@@ -1,10 +1,19 @@
-"""The operations every interface offers, local (:class:`~crucible_monitor.monitor.Monitor`) or remote."""
+"""The operations every interface offers, local (:class:`~crucible_monitor.monitor.Monitor`) or remote.
+
+:class:`Operations` types them. :data:`~crucible_monitor.operation_table.OPERATIONS` declares each one once with
+the classes here: the Monitor method, its HTTP route(s) with typed parameters, the result type, whether it changes
+anything and the errors it may raise. The ``/api/v1`` routes are registered from the table
+(:mod:`crucible_monitor.server.api`) and :class:`~crucible_monitor.remote.RemoteMonitor` calls through it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel
 
 from crucible_monitor.alerts.config import Recurrence
 from crucible_monitor.alerts.operations import (
@@ -22,6 +31,7 @@ from crucible_monitor.analysis.results import (
     Forecast,
     Recommendation,
 )
+from crucible_monitor.errors import CrucibleError
 from crucible_monitor.schemas import (
     AuditView,
     CheckResult,
@@ -44,7 +54,7 @@ from crucible_monitor.schemas import (
     TopEndpoints,
 )
 
-__all__ = ["Operations"]
+__all__ = ["Operation", "Operations", "Param", "ParamKind", "Route"]
 
 
 class Operations(Protocol):
@@ -128,3 +138,81 @@ class Operations(Protocol):
         self, host: str | None = None, *, by: EndpointRanking = "latency", since: float | None = None, limit: int = 10
     ) -> TopEndpoints: ...
     async def get_config(self) -> dict[str, Any]: ...
+
+
+# -- how the table declares an operation -------------------------------------------------------------------------
+
+ParamKind = Literal["plain", "time", "duration", "labels", "actor"]
+"""How a parameter's wire form becomes the Monitor's value: as is; a time (:data:`~crucible_monitor.params.TIME_FORMS`);
+a duration in seconds; a ``k=v,k2=v2`` label filter; the caller's name, which the API records as ``api (<name>)``."""
+
+_REQUIRED: Any = ...
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a route: the Monitor's argument ``name``, its wire name, type, default and constraints.
+
+    ``type`` and ``default`` are the wire's (what the OpenAPI spec shows: times and durations are text). A parameter
+    with ``fills`` is only a shorthand for another (``since`` for ``start``); ``fallback`` is the text used when
+    neither is given.
+    """
+
+    name: str
+    type: Any
+    default: Any = _REQUIRED
+    where: Literal["path", "query", "body"] = "query"
+    kind: ParamKind = "plain"
+    wire: str | None = None
+    description: str | None = None
+    fills: str | None = None
+    fallback: str | None = None
+    constraints: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def wire_name(self) -> str:
+        """The name on the wire: the query key, the path segment or the body field."""
+        return self.wire or self.name
+
+    @property
+    def required(self) -> bool:
+        """Whether the route needs it."""
+        return self.default is _REQUIRED
+
+
+@dataclass(frozen=True)
+class Route:
+    """One HTTP form of an operation; ``body`` is the request model whose fields the body params name."""
+
+    method: Literal["GET", "POST", "DELETE"]
+    path: str
+    doc: str
+    tag: str
+    params: tuple[Param, ...] = ()
+    body: type[BaseModel] | None = None
+    status_code: int = 200
+
+    @property
+    def path_params(self) -> tuple[Param, ...]:
+        """The parameters in the path."""
+        return tuple(p for p in self.params if p.where == "path")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A Monitor method offered over HTTP: its routes (the first whose path parameters are all given serves a call),
+    result type, whether it changes anything, the errors it may raise, and whether it needs the token."""
+
+    name: str
+    result: Any
+    routes: tuple[Route, ...]
+    read_only: bool = True
+    errors: tuple[type[CrucibleError], ...] = ()
+    public: bool = False
+
+    def arguments(self) -> list[str]:
+        """The Monitor's argument names in order (shorthands left out)."""
+        names: list[str] = []
+        for route in self.routes:
+            names += [p.name for p in route.params if p.fills is None and p.name not in names]
+        return names

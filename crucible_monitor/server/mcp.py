@@ -19,8 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
@@ -30,26 +29,29 @@ from pydantic import Field
 from crucible_monitor import __version__
 from crucible_monitor.alerts.operations import AlertDetail, AlertFilter, AlertView, SilenceView
 from crucible_monitor.analysis.results import AnomalyRate, CapacityReport, Explanation, Forecast
-from crucible_monitor.config import parse_duration
+from crucible_monitor.config import Category
 from crucible_monitor.errors import CrucibleError
-from crucible_monitor.models import EventKind
-from crucible_monitor.monitor import metric_group
+from crucible_monitor.models import EventKind, Severity
 from crucible_monitor.operations import Operations
+from crucible_monitor.params import TIME_FORMS, Seconds, Span, Time, parse_seconds, parse_time
 from crucible_monitor.prompts import builders as prompts
 from crucible_monitor.schemas import (
+    EndpointRanking,
     LogTail,
     MetricsReport,
     RecentErrors,
     RestartResult,
     ServiceDetail,
+    ServiceState,
     SlowQueries,
+    SlowQuerySource,
     StatusSummary,
     TopEndpoints,
 )
 from crucible_monitor.server.auth import Confirm, McpAuth
 from crucible_monitor.server.auth import actor as _actor
 from crucible_monitor.server.auth import ask_restart_confirmation as _ask_confirmation
-from crucible_monitor.timeparse import parse_time
+from crucible_monitor.storage.aggregate import Aggregation
 from crucible_monitor.views import (
     AlertList,
     AnomalyList,
@@ -71,22 +73,7 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
-_TIME_HELP = "now, a duration ago (30m, 6h, 7d), ISO 8601 (2026-11-28T10:00:00Z) or Unix seconds"
-Category = Literal["web", "database", "cache", "php", "queue", "other"]
-Agg = Literal["avg", "min", "max", "last", "p95", "count", "rate"]
-EventKindName = Literal[
-    "service_state",
-    "service_restart",
-    "check_failed",
-    "check_recovered",
-    "collector_error",
-    "alert",
-    "anomaly",
-    "agent",
-    "config",
-    "action",
-]
-assert set(get_args(EventKindName)) == {k.value for k in EventKind}, "EventKindName must list every EventKind"
+_TIME_HELP = TIME_FORMS
 
 
 @contextmanager
@@ -106,22 +93,15 @@ async def _guarded(call: Awaitable[_T]) -> _T:
 def _time(text: str, name: str) -> float:
     try:
         return parse_time(text, time.time())
-    except ValueError:
-        raise ToolError(f"invalid {name} {text!r}: use {_TIME_HELP}") from None
+    except ValueError as exc:
+        raise ToolError(f"{name}: {exc}") from None
 
 
-def _seconds(text: str | None, name: str) -> float | None:
-    if text is None:
-        return None
+def _seconds(text: str, name: str) -> float:
     try:
-        return parse_duration(text).total_seconds()
-    except ValueError:
-        raise ToolError(f"invalid {name} {text!r}: use a duration such as 10s, 5m, 1h, 1d") from None
-
-
-def _duration(text: str | None, name: str) -> timedelta | None:
-    seconds = _seconds(text, name)
-    return None if seconds is None else timedelta(seconds=seconds)
+        return parse_seconds(text)
+    except ValueError as exc:
+        raise ToolError(f"{name}: {exc}") from None
 
 
 def build_mcp_server(
@@ -173,40 +153,34 @@ def build_mcp_server(
         ] = None,
         since: Annotated[str, Field(description=f"Start: {_TIME_HELP}.")] = "1h",
         until: Annotated[str, Field(description=f"End: {_TIME_HELP}.")] = "now",
-        step: Annotated[str | None, Field(description="Bucket width (1m, 1h); default fits max_points.")] = None,
+        step: Annotated[Seconds | None, Field(description="Bucket width (1m, 1h); default fits max_points.")] = None,
         agg: Annotated[
-            Agg | None, Field(description="Default: rate for counters (per second), avg for gauges.")
+            Aggregation | None, Field(description="Default: rate for counters (per second), avg for gauges.")
         ] = None,
         max_points: Annotated[int, Field(ge=2, le=500, description="Points per series at most.")] = 60,
         max_series: Annotated[int, Field(ge=1, le=50, description="Series per metric at most (largest first).")] = 10,
     ) -> MetricsReport:
         """History of a metric or a metric group: min, max, avg, p95, last (raw and human) and bounded points."""
         start, end = _time(since, "since"), _time(until, "until")
-        catalogue = [m.name for m in await _guarded(ops.list_metrics())]
-        with _tool_errors():
-            names = metric_group(catalogue, metric)
-        reports = []
-        for done, name in enumerate(names):
-            await ctx.report_progress(done, len(names), f"reading {name}")
-            report = await _guarded(
-                ops.metrics_report(
-                    name,
-                    start=start,
-                    end=end,
-                    step=_seconds(step, "step"),
-                    agg=agg,
-                    labels=labels,
-                    max_points=max_points,
-                    max_series=max_series,
-                )
+        await ctx.report_progress(0, None, f"reading {metric}")
+        report = await _guarded(
+            ops.metrics_report(
+                metric,
+                start=start,
+                end=end,
+                step=step,
+                agg=agg,
+                labels=labels,
+                max_points=max_points,
+                max_series=max_series,
             )
-            reports.extend(report.reports)
-        await ctx.report_progress(len(names), len(names), "done")
-        return MetricsReport(reports=reports, hint=report.hint)
+        )
+        await ctx.report_progress(len(report.reports), len(report.reports), "done")
+        return report
 
     @mcp.tool(annotations=_READ)
     async def list_services(
-        state: Annotated[Literal["all", "up", "down"], Field(description="Filter by state.")] = "all",
+        state: Annotated[ServiceState, Field(description="Filter by state.")] = "all",
         category: Annotated[Category | None, Field(description="Filter by category.")] = None,
     ) -> ServiceList:
         """Watched systemd units and supervisor programs: state, since when, restarts, memory."""
@@ -244,7 +218,7 @@ def build_mcp_server(
     @mcp.tool(annotations=_READ)
     async def get_events(
         since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "1h",
-        kinds: Annotated[list[EventKindName] | None, Field(description="Only these kinds.")] = None,
+        kinds: Annotated[list[EventKind] | None, Field(description="Only these kinds.")] = None,
         subject: Annotated[str | None, Field(description="A service, check or collector name.")] = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
     ) -> EventList:
@@ -260,7 +234,7 @@ def build_mcp_server(
     @mcp.tool(annotations=_READ)
     async def list_alerts(
         state: Annotated[AlertFilter, Field(description="active = pending or firing.")] = "active",
-        severity: Annotated[Literal["info", "warning", "critical"] | None, Field(description="Only this.")] = None,
+        severity: Annotated[Severity | None, Field(description="Only this.")] = None,
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> AlertList:
         """Alerts newest first: state, severity, labels, summary, since when, acknowledged or silenced."""
@@ -290,11 +264,16 @@ def build_mcp_server(
         ctx: Context[Any, Any],
         alert_id: Annotated[int, Field(ge=1)],
         note: Annotated[str | None, Field(description="What is being done about it.")] = None,
-        expires: Annotated[str | None, Field(description="e.g. 2h; unset: until the alert resolves.")] = None,
+        expires: Annotated[Span | None, Field(description="e.g. 2h; unset: until the alert resolves.")] = None,
     ) -> AlertView:
         """Acknowledge an alert: someone is on it, so it is not notified again until it resolves or expires."""
         return await _guarded(
-            ops.acknowledge_alert(alert_id, by=_actor(ctx, transport), note=note, expires=_duration(expires, "expires"))
+            ops.acknowledge_alert(
+                alert_id,
+                by=_actor(ctx, transport),
+                note=note,
+                expires=expires,
+            )
         )
 
     @mcp.tool(annotations=_READ)
@@ -310,17 +289,16 @@ def build_mcp_server(
     @mcp.tool(annotations=_READ)
     async def explain_anomaly(
         anomaly_id: Annotated[int | None, Field(ge=1, description="An id from list_anomalies.")] = None,
-        start: Annotated[str | None, Field(description=f"Or a window: start ({_TIME_HELP}).")] = None,
-        end: Annotated[str | None, Field(description="End of the window (default now).")] = None,
+        start: Annotated[Time | None, Field(description=f"Or a window: start ({_TIME_HELP}).")] = None,
+        end: Annotated[Time | None, Field(description="End of the window (default now).")] = None,
     ) -> Explanation:
         """Why an anomaly (or any time window) was unusual: each contributing series against its baseline (in MADs,
         since when), the events in and just before it, the top processes then, similar past anomalies, a summary
         and the next tools to call."""
         if anomaly_id is None and start is None:
             raise ToolError("give anomaly_id (from list_anomalies) or a window with start (and end)")
-        window_start = _time(start, "start") if start else None
-        window_end = _time(end, "end") if end else (time.time() if start else None)
-        return await _guarded(ops.explain_anomaly(anomaly_id, start=window_start, end=window_end))
+        window_end = end if end is not None else (time.time() if start is not None else None)
+        return await _guarded(ops.explain_anomaly(anomaly_id, start=start, end=window_end))
 
     @mcp.tool(annotations=_READ)
     async def forecast_capacity(
@@ -342,9 +320,7 @@ def build_mcp_server(
         bucket: Annotated[str, Field(description="Bucket width, e.g. 1h or 1d.")] = "1h",
     ) -> AnomalyRate:
         """The host's anomalies per time bucket and the share of time spent inside one: is it getting worse?"""
-        width = _seconds(bucket, "bucket")
-        assert width is not None
-        return await _guarded(ops.anomaly_rate(since=_time(since, "since"), bucket=width))
+        return await _guarded(ops.anomaly_rate(since=_time(since, "since"), bucket=_seconds(bucket, "bucket")))
 
     @mcp.tool(annotations=_READ)
     async def get_recommendations() -> RecommendationList:
@@ -355,9 +331,7 @@ def build_mcp_server(
     async def slow_queries(
         since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "1h",
         limit: Annotated[int, Field(ge=1, le=100)] = 10,
-        source: Annotated[
-            Literal["auto", "performance_schema", "slow_log"], Field(description="Where to read.")
-        ] = "auto",
+        source: Annotated[SlowQuerySource, Field(description="Where to read.")] = "auto",
     ) -> SlowQueries:
         """MySQL/MariaDB statements that took the most time (normalised digests, calls, total and mean time)."""
         return await _guarded(ops.slow_queries(since=_time(since, "since"), limit=limit, source=source))
@@ -375,16 +349,12 @@ def build_mcp_server(
     @mcp.tool(annotations=_READ)
     async def top_endpoints(
         host: Annotated[str | None, Field(description="A virtual host; default all.")] = None,
-        by: Annotated[Literal["latency", "errors"], Field(description="Slowest first, or most failing first.")] = (
-            "latency"
-        ),
-        since: Annotated[str | None, Field(description=f"From: {_TIME_HELP} (default: the kept window).")] = None,
+        by: Annotated[EndpointRanking, Field(description="Slowest first, or most failing first.")] = ("latency"),
+        since: Annotated[Time | None, Field(description=f"From: {_TIME_HELP} (default: the kept window).")] = None,
         limit: Annotated[int, Field(ge=1, le=100)] = 10,
     ) -> TopEndpoints:
         """The slowest or most failing paths per virtual host, from the web server's access logs."""
-        return await _guarded(
-            ops.top_endpoints(host, by=by, since=_time(since, "since") if since else None, limit=limit)
-        )
+        return await _guarded(ops.top_endpoints(host, by=by, since=since, limit=limit))
 
     @mcp.tool(annotations=_READ)
     async def get_audit(
@@ -403,15 +373,13 @@ def build_mcp_server(
                 list[str],
                 Field(min_length=1, max_length=20, description="e.g. ['alertname=HighCpuUsage', 'service=mysql']"),
             ],
-            duration: Annotated[str, Field(description="How long, e.g. 2h (at most a year).")],
+            duration: Annotated[Span, Field(description="How long, e.g. 2h (at most a year).")],
             reason: Annotated[str, Field(min_length=1, max_length=500, description="Why: shown with the silence.")],
         ) -> SilenceView:
             """Mute notifications of the alerts matching every matcher for a while (name=value, name!=value,
             name=~regex, name!~regex). Alerts still fire and show in list_alerts."""
-            span = _duration(duration, "duration")
-            assert span is not None
             return await _guarded(
-                ops.silence_alerts(matchers, duration=span, reason=reason, author=_actor(ctx, transport))
+                ops.silence_alerts(matchers, duration=duration, reason=reason, author=_actor(ctx, transport))
             )
 
         @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True))
