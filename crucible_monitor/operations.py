@@ -6,14 +6,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
-from crucible_monitor.alerts.config import Recurrence
-from crucible_monitor.alerts.operations import (
-    AlertDetail,
-    AlertFilter,
-    AlertView,
-    SilenceView,
-    TransitionView,
-)
 from crucible_monitor.analysis.results import (
     AnomalyRate,
     AnomalyView,
@@ -23,6 +15,9 @@ from crucible_monitor.analysis.results import (
     Recommendation,
 )
 from crucible_monitor.schemas import (
+    AlertDetail,
+    AlertFilter,
+    AlertView,
     AuditView,
     CheckResult,
     EndpointRanking,
@@ -33,15 +28,18 @@ from crucible_monitor.schemas import (
     MetricInfo,
     MetricsReport,
     RecentErrors,
+    Recurrence,
     RestartResult,
     ServiceDetail,
     ServiceState,
     ServiceStatus,
+    SilenceView,
     SlowQueries,
     SlowQuerySource,
     StatusSummary,
     SystemSnapshot,
     TopEndpoints,
+    TransitionView,
 )
 
 __all__ = ["Operations"]

@@ -10,8 +10,6 @@ from typing import Any, Self
 import httpx
 from pydantic import TypeAdapter
 
-from crucible_monitor.alerts.config import Recurrence
-from crucible_monitor.alerts.operations import AlertDetail, AlertFilter, AlertView, SilenceView, TransitionView
 from crucible_monitor.analysis.results import (
     AnomalyRate,
     AnomalyView,
@@ -23,6 +21,9 @@ from crucible_monitor.analysis.results import (
 from crucible_monitor.config import Config
 from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, CrucibleError, NotFoundError, QueryError
 from crucible_monitor.schemas import (
+    AlertDetail,
+    AlertFilter,
+    AlertView,
     AuditView,
     CheckResult,
     CollectorStatus,
@@ -34,15 +35,18 @@ from crucible_monitor.schemas import (
     MetricInfo,
     MetricsReport,
     RecentErrors,
+    Recurrence,
     RestartResult,
     ServiceDetail,
     ServiceState,
     ServiceStatus,
+    SilenceView,
     SlowQueries,
     SlowQuerySource,
     StatusSummary,
     SystemSnapshot,
     TopEndpoints,
+    TransitionView,
 )
 from crucible_monitor.tokens import read_api_token
 

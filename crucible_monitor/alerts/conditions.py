@@ -32,9 +32,8 @@ from crucible_monitor.alerts.config import (
     ServiceRule,
     ThresholdRule,
 )
-from crucible_monitor.collectors.http_checks import CheckResult
-from crucible_monitor.collectors.services import ServiceStatus
 from crucible_monitor.models import labels_key
+from crucible_monitor.schemas import CheckResult, ServiceStatus
 from crucible_monitor.storage.aggregate import Aggregation
 from crucible_monitor.storage.store import LatestPoint, SeriesData
 

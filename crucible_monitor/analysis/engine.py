@@ -37,7 +37,6 @@ from crucible_monitor.analysis.results import (
     AnomalyView,
     CapacityReport,
     ContributingSeries,
-    EventRef,
     Explanation,
     Forecast,
     ModelInfo,
@@ -49,10 +48,10 @@ from crucible_monitor.analysis.results import (
     SimilarAnomaly,
     ThresholdEta,
 )
-from crucible_monitor.collectors.processes import ProcessInfo, ProcessSnapshot
 from crucible_monitor.config import AnalysisConfig
 from crucible_monitor.errors import NotFoundError, QueryError
 from crucible_monitor.models import iso
+from crucible_monitor.schemas import EventRef, ProcessInfo, ProcessSnapshot
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
 

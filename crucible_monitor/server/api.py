@@ -15,15 +15,6 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from crucible_monitor.alerts.operations import (
-    AcknowledgeRequest,
-    AlertDetail,
-    AlertFilter,
-    AlertView,
-    SilenceRequest,
-    SilenceView,
-    TransitionView,
-)
 from crucible_monitor.analysis.results import (
     AnomalyRate,
     AnomalyView,
@@ -36,6 +27,10 @@ from crucible_monitor.config import parse_duration
 from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, NotFoundError, QueryError
 from crucible_monitor.monitor import Monitor
 from crucible_monitor.schemas import (
+    AcknowledgeRequest,
+    AlertDetail,
+    AlertFilter,
+    AlertView,
     AuditView,
     CheckResult,
     CollectorStatus,
@@ -50,10 +45,13 @@ from crucible_monitor.schemas import (
     RestartResult,
     ServiceDetail,
     ServiceStatus,
+    SilenceRequest,
+    SilenceView,
     SlowQueries,
     StatusSummary,
     SystemSnapshot,
     TopEndpoints,
+    TransitionView,
 )
 from crucible_monitor.timeparse import parse_labels, parse_time
 

@@ -38,7 +38,6 @@ from mcp.types import ToolAnnotations
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from crucible_monitor import __version__
-from crucible_monitor.alerts.operations import AlertDetail, AlertFilter, AlertView, SilenceView, TransitionView
 from crucible_monitor.analysis.results import (
     AnomalyRate,
     AnomalyView,
@@ -53,6 +52,9 @@ from crucible_monitor.models import EventKind, iso
 from crucible_monitor.monitor import metric_group
 from crucible_monitor.operations import Operations
 from crucible_monitor.schemas import (
+    AlertDetail,
+    AlertFilter,
+    AlertView,
     AuditView,
     CheckResult,
     EventView,
@@ -64,9 +66,11 @@ from crucible_monitor.schemas import (
     RestartResult,
     ServiceDetail,
     ServiceStatus,
+    SilenceView,
     SlowQueries,
     StatusSummary,
     TopEndpoints,
+    TransitionView,
 )
 from crucible_monitor.timeparse import parse_time
 from crucible_monitor.units import human

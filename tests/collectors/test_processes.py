@@ -16,9 +16,10 @@ from cpu_burn import cpu_ticks, wait_for_ticks
 from manual_clock import Clock
 
 from crucible_monitor.collectors.base import Collection
-from crucible_monitor.collectors.processes import CATALOGUE, CMDLINE_MAX, ProcessesCollector, ProcessSnapshot
+from crucible_monitor.collectors.processes import CATALOGUE, CMDLINE_MAX, ProcessesCollector
 from crucible_monitor.config import SystemCollectorConfig
 from crucible_monitor.errors import CollectorError
+from crucible_monitor.schemas import ProcessSnapshot
 
 pytestmark = pytest.mark.anyio
 
