@@ -286,7 +286,7 @@ async def test_restart_with_elicitation_accepted_restarts_and_audits_before_and_
     restart = result.structured_content
     assert restart is not None and restart["result"] == "restarted"
     assert setup.pid("web-worker") != pid_before
-    [record] = setup.agent.state.audit(target="web-worker") if setup.agent.state else []
+    [record] = setup.agent.running.state.audit(target="web-worker")
     assert record.result == "restarted" and record.actor.startswith("mcp-memory")
     assert record.reason == "worker stuck on job 42"
     assert record.state_before is not None and record.state_before["pid"] == pid_before
@@ -299,7 +299,7 @@ async def test_a_declined_confirmation_restarts_nothing_and_is_audited(setup: Se
         result = await _restart(client, service="web-worker")
     assert result.structured_content is not None and result.structured_content["result"] == "declined"
     assert setup.pid("web-worker") == pid_before
-    assert [r.result for r in setup.agent.state.audit(target="web-worker")] == ["declined"]  # type: ignore[union-attr]
+    assert [r.result for r in setup.agent.running.state.audit(target="web-worker")] == ["declined"]
 
 
 async def test_without_elicitation_the_confirm_argument_decides(setup: Setup) -> None:
@@ -331,7 +331,7 @@ async def test_services_off_the_allowlist_and_injection_strings_are_refused_and_
         result = await _restart(client, service=service)
     assert result.is_error and message in result.content[0].text
     assert {p: setup.pid(p) for p in pids} == pids
-    [record] = setup.agent.state.audit(target=service)  # type: ignore[union-attr]
+    [record] = setup.agent.running.state.audit(target=service)
     assert record.result == "refused" and message in record.detail
 
 
@@ -345,7 +345,7 @@ async def test_the_restart_budget_stops_a_restart_loop(setup: Setup) -> None:
         results = [await _restart(client, service="web-worker") for _ in range(3)]
     assert [r.structured_content["result"] for r in results[:2]] == ["restarted", "restarted"]  # type: ignore[index]
     assert results[2].is_error and "restart budget exhausted: 2 restarts of web-worker" in results[2].content[0].text
-    assert [r.result for r in setup.agent.state.audit(target="web-worker")] == [  # type: ignore[union-attr]
+    assert [r.result for r in setup.agent.running.state.audit(target="web-worker")] == [
         "refused",
         "restarted",
         "restarted",
@@ -376,7 +376,7 @@ async def test_read_only_mode_lists_no_destructive_tool_and_the_monitor_refuses(
 
     with pytest.raises(ActionRefused, match="read_only"):
         await setup.monitor.restart_service("web-worker", reason="test", actor="test", confirmed=True)
-    assert setup.agent.state is not None and setup.agent.state.audit(target="web-worker")[0].result == "refused"
+    assert setup.agent.running.state.audit(target="web-worker")[0].result == "refused"
 
 
 async def test_prompts_embed_current_data_and_guide_through_the_tools(setup: Setup) -> None:
