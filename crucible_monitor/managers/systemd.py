@@ -117,7 +117,7 @@ def journalctl_argv(unit: str, lines: int) -> list[str]:
 
 
 def systemctl_show_argv(units: Sequence[str]) -> list[str]:
-    """``systemctl show`` of the properties this collector reads, for ``units`` (already validated)."""
+    """``systemctl show`` of :data:`SHOW_PROPERTIES` (what the services collector reads) for ``units``, validated."""
     return ["systemctl", "show", "--no-pager", f"--property={','.join(SHOW_PROPERTIES)}", "--", *units]
 
 
