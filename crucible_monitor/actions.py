@@ -13,15 +13,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from crucible_monitor.collectors.services import (
-    run_systemctl,
-    supervisor_restart,
-    systemctl_restart_argv,
-    validate_program_name,
-    validate_unit_name,
-)
 from crucible_monitor.config import Config
 from crucible_monitor.errors import ActionRefused, CollectorError, NotFoundError
+from crucible_monitor.managers.supervisor import supervisor_restart, validate_program_name
+from crucible_monitor.managers.systemd import run_systemctl, systemctl_restart_argv, validate_unit_name
 from crucible_monitor.models import Event, EventKind, Severity, iso
 from crucible_monitor.schemas import RestartResult, ServiceStatus
 from crucible_monitor.storage.state import StateDB

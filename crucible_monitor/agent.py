@@ -1,4 +1,10 @@
-"""The agent runtime: the store, ``state.db``, the collectors and the APScheduler jobs that drive them."""
+"""The agent runtime: the store, ``state.db``, the collectors and the APScheduler jobs that drive them.
+
+What exists only while the agent runs (``state.db``, alerting, the anomaly engine) is on :class:`Running`, which
+:meth:`Agent.start` builds and :attr:`Agent.running` returns. The collectors are reached through typed accessors
+(:meth:`Agent.statuses`, :meth:`Agent.check_results`, :meth:`Agent.latest_processes`, :attr:`Agent.applications`),
+never searched by type from outside.
+"""
 
 from __future__ import annotations
 
@@ -28,48 +34,40 @@ from crucible_monitor.alerts import (
     load_alerting,
 )
 from crucible_monitor.analysis.engine import AnomalyEngine
-from crucible_monitor.analysis.results import AnomalyScore, FillForecast
+from crucible_monitor.applications import Applications
 from crucible_monitor.collectors import ScheduledCollector, build_collectors
 from crucible_monitor.collectors.agent import AgentCollector
-from crucible_monitor.collectors.base import Collector
-from crucible_monitor.collectors.http_checks import CheckResult, HttpCheckCollector
-from crucible_monitor.collectors.processes import ProcessesCollector, ProcessSnapshot
-from crucible_monitor.collectors.services import ServicesCollector, ServiceStatus
+from crucible_monitor.collectors.base import Collector, CollectorHealth
+from crucible_monitor.collectors.http_checks import HttpCheckCollector
+from crucible_monitor.collectors.processes import ProcessesCollector
+from crucible_monitor.collectors.services import ServicesCollector
 from crucible_monitor.config import Config
-from crucible_monitor.errors import StorageError
+from crucible_monitor.errors import AgentNotStarted, StorageError
 from crucible_monitor.models import Event, EventKind, MetricSpec, Severity
+from crucible_monitor.schemas import AnomalyScore, CheckResult, FillForecast, ProcessSnapshot, ServiceStatus
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
 
-__all__ = ["Agent", "CollectorHealth", "alerting_config"]
+__all__ = ["Agent", "Running", "alerting_config"]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_C = TypeVar("_C")
 
 _MAINTENANCE_EVERY = timedelta(hours=1)
 _EVENT_RETENTION = timedelta(days=90)
 _FORECAST_EVERY = timedelta(minutes=15)
 
 
-@dataclass
-class CollectorHealth:
-    """How a collector has been doing since the agent started."""
+@dataclass(frozen=True, slots=True)
+class Running:
+    """What exists while the agent runs: built by :meth:`Agent.start`, dropped by :meth:`Agent.stop`."""
 
-    interval: float
-    runs: int = 0
-    errors_total: int = 0
-    last_run: float | None = None
-    last_success: float | None = None
-    last_duration: float | None = None
-    last_error: str | None = None
-    samples_last_run: int = 0
-    last_stamp: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True unless the latest run failed."""
-        return self.last_error is None
+    state: StateDB
+    alerting: Alerting
+    analysis: AnomalyEngine | None
+    """None when ``analysis.enabled`` is false."""
 
 
 def alerting_config(config: Config) -> AlertingConfig:
@@ -107,9 +105,8 @@ class Agent:
         self.store = MetricStore(
             data_dir / "metrics", config.storage, retention=config.agent.data_retention, clock=clock
         )
-        self.state: StateDB | None = None
-        self.alerting: Alerting | None = None
-        self.analysis: AnomalyEngine | None = None
+        self._running: Running | None = None
+        self.applications = Applications(lambda: self.config, lambda: self.collectors.values())
         self._forecasts: list[FillForecast] = []
         self._forecasts_at = 0.0
         self.collectors: dict[str, Collector] = {}
@@ -138,31 +135,33 @@ class Agent:
             self._workers = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), max_tasks_per_child=1)
             self.store.runner = self._in_worker
         await asyncio.to_thread(self.store.open)
-        self.state = StateDB(data_dir / "state.db", clock=self.clock)
+        state = StateDB(data_dir / "state.db", clock=self.clock)
         alerting = alerting_config(self.config)
-        self.alerting = Alerting(
+        alerts = Alerting(
             alerting,
-            self.state,
+            state,
             AlertInputs(
                 samples=self.store,
-                services=self._service_statuses,
-                http_checks=self._check_results,
+                services=self.statuses,
+                http_checks=self.check_results,
                 anomaly_scores=self._anomaly_scores,
                 forecasts=lambda: self._forecasts,
             ),
             host=self.config.agent.hostname,
             clock=self.clock,
         )
+        analysis = None
         if self.config.analysis.enabled:
-            self.analysis = AnomalyEngine(
+            analysis = AnomalyEngine(
                 self.store,
-                self.state,
+                state,
                 self.config.analysis,
                 data_dir=data_dir,
                 host=self.config.agent.hostname,
-                snapshots=self._process_snapshot,
+                snapshots=self.latest_processes,
                 clock=self.clock,
             )
+        self._running = Running(state, alerts, analysis)
         self.started_at = self.clock()
         self._scheduler = AsyncIOScheduler(
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
@@ -180,12 +179,12 @@ class Agent:
             self._schedule(scheduled)
         self._schedule_alerting(alerting)
         self._scheduler.add_job(self._deliver, IntervalTrigger(seconds=2), id="alerts:deliver")
-        if self.analysis is not None:
+        if analysis is not None:
             every = self.config.analysis.score_interval.total_seconds()
             self._scheduler.add_job(self.analyse, IntervalTrigger(seconds=every), id="analysis")
         if schedule:
             self._scheduler.start()
-        self.state.add_events(
+        state.add_events(
             [Event(EventKind.AGENT, "agent", f"crucible-monitor {__version__} started", data={"pid": os.getpid()})]
         )
         gc.freeze()  # what exists now lives as long as the agent: keep the collector from scanning it every cycle
@@ -201,21 +200,22 @@ class Agent:
             if aclose is not None:
                 await aclose()
         self._closing = True
-        if self.alerting is not None:
-            await self.alerting.aclose()
+        running, self._running = self._running, None
+        if running is not None:
+            await running.alerting.aclose()
         await asyncio.to_thread(self.store.close)
         if self._workers is not None:
             self._workers.shutdown()
             self._workers = None
-        if self.state is not None:
-            self.state.add_events([Event(EventKind.AGENT, "agent", "crucible-monitor stopped")])
-            self.state.close()
-            self.state = None
+        if running is not None:
+            running.state.add_events([Event(EventKind.AGENT, "agent", "crucible-monitor stopped")])
+            running.state.close()
         logger.info("agent stopped")
 
     def _in_worker(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run a storage job in a fresh worker process (one job per process, so its memory goes back)."""
-        assert self._workers is not None
+        if self._workers is None:
+            raise StorageError("the storage worker pool is closed (the agent has stopped)")
         return self._workers.submit(fn, *args).result()
 
     # -- jobs -----------------------------------------------------------------------------------------------
@@ -244,16 +244,17 @@ class Agent:
         for scheduled in wanted.values():
             self._schedule(scheduled)
         self.config = config
-        if self.alerting is not None:
-            self.alerting.configure(alerting)
+        running = self._running
+        if running is not None:
+            running.alerting.configure(alerting)
             self._schedule_alerting(alerting)
-        if self.analysis is not None:
-            self.analysis.config = config.analysis
+            if running.analysis is not None:
+                running.analysis.config = config.analysis
         self.store.config = config.storage
         self.store.retention = config.agent.data_retention
         logging.getLogger("crucible_monitor").setLevel(config.agent.log_level.upper())
-        if self.state is not None:
-            self.state.add_events([Event(EventKind.CONFIG, "agent", "configuration changed and applied live")])
+        if running is not None:
+            running.state.add_events([Event(EventKind.CONFIG, "agent", "configuration changed and applied live")])
 
     async def _unschedule(self, name: str) -> None:
         if self._scheduler is not None:
@@ -266,7 +267,8 @@ class Agent:
             await aclose()
 
     def _schedule(self, scheduled: ScheduledCollector) -> None:
-        assert self._scheduler is not None
+        if self._scheduler is None:
+            raise AgentNotStarted("collectors are scheduled once the agent has started: await Agent.start() first")
         name = scheduled.collector.name
         self.collectors[name] = scheduled.collector
         self._scheduled[name] = scheduled
@@ -301,15 +303,15 @@ class Agent:
             health.last_stamp = tick
             stamped = [replace(s, ts=tick) if tick != s.ts else s for s in collection.samples]
             health.samples_last_run = self.store.append(stamped)
-            if collection.events and self.state is not None:
-                self.state.add_events(collection.events)
+            if collection.events and self._running is not None:
+                self._running.state.add_events(collection.events)
         except Exception as exc:  # a job's top level: one collector failing must not stop the others
             health.errors_total += 1
             was_ok = health.ok
             health.last_error = f"{type(exc).__name__}: {exc}"
             logger.exception("collector %s failed", name)
-            if was_ok and self.state is not None:
-                self.state.add_events(
+            if was_ok and self._running is not None:
+                self._running.state.add_events(
                     [
                         Event(
                             EventKind.COLLECTOR_ERROR,
@@ -333,32 +335,28 @@ class Agent:
             self.evaluate_alerts, IntervalTrigger(seconds=every), id="alerts:evaluate", replace_existing=True
         )
 
-    def _service_statuses(self) -> list[ServiceStatus]:
-        return [s for c in self.collectors.values() if isinstance(c, ServicesCollector) for s in c.statuses()]
-
-    def _check_results(self) -> list[CheckResult]:
-        return [c.result for c in self.collectors.values() if isinstance(c, HttpCheckCollector) and c.result]
-
     async def evaluate_alerts(self) -> None:
         """One alert evaluation cycle; a failure is logged and the next cycle tries again."""
-        if self.alerting is None:
+        if self._running is None:
             return
         try:
-            await asyncio.to_thread(self.alerting.evaluate)
+            await asyncio.to_thread(self._running.alerting.evaluate)
         except Exception:  # a job's top level: alerting must keep running
             logger.exception("alert evaluation failed")
 
     async def analyse(self) -> None:
         """Refit the host model when due, score new buckets, record anomalies as events, refresh forecasts."""
-        if self.analysis is None or self.state is None:
+        running = self._running
+        if running is None or running.analysis is None:
             return
+        engine = running.analysis
         try:
-            if self.analysis.refit_due():
-                await asyncio.to_thread(self.analysis.refit)
-            run = await asyncio.to_thread(self.analysis.score)
+            if engine.refit_due():
+                await asyncio.to_thread(engine.refit)
+            run = await asyncio.to_thread(engine.score)
             changed = {**dict.fromkeys(run.opened, "started"), **dict.fromkeys(run.closed, "ended")}
-            views = {a.id: a for a in self.analysis.list_anomalies(limit=100) if a.id in changed}
-            self.state.add_events(
+            views = {a.id: a for a in engine.list_anomalies(limit=100) if a.id in changed}
+            running.state.add_events(
                 Event(
                     EventKind.ANOMALY,
                     self.config.agent.hostname,
@@ -369,23 +367,21 @@ class Agent:
                 for a in views.values()
             )
             if self.clock() - self._forecasts_at >= _FORECAST_EVERY.total_seconds():
-                self._forecasts = await asyncio.to_thread(self.analysis.fill_forecasts)
+                self._forecasts = await asyncio.to_thread(engine.fill_forecasts)
                 self._forecasts_at = self.clock()
         except Exception:  # a job's top level: analysis must not stop the agent
             logger.exception("anomaly analysis failed; will retry")
 
     def _anomaly_scores(self, start: float, end: float) -> list[AnomalyScore]:
         """Anomalies overlapping a window as scored points (their peaks), for anomaly alert rules."""
-        return [] if self.analysis is None else self.analysis.anomaly_scores(start, end)
-
-    def _process_snapshot(self) -> ProcessSnapshot | None:
-        return next((c.latest for c in self.collectors.values() if isinstance(c, ProcessesCollector)), None)
+        analysis = self._running.analysis if self._running is not None else None
+        return [] if analysis is None else analysis.anomaly_scores(start, end)
 
     async def _deliver(self) -> None:
-        if self.alerting is None:
+        if self._running is None:
             return
         try:
-            await self.alerting.deliver()
+            await self._running.alerting.deliver()
         except Exception:  # a job's top level: the outbox keeps what it could not send
             logger.exception("alert delivery failed")
 
@@ -398,14 +394,52 @@ class Agent:
     async def _maintain(self) -> None:
         try:
             await asyncio.to_thread(self.store.maintain)
-            if self.state is not None:
-                self.state.prune_events(self.clock() - _EVENT_RETENTION.total_seconds())
-            if self.alerting is not None:
-                self.alerting.prune(self.clock() - _EVENT_RETENTION.total_seconds())
+            if self._running is not None:
+                self._running.state.prune_events(self.clock() - _EVENT_RETENTION.total_seconds())
+                self._running.alerting.prune(self.clock() - _EVENT_RETENTION.total_seconds())
         except (StorageError, OSError):
             logger.exception("storage maintenance failed; will retry")
 
     # -- queries --------------------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> Running:
+        """``state.db``, alerting and the anomaly engine of the running agent.
+
+        Raises:
+            AgentNotStarted: the agent has not started, or has stopped.
+        """
+        if self._running is None:
+            raise AgentNotStarted("the agent is not running: await Agent.start() first")
+        return self._running
+
+    @property
+    def services_collector(self) -> ServicesCollector | None:
+        """The services collector, when services are watched."""
+        return self._collector_of(ServicesCollector)
+
+    def statuses(self) -> list[ServiceStatus]:
+        """Every watched service's last known status (none when services are not watched)."""
+        collector = self.services_collector
+        return collector.statuses() if collector is not None else []
+
+    async def refresh_statuses(self) -> list[ServiceStatus]:
+        """Read the services once more now (when they are watched), then return their statuses."""
+        if self.services_collector is not None:
+            await self.run_collector(self.services_collector.name)
+        return self.statuses()
+
+    def check_results(self) -> list[CheckResult]:
+        """The latest result of every HTTP check that has run."""
+        return [c.result for c in self.collectors.values() if isinstance(c, HttpCheckCollector) and c.result]
+
+    def latest_processes(self) -> ProcessSnapshot | None:
+        """The newest top-processes snapshot, when processes are watched and one was taken."""
+        collector = self._collector_of(ProcessesCollector)
+        return collector.latest if collector is not None else None
+
+    def _collector_of(self, kind: type[_C]) -> _C | None:
+        return next((c for c in self.collectors.values() if isinstance(c, kind)), None)
 
     def catalogue(self) -> dict[str, MetricSpec]:
         """Every metric the running collectors can emit, by name."""

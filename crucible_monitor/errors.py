@@ -6,6 +6,7 @@ CrucibleError
  ├── StorageError       the data directory cannot be written or read
  ├── QueryError         a metrics query names an unknown metric, aggregation or range
  ├── NotFoundError      an id (alert, service, check) that does not exist
+ │    └── AgentNotStarted  what exists only while the agent runs (state.db, alerting, analysis), asked too early
  └── ActionRefused      an action the guard rails refuse (allowlist, budget, read-only)
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 __all__ = [
     "HTTP_STATUS",
     "ActionRefused",
+    "AgentNotStarted",
     "CollectorError",
     "ConfigError",
     "CrucibleError",
@@ -49,6 +51,11 @@ class QueryError(CrucibleError):
 
 class NotFoundError(CrucibleError):
     """An object referred to by id or name does not exist."""
+
+
+class AgentNotStarted(NotFoundError):
+    """What exists only while the agent runs (``state.db``, alerting, the anomaly engine) was asked for before
+    :meth:`~crucible_monitor.agent.Agent.start` or after :meth:`~crucible_monitor.agent.Agent.stop`."""
 
 
 class ActionRefused(CrucibleError):

@@ -11,14 +11,10 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from crucible_monitor.collectors.services import (
-    SUPERVISOR_ERRORS,
-    SupervisorClient,
-    journalctl_argv,
-    run_systemctl,
-)
 from crucible_monitor.config import SupervisorConfig
 from crucible_monitor.errors import CollectorError, NotFoundError
+from crucible_monitor.managers.supervisor import SUPERVISOR_ERRORS, SupervisorClient
+from crucible_monitor.managers.systemd import journalctl_argv, run_systemctl
 from crucible_monitor.schemas import LogTail, ServiceStatus
 
 __all__ = ["MAX_LINES", "tail_log"]

@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 __all__ = [
+    "AGGREGATIONS",
+    "Aggregation",
     "Event",
     "EventKind",
     "MetricKind",
@@ -34,6 +36,11 @@ class MetricKind(StrEnum):
 
     GAUGE = "gauge"
     COUNTER = "counter"
+
+
+Aggregation = Literal["avg", "min", "max", "last", "p95", "count", "rate"]
+"""How a query folds the points of a step bucket (``rate``: per second, counters only)."""
+AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 
 
 @dataclass(frozen=True, slots=True)

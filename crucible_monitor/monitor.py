@@ -11,46 +11,36 @@ import difflib
 import math
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import numpy as np
 
 from crucible_monitor import __version__
 from crucible_monitor.actions import RestartRequest, restart_service
-from crucible_monitor.agent import Agent, CollectorHealth
-from crucible_monitor.alerts.config import Recurrence
-from crucible_monitor.alerts.operations import (
-    AlertDetail,
-    AlertFilter,
-    AlertOperations,
-    AlertView,
-    SilenceView,
-    TransitionView,
-)
+from crucible_monitor.agent import Agent
+from crucible_monitor.alerts.operations import AlertOperations
 from crucible_monitor.analysis.engine import AnomalyEngine
 from crucible_monitor.analysis.recommend import RECENT_LIMIT, RECENT_SECONDS, recommendations
-from crucible_monitor.analysis.results import (
-    AnomalyRate,
-    AnomalyView,
-    CapacityReport,
-    Explanation,
-    Forecast,
-    Recommendation,
-)
-from crucible_monitor.collectors.http_checks import HttpCheckCollector
-from crucible_monitor.collectors.processes import ProcessesCollector
-from crucible_monitor.collectors.services import ServicesCollector
+from crucible_monitor.collectors.base import CollectorHealth
 from crucible_monitor.config import REDACTED, redacted, validate_config
 from crucible_monitor.errors import ConfigError, NotFoundError, QueryError
 from crucible_monitor.logs import tail_log
-from crucible_monitor.models import EventKind, MetricKind, Severity, iso
+from crucible_monitor.models import AGGREGATIONS, Aggregation, EventKind, MetricKind, Severity, iso
 from crucible_monitor.schemas import (
+    AlertDetail,
+    AlertFilter,
+    AlertView,
+    AnomalyRate,
+    AnomalyView,
     AuditView,
+    CapacityReport,
     CheckResult,
     CollectorStatus,
     ConfigUpdate,
     EndpointRanking,
     EventView,
+    Explanation,
+    Forecast,
     Health,
     HistorySeries,
     LogTail,
@@ -59,26 +49,27 @@ from crucible_monitor.schemas import (
     MetricReport,
     MetricsReport,
     RecentErrors,
+    Recommendation,
+    Recurrence,
     RestartResult,
     SeriesReport,
     ServiceDetail,
     ServiceState,
     ServiceStatus,
+    SilenceView,
     SlowQueries,
     SlowQuerySource,
     StatusSummary,
     StorageView,
     SystemSnapshot,
     TopEndpoints,
+    TransitionView,
 )
 from crucible_monitor.snapshot import system_snapshot
 from crucible_monitor.status import Context, summarize
-from crucible_monitor.storage.aggregate import AGGREGATIONS, Aggregation
 from crucible_monitor.units import human
 
 __all__ = ["MAX_POINTS", "Monitor", "metric_group"]
-
-_C = TypeVar("_C")
 
 MAX_POINTS = 11_000
 """Most buckets one history query may ask for per series."""
@@ -120,9 +111,8 @@ class Monitor:
 
     async def system_status(self) -> SystemSnapshot:
         """The newest system readings, with rates for counters, and the top processes."""
-        processes = self._collector_of(ProcessesCollector)
         return system_snapshot(
-            self.agent.store.latest(), self.agent.config.agent.hostname, processes.latest if processes else None
+            self.agent.store.latest(), self.agent.config.agent.hostname, self.agent.latest_processes()
         )
 
     async def status_summary(self) -> StatusSummary:
@@ -130,13 +120,13 @@ class Monitor:
         now = self.agent.clock()
         restarts: dict[str, int] = {}
         failing_since: dict[str, float] = {}
-        if self.agent.state is not None:
-            for stored in self.agent.state.events(since=now - 3600, kinds=[EventKind.SERVICE_RESTART], limit=1000):
-                count = int(stored.event.data.get("count", 1))
-                restarts[stored.event.subject] = restarts.get(stored.event.subject, 0) + count
-            for stored in self.agent.state.events(kinds=[EventKind.CHECK_FAILED], limit=1000):
-                failing_since.setdefault(stored.event.subject, stored.event.ts)
-        alerts = await self.list_alerts(state="active") if self.agent.alerting is not None else []
+        state = self.agent.running.state
+        for stored in state.events(since=now - 3600, kinds=[EventKind.SERVICE_RESTART], limit=1000):
+            count = int(stored.event.data.get("count", 1))
+            restarts[stored.event.subject] = restarts.get(stored.event.subject, 0) + count
+        for stored in state.events(kinds=[EventKind.CHECK_FAILED], limit=1000):
+            failing_since.setdefault(stored.event.subject, stored.event.ts)
+        alerts = await self.list_alerts(state="active")
         context = Context(
             alerts=alerts,
             thresholds=self.agent.config.alerts,
@@ -167,11 +157,9 @@ class Monitor:
 
     async def services(self, state: ServiceState = "all", category: str | None = None) -> list[ServiceStatus]:
         """Watched systemd units and supervisor programs, filtered by state and category."""
-        collector = self._collector_of(ServicesCollector)
-        statuses = collector.statuses() if collector else []
         return [
             s
-            for s in statuses
+            for s in self.agent.statuses()
             if (state == "all" or s.up == (state == "up")) and (category is None or s.category == category)
         ]
 
@@ -203,11 +191,7 @@ class Monitor:
 
     async def http_checks(self) -> list[CheckResult]:
         """The latest result of every HTTP check (checks that have not run yet are left out)."""
-        return [
-            c.result
-            for c in self.agent.collectors.values()
-            if isinstance(c, HttpCheckCollector) and c.result is not None
-        ]
+        return self.agent.check_results()
 
     # -- history --------------------------------------------------------------------------------------------
 
@@ -334,9 +318,7 @@ class Monitor:
         bad = [k for k in kinds or [] if k not in valid]
         if bad:
             raise QueryError(f"unknown event kind {bad[0]!r}; valid: {', '.join(valid)}")
-        if self.agent.state is None:
-            return []
-        stored = self.agent.state.events(
+        stored = self.agent.running.state.events(
             since=since, kinds=[EventKind(k) for k in kinds or []], subject=subject, limit=limit
         )
         return [EventView.of(s) for s in stored]
@@ -369,49 +351,29 @@ class Monitor:
         Raises:
             ActionRefused: the guard rails say no; the message says why and what is allowed.
         """
-        assert self.agent.state is not None, "the agent is not started"
+        state = self.agent.running.state
 
         async def refresh() -> dict[str, ServiceStatus]:
-            if "services" in self.agent.collectors:
-                await self.agent.run_collector("services")
+            await self.agent.refresh_statuses()
             return {s.name: s for s in await self.services()}
 
         return await restart_service(
             RestartRequest(service=name, reason=reason, actor=actor, confirmed=confirmed, dry_run=dry_run),
             config=self.agent.config,
             statuses={s.name: s for s in await self.services()},
-            state=self.agent.state,
+            state=state,
             refresh=refresh,
             now=self.agent.clock(),
         )
 
     async def audit(self, *, target: str | None = None, since: float | None = None) -> list[AuditView]:
         """Audit records of actions, newest first."""
-        if self.agent.state is None:
-            return []
-        return [
-            AuditView(
-                id=r.id,
-                ts=iso(r.ts),
-                actor=r.actor,
-                action=r.action,
-                target=r.target,
-                reason=r.reason,
-                dry_run=r.dry_run,
-                result=r.result,
-                detail=r.detail,
-                state_before=r.state_before,
-                state_after=r.state_after,
-            )
-            for r in self.agent.state.audit(target=target, since=since)
-        ]
+        return [AuditView.of(r) for r in self.agent.running.state.audit(target=target, since=since)]
 
     # -- alerts ---------------------------------------------------------------------------------------------
 
     def _alerts(self) -> AlertOperations:
-        if self.agent.alerting is None:
-            raise NotFoundError("alerting is not running (the agent has not started)")
-        return self.agent.alerting.operations
+        return self.agent.running.alerting.operations
 
     async def list_alerts(
         self, *, state: AlertFilter = "active", severity: str | None = None, limit: int = 100
@@ -482,9 +444,10 @@ class Monitor:
     # -- anomalies and capacity -----------------------------------------------------------------------------
 
     def _analysis(self) -> AnomalyEngine:
-        if self.agent.analysis is None:
-            raise NotFoundError("the anomaly engine is off (analysis.enabled is false) or not started")
-        return self.agent.analysis
+        engine = self.agent.running.analysis
+        if engine is None:
+            raise NotFoundError("the anomaly engine is off (analysis.enabled is false)")
+        return engine
 
     async def list_anomalies(
         self, *, since: float | None = None, min_score: float = 0.0, limit: int = 100
@@ -543,14 +506,8 @@ class Monitor:
             NotFoundError: MySQL is not monitored.
             CollectorError: the server cannot be reached.
         """
-        from crucible_monitor.collectors import mysql  # the driver loads only when asked for
-
-        config = self.agent.config.collectors.mysql
-        if not config.enabled:
-            raise NotFoundError(
-                "MySQL is not monitored: set collectors.mysql.enabled (see configs/profiles/database.yaml)"
-            )
-        return await asyncio.to_thread(lambda: mysql.slow_queries(config, since, limit=limit, source=source))
+        applications = self.agent.applications
+        return await asyncio.to_thread(lambda: applications.slow_queries(since, limit=limit, source=source))
 
     async def recent_errors(self, app: str, *, since: float, limit: int = 50) -> RecentErrors:
         """A Laravel app's recent error log entries (with exception classes) and failed jobs.
@@ -558,10 +515,8 @@ class Monitor:
         Raises:
             NotFoundError: no app has this name (the message lists them).
         """
-        from crucible_monitor.collectors import laravel  # the drivers load only when asked for
-
-        config = laravel.find_app(self.agent.config.collectors.laravel, app)
-        return await asyncio.to_thread(lambda: laravel.recent_errors(config, since, limit=limit))
+        applications = self.agent.applications
+        return await asyncio.to_thread(lambda: applications.recent_errors(app, since, limit=limit))
 
     async def top_endpoints(
         self, host: str | None = None, *, by: EndpointRanking = "latency", since: float | None = None, limit: int = 10
@@ -572,14 +527,7 @@ class Monitor:
             NotFoundError: no access logs are read, or an unknown host (the message lists them).
             QueryError: an unknown ranking.
         """
-        from crucible_monitor.collectors.access_logs import AccessLogsCollector  # imported with its collector
-
-        collector = self._collector_of(AccessLogsCollector)
-        if collector is None:
-            raise NotFoundError(
-                "no access logs are read: add collectors.access_logs.files (see configs/profiles/web-server.yaml)"
-            )
-        return collector.top_endpoints(host, by, since=since, limit=limit)
+        return self.agent.applications.top_endpoints(host, by, since=since, limit=limit)
 
     # -- config ---------------------------------------------------------------------------------------------
 
@@ -604,9 +552,6 @@ class Monitor:
         changed = [k for k in type(new).model_fields if getattr(new, k) != getattr(current, k)]
         await self.agent.apply_config(new)
         return ConfigUpdate(applied=True, changed=changed, config=redacted(new))
-
-    def _collector_of(self, kind: type[_C]) -> _C | None:
-        return next((c for c in self.agent.collectors.values() if isinstance(c, kind)), None)
 
 
 def metric_group(names: list[str], metric: str) -> list[str]:

@@ -12,52 +12,47 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from crucible_monitor.alerts.config import Recurrence
-from crucible_monitor.alerts.operations import (
+from crucible_monitor.config import Category
+from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, NotFoundError, QueryError
+from crucible_monitor.models import Aggregation, Severity
+from crucible_monitor.operations import Operation, Param, Route
+from crucible_monitor.schemas import (
     AcknowledgeRequest,
     AlertDetail,
     AlertFilter,
     AlertView,
-    SilenceRequest,
-    SilenceView,
-    TransitionView,
-)
-from crucible_monitor.analysis.results import (
     AnomalyRate,
     AnomalyView,
-    CapacityReport,
-    Explanation,
-    Forecast,
-    Recommendation,
-)
-from crucible_monitor.config import Category
-from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, NotFoundError, QueryError
-from crucible_monitor.models import Severity
-from crucible_monitor.operations import Operation, Param, Route
-from crucible_monitor.schemas import (
     AuditView,
+    CapacityReport,
     CheckResult,
     CollectorStatus,
     ConfigUpdate,
     EndpointRanking,
     EventView,
+    Explanation,
+    Forecast,
     Health,
     LogTail,
     MetricHistory,
     MetricInfo,
     MetricsReport,
     RecentErrors,
+    Recommendation,
+    Recurrence,
     RestartResult,
     ServiceDetail,
     ServiceState,
     ServiceStatus,
+    SilenceRequest,
+    SilenceView,
     SlowQueries,
     SlowQuerySource,
     StatusSummary,
     SystemSnapshot,
     TopEndpoints,
+    TransitionView,
 )
-from crucible_monitor.storage.aggregate import Aggregation
 
 __all__ = ["OPERATIONS", "RestartBody"]
 

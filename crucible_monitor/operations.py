@@ -15,43 +15,39 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
-from crucible_monitor.alerts.config import Recurrence
-from crucible_monitor.alerts.operations import (
+from crucible_monitor.errors import CrucibleError
+from crucible_monitor.schemas import (
     AlertDetail,
     AlertFilter,
     AlertView,
-    SilenceView,
-    TransitionView,
-)
-from crucible_monitor.analysis.results import (
     AnomalyRate,
     AnomalyView,
-    CapacityReport,
-    Explanation,
-    Forecast,
-    Recommendation,
-)
-from crucible_monitor.errors import CrucibleError
-from crucible_monitor.schemas import (
     AuditView,
+    CapacityReport,
     CheckResult,
     EndpointRanking,
     EventView,
+    Explanation,
+    Forecast,
     Health,
     LogTail,
     MetricHistory,
     MetricInfo,
     MetricsReport,
     RecentErrors,
+    Recommendation,
+    Recurrence,
     RestartResult,
     ServiceDetail,
     ServiceState,
     ServiceStatus,
+    SilenceView,
     SlowQueries,
     SlowQuerySource,
     StatusSummary,
     SystemSnapshot,
     TopEndpoints,
+    TransitionView,
 )
 
 __all__ = ["Operation", "Operations", "Param", "ParamKind", "Route"]

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from crucible_monitor.alerts.operations import AlertView
 from crucible_monitor.alerts.shorthand import Levels, ResourceLevel, shorthand_levels
-from crucible_monitor.collectors.processes import ProcessInfo
 from crucible_monitor.config import AlertsConfig
 from crucible_monitor.models import iso
 from crucible_monitor.schemas import (
+    AlertView,
     CheckResult,
     CollectorStatus,
     Finding,
+    ProcessInfo,
     ProcessView,
     Quantity,
     ServiceStatus,

@@ -122,5 +122,4 @@ async def running_agent(config: Config) -> AsyncIterator[Agent]:
 
 def audit_of(agent: Agent, target: str) -> list[AuditRecord]:
     """The audit records of ``target``, newest first."""
-    assert agent.state is not None, "the agent is started"
-    return agent.state.audit(target=target)
+    return agent.running.state.audit(target=target)

@@ -9,6 +9,7 @@ import pytest
 
 from crucible_monitor.agent import Agent
 from crucible_monitor.config import Config
+from crucible_monitor.errors import AgentNotStarted
 from crucible_monitor.models import EventKind
 
 pytestmark = pytest.mark.anyio
@@ -54,8 +55,7 @@ async def test_a_failing_collector_is_counted_and_recorded_while_the_others_go_o
         assert (system.runs, system.errors_total, system.ok) == (3, 3, False)
         assert system.last_error is not None and "stat" in system.last_error
         assert (own.errors_total, own.ok) == (0, True)
-        assert agent.state is not None
-        errors = agent.state.events(kinds=[EventKind.COLLECTOR_ERROR])
+        errors = agent.running.state.events(kinds=[EventKind.COLLECTOR_ERROR])
         assert len(errors) == 1, "one event when the collector starts failing, not one per run"
         [errors_total] = agent.store.latest("agent_collector_errors_total", {"collector": "system"})
         assert errors_total.value == 3
@@ -73,6 +73,28 @@ async def test_applying_a_config_rebuilds_only_changed_collectors_and_reschedule
         assert agent.collectors["system"] is not system and agent.health["system"].interval == 5.0
         assert agent.collectors["services"] is services
         assert agent.config is new
-        assert agent.state is not None and agent.state.events(kinds=[EventKind.CONFIG])
+        assert agent.running.state.events(kinds=[EventKind.CONFIG])
     finally:
         await agent.stop()
+
+
+async def test_what_runs_only_after_start_is_reached_through_running(tmp_path: Path) -> None:
+    config = _config(tmp_path, top_processes=True)
+    agent = Agent(config.model_copy(update={"analysis": config.analysis.model_copy(update={"enabled": False})}))
+    with pytest.raises(AgentNotStarted, match="not running"):
+        _ = agent.running
+    await agent.start(schedule=False)
+    try:
+        running = agent.running
+        assert running.analysis is None, "no anomaly engine with analysis.enabled false"
+        assert running.state.events(kinds=[EventKind.AGENT])
+        assert agent.latest_processes() is None, "no snapshot before the processes collector runs"
+        await agent.run_collector("processes")
+        snapshot = agent.latest_processes()
+        assert snapshot is not None and snapshot.total > 0
+        assert agent.services_collector is agent.collectors["services"]
+        assert agent.statuses() == [] and agent.check_results() == []
+    finally:
+        await agent.stop()
+    with pytest.raises(AgentNotStarted):
+        _ = agent.running

@@ -60,7 +60,8 @@ async def test_a_cpu_burn_becomes_an_anomaly_explained_by_cpu_and_the_burning_pr
         if max(history.values) > QUIET:  # other work on the machine (CI runs nothing else): not the premise
             pytest.skip(f"this machine was busy (CPU up to {max(history.values):.0%}): a burn would not stand out")
         await agent.analyse()  # the first refit (a scikit-learn child process) and a first scoring run
-        assert agent.analysis is not None and agent.analysis.models(), "the host model was fitted"
+        engine = agent.running.analysis
+        assert engine is not None and engine.models(), "the host model was fitted"
 
         burn_start = clock.now  # what came before (the host's own history) is not this test's anomaly
         burners = [burn_cpu(), burn_cpu()]  # both cores busy

@@ -7,7 +7,8 @@
 - :mod:`~crucible_monitor.alerts.engine`: the lifecycle and dispatch cycle over ``state.db``;
 - :mod:`~crucible_monitor.alerts.routing`: routes, groups, silences, maintenance windows, inhibition;
 - :mod:`~crucible_monitor.alerts.notifiers` and :mod:`~crucible_monitor.alerts.outbox`: delivery;
-- :mod:`~crucible_monitor.alerts.operations`: what the Monitor offers (list, acknowledge, silence...);
+- :mod:`~crucible_monitor.alerts.operations`: what the Monitor offers (list, acknowledge, silence...), returning
+  the views of :mod:`crucible_monitor.schemas.alerts`;
 - :mod:`~crucible_monitor.alerts.runtime`: :class:`Alerting`, all of it wired for the agent.
 """
 
@@ -16,22 +17,18 @@ from __future__ import annotations
 from crucible_monitor.alerts.conditions import AlertInputs, AnomalyScore, Forecast
 from crucible_monitor.alerts.config import AlertingConfig, effective_alerting, load_alerting, parse_alerting
 from crucible_monitor.alerts.engine import AlertEngine, CycleReport
-from crucible_monitor.alerts.operations import AlertDetail, AlertOperations, AlertView, SilenceView, TransitionView
+from crucible_monitor.alerts.operations import AlertOperations
 from crucible_monitor.alerts.runtime import Alerting
 
 __all__ = [
-    "AlertDetail",
     "AlertEngine",
     "AlertInputs",
     "AlertOperations",
-    "AlertView",
     "Alerting",
     "AlertingConfig",
     "AnomalyScore",
     "CycleReport",
     "Forecast",
-    "SilenceView",
-    "TransitionView",
     "effective_alerting",
     "load_alerting",
     "parse_alerting",

@@ -32,10 +32,8 @@ from crucible_monitor.alerts.rules import (
     ServiceRule,
     ThresholdRule,
 )
-from crucible_monitor.analysis.results import AnomalyScore, FillForecast
-from crucible_monitor.models import labels_key, labels_match
-from crucible_monitor.schemas import CheckResult, ServiceStatus
-from crucible_monitor.storage.aggregate import Aggregation
+from crucible_monitor.models import Aggregation, labels_key, labels_match
+from crucible_monitor.schemas import AnomalyScore, CheckResult, FillForecast, ServiceStatus
 from crucible_monitor.storage.store import LatestPoint, SeriesData
 
 __all__ = [

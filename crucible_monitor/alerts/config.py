@@ -9,13 +9,10 @@ alerting file wins. All models are strict and frozen like the rest of the config
 
 from __future__ import annotations
 
-import re
-import zoneinfo
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
 
-from croniter import croniter
 from pydantic import Field, ValidationError, model_validator
 
 from crucible_monitor.alerts.matchers import MatcherText, parse_matcher
@@ -26,6 +23,7 @@ from crucible_monitor.config import AlertsConfig, NotificationsConfig
 from crucible_monitor.configfile import read_text, read_yaml, validate
 from crucible_monitor.configtypes import Duration, PositiveDuration, StrictModel, check_unique
 from crucible_monitor.errors import ConfigError
+from crucible_monitor.schemas.alerts import Recurrence
 
 __all__ = [
     "AlertingConfig",
@@ -41,8 +39,6 @@ __all__ = [
     "load_alerting",
     "parse_alerting",
 ]
-
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 class RootRoute(StrictModel):
@@ -82,40 +78,6 @@ class Escalation(StrictModel):
     matchers: list[MatcherText] = Field(default_factory=lambda: [parse_matcher("severity=critical")])
     after: PositiveDuration = timedelta(minutes=30)
     receivers: list[str] = Field(min_length=1)
-
-
-class Recurrence(StrictModel):
-    """A recurring window: a cron expression, or weekdays and a start time; each occurrence lasts ``duration``."""
-
-    cron: str | None = Field(None, description='Five-field cron, e.g. "0 2 * * sun" (Sundays 02:00).')
-    days: list[Weekday] | None = Field(None, description="Weekly: days of the week (mon..sun).")
-    start: str | None = Field(None, description="Weekly: start time HH:MM.")
-    duration: PositiveDuration
-    timezone: str = "UTC"
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if (self.cron is None) == (self.days is None):
-            raise ValueError("give either cron or days (with start), not both")
-        if self.days is not None and (self.start is None or not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", self.start)):
-            raise ValueError("days needs start as HH:MM (e.g. 02:00)")
-        if self.cron is not None and not croniter.is_valid(self.cron):
-            raise ValueError(f"invalid cron expression {self.cron!r}: use five fields, e.g. '0 2 * * sun'")
-        try:
-            zoneinfo.ZoneInfo(self.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {self.timezone!r}: use an IANA name such as Europe/Paris") from None
-        return self
-
-    @property
-    def expression(self) -> str:
-        """The cron expression of this recurrence."""
-        if self.cron is not None:
-            return self.cron
-        if self.days is None or self.start is None:  # the validator allows neither; this tells the type checker
-            raise ConfigError("a recurrence needs cron, or days with start")
-        hour, minute = self.start.split(":")
-        return f"{int(minute)} {int(hour)} * * {','.join(self.days)}"
 
 
 class MaintenanceWindow(StrictModel):

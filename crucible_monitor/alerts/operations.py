@@ -10,41 +10,26 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Literal
 
-from pydantic import BaseModel, Field
-
-from crucible_monitor.alerts.config import Recurrence
 from crucible_monitor.alerts.engine import AlertEngine, Muting
 from crucible_monitor.alerts.matchers import parse_matcher
 from crucible_monitor.alerts.routing import recurrence_active
-from crucible_monitor.alerts.store import (
-    AlertRow,
-    AlertState,
-    SilenceRow,
-    TransitionKind,
-    TransitionRow,
-    add_transition,
-)
-from crucible_monitor.config import Duration
+from crucible_monitor.alerts.store import AlertRow, SilenceRow, TransitionKind, TransitionRow, add_transition
 from crucible_monitor.errors import NotFoundError, QueryError
 from crucible_monitor.models import Severity, iso
+from crucible_monitor.schemas.alerts import (
+    Acknowledgement,
+    AlertDetail,
+    AlertFilter,
+    AlertState,
+    AlertView,
+    Recurrence,
+    SilenceView,
+    TransitionView,
+)
 
-__all__ = [
-    "MAX_SILENCE",
-    "AcknowledgeRequest",
-    "Acknowledgement",
-    "AlertDetail",
-    "AlertFilter",
-    "AlertOperations",
-    "AlertView",
-    "SilenceRequest",
-    "SilenceView",
-    "TransitionView",
-]
+__all__ = ["MAX_SILENCE", "AlertOperations"]
 
-AlertFilter = Literal["active", "pending", "firing", "resolved", "acknowledged", "all"]
-"""``active``: pending or firing; ``acknowledged``: active and acknowledged."""
 MAX_SILENCE = timedelta(days=366)
 _FILTERS: dict[str, str] = {
     "active": "state != 'resolved'",
@@ -54,92 +39,6 @@ _FILTERS: dict[str, str] = {
     "acknowledged": "state != 'resolved' AND ack_by IS NOT NULL",
     "all": "1 = 1",
 }
-
-
-class Acknowledgement(BaseModel):
-    """Who acknowledged an alert, why, and until when."""
-
-    by: str
-    note: str | None
-    at: str
-    expires_at: str | None
-
-
-class AlertView(BaseModel):
-    """An alert episode: its state, labels, text and why it is or is not notified."""
-
-    id: int
-    name: str
-    state: AlertState
-    severity: Severity
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    value: float | None
-    active_since: str
-    fired_at: str | None
-    resolved_at: str | None
-    acknowledgement: Acknowledgement | None
-    silenced_by: list[str] = Field(description="Ids of the silences or maintenance windows muting it now.")
-    inhibited: bool = Field(description="Muted by a firing alert of an inhibit rule's source.")
-    flapping: bool = Field(description="Too many transitions lately: notifications wait until it settles.")
-    escalated_at: str | None
-    fingerprint: str = Field(description="Identity of the label set, shared by every episode of the alert.")
-
-
-class TransitionView(BaseModel):
-    """One entry of an alert's history."""
-
-    id: int
-    alert_id: int
-    ts: str
-    kind: TransitionKind
-    actor: str | None
-    note: str | None
-    value: float | None
-
-
-class AlertDetail(AlertView):
-    """An alert with its history, oldest first."""
-
-    history: list[TransitionView]
-
-
-class SilenceView(BaseModel):
-    """A silence (from the API or MCP) or a maintenance window (from the config file)."""
-
-    id: str
-    source: Literal["api", "config"]
-    matchers: list[str]
-    starts_at: str | None
-    ends_at: str | None
-    recurrence: Recurrence | None
-    author: str | None
-    reason: str
-    created_at: str | None
-    active: bool = Field(description="In force right now.")
-    deleted_at: str | None = None
-    deleted_by: str | None = None
-
-
-class AcknowledgeRequest(BaseModel):
-    """The body of ``POST /api/v1/alerts/{id}/acknowledge``."""
-
-    by: str = Field(min_length=1, description="Who acknowledges.")
-    note: str | None = None
-    expires: Duration | None = Field(None, description="e.g. 2h; unset: until the alert resolves.")
-
-
-class SilenceRequest(BaseModel):
-    """The body of ``POST /api/v1/silences``."""
-
-    matchers: list[str] = Field(min_length=1, examples=[["alertname=DiskSpaceLow", "mountpoint=/var"]])
-    duration: Duration = Field(description="How long from starts_at, e.g. 2h; with recurrence, how long it recurs.")
-    reason: str = Field(min_length=1)
-    author: str = Field(min_length=1)
-    starts_at: float | None = Field(None, description="Unix time; default now.")
-    recurrence: Recurrence | None = Field(
-        None, description="Only inside these windows, e.g. every Sunday 02:00 for 2h."
-    )
 
 
 class AlertOperations:

@@ -13,10 +13,10 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from crucible_monitor.models import EventKind, labels_key
+from crucible_monitor.schemas.alerts import AlertState, TransitionKind
 
 __all__ = [
     "ALERT_MIGRATIONS",
@@ -112,30 +112,6 @@ ALERT_MIGRATIONS: list[str] = [
     CREATE INDEX outbox_due ON outbox (status, next_attempt)
     """,
 ]
-
-
-class AlertState(StrEnum):
-    """Where an alert is in its lifecycle."""
-
-    PENDING = "pending"
-    FIRING = "firing"
-    RESOLVED = "resolved"
-
-
-class TransitionKind(StrEnum):
-    """What an entry of an alert's history records."""
-
-    PENDING = "pending"
-    FIRING = "firing"
-    RESOLVED = "resolved"
-    CLEARED = "cleared"
-    """A pending alert whose condition went away before it fired."""
-    ACKNOWLEDGED = "acknowledged"
-    ACK_EXPIRED = "ack_expired"
-    FLAPPING_STARTED = "flapping_started"
-    FLAPPING_STOPPED = "flapping_stopped"
-    ESCALATED = "escalated"
-    NOTIFIED = "notified"
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:

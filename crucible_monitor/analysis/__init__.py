@@ -13,7 +13,7 @@
 - :mod:`~crucible_monitor.analysis.streaming`: the streaming detector for one series (measured on NAB).
 - :mod:`~crucible_monitor.analysis.forecast`: Theil–Sen trends with intervals and fit quality.
 - :mod:`~crucible_monitor.analysis.features`: the key series the host model watches.
-- :mod:`~crucible_monitor.analysis.results`: the pydantic models the API and MCP tools return, and the numeric
+- :mod:`~crucible_monitor.schemas.analysis`: the pydantic models the API and MCP tools return, and the numeric
   scores and forecasts alert rules read (no numpy: interfaces import it cheaply).
 
 Nothing here imports scikit-learn or pandas into the agent: only the fitting child process loads scikit-learn.

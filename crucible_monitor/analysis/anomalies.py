@@ -20,10 +20,10 @@ import numpy.typing as npt
 
 from crucible_monitor.analysis.features import KeySeries
 from crucible_monitor.analysis.registry import FittedModel, ProcessSnapshots
-from crucible_monitor.analysis.results import AnomalyRate, AnomalyScore, AnomalyView, RateBucket
 from crucible_monitor.config import AnalysisConfig
 from crucible_monitor.errors import NotFoundError, QueryError
 from crucible_monitor.models import iso
+from crucible_monitor.schemas import AnomalyRate, AnomalyScore, AnomalyView, RateBucket
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.units import human
 

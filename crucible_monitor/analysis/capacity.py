@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from crucible_monitor.analysis.forecast import Trend, fit_trend
-from crucible_monitor.analysis.results import CapacityReport, FillForecast, FitQuality, Forecast, ThresholdEta
 from crucible_monitor.config import AnalysisConfig
 from crucible_monitor.errors import QueryError
 from crucible_monitor.models import iso
+from crucible_monitor.schemas import CapacityReport, FillForecast, FitQuality, Forecast, ThresholdEta
 from crucible_monitor.storage.store import MetricStore
 from crucible_monitor.units import human_ratio
 

@@ -36,7 +36,9 @@ from crucible_monitor.analysis.registry import (
     Progress,
     TrainingWindow,
 )
-from crucible_monitor.analysis.results import (
+from crucible_monitor.config import AnalysisConfig
+from crucible_monitor.models import iso
+from crucible_monitor.schemas import (
     AnomalyRate,
     AnomalyScore,
     AnomalyView,
@@ -45,11 +47,9 @@ from crucible_monitor.analysis.results import (
     FillForecast,
     Forecast,
     ModelInfo,
+    ProcessSnapshot,
     ScoreRun,
 )
-from crucible_monitor.config import AnalysisConfig
-from crucible_monitor.models import iso
-from crucible_monitor.schemas import ProcessSnapshot
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
 

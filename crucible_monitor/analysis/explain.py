@@ -12,7 +12,9 @@ import numpy as np
 from crucible_monitor.analysis.anomalies import EVENTS_BEFORE, AnomalyLog, Attribution, describe
 from crucible_monitor.analysis.features import KeySeries, read_columns
 from crucible_monitor.analysis.registry import FittedModel
-from crucible_monitor.analysis.results import (
+from crucible_monitor.errors import QueryError
+from crucible_monitor.models import iso
+from crucible_monitor.schemas import (
     ContributingSeries,
     EventRef,
     Explanation,
@@ -20,8 +22,6 @@ from crucible_monitor.analysis.results import (
     ProcessRef,
     SimilarAnomaly,
 )
-from crucible_monitor.errors import QueryError
-from crucible_monitor.models import iso
 from crucible_monitor.storage.store import MetricStore
 
 __all__ = ["Explainer"]
@@ -31,7 +31,7 @@ _SINCE_MADS = 5.0
 
 
 class Explainer:
-    """Builds :class:`~crucible_monitor.analysis.results.Explanation` s from stored anomalies or the raw series.
+    """Builds :class:`~crucible_monitor.schemas.analysis.Explanation` s from stored anomalies or the raw series.
 
     Args:
         store: the metric store, for windows with no stored anomaly and for "since when".

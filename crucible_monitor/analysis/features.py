@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from crucible_monitor.storage.aggregate import Aggregation
+from crucible_monitor.models import Aggregation
 from crucible_monitor.storage.store import MetricStore
 
 __all__ = ["KEY_SERIES", "KeySeries", "read_columns"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from crucible_monitor.analysis.results import FitQuality
+from crucible_monitor.schemas import FitQuality
 
 __all__ = ["MIN_POINTS", "MIN_SPAN", "FitQuality", "Trend", "fit_trend"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol
 
-from crucible_monitor.analysis.results import AnomalyView, Forecast, NextTool, Recommendation
+from crucible_monitor.schemas import AnomalyView, Forecast, NextTool, Recommendation
 
 __all__ = ["RECENT_LIMIT", "RECENT_SECONDS", "ActiveAlert", "recommendations"]
 

@@ -20,9 +20,8 @@ import numpy.typing as npt
 from crucible_monitor.analysis.baseline import SeasonalBaseline
 from crucible_monitor.analysis.features import KeySeries
 from crucible_monitor.analysis.forest import CompactForest, HostModel
-from crucible_monitor.analysis.results import ModelInfo
 from crucible_monitor.models import iso
-from crucible_monitor.schemas import ProcessSnapshot
+from crucible_monitor.schemas import ModelInfo, ProcessSnapshot
 from crucible_monitor.storage.state import StateDB
 
 __all__ = ["ANALYSIS_MIGRATIONS", "FittedModel", "ModelRegistry", "ProcessSnapshots", "Progress"]

@@ -30,8 +30,8 @@ from typing import NamedTuple
 
 import orjson
 
-from crucible_monitor.collectors.base import Collection
-from crucible_monitor.collectors.tailing import Problems, Tailer
+from crucible_monitor.collectors.base import Collection, Problems
+from crucible_monitor.collectors.tailing import Tailer
 from crucible_monitor.config import AccessLogFileConfig, AccessLogsConfig
 from crucible_monitor.configtypes import format_duration
 from crucible_monitor.errors import NotFoundError, QueryError

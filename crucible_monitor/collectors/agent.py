@@ -8,11 +8,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crucible_monitor.collectors.base import Collection
+from crucible_monitor.collectors.base import Collection, CollectorHealth
 from crucible_monitor.models import MetricKind, MetricSpec, Sample
 
 if TYPE_CHECKING:
-    from crucible_monitor.agent import CollectorHealth
     from crucible_monitor.storage.store import StoreStats
 
 __all__ = ["CATALOGUE", "AgentCollector"]

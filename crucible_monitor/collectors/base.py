@@ -1,14 +1,18 @@
-"""The collector contract: one module per source, each declaring the metrics it emits."""
+"""The collector contract: one module per source, each declaring the metrics it emits; the scheduler's record of
+how a collector does (:class:`CollectorHealth`); :class:`Problems`, what a collector could not read."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from crucible_monitor.models import Event, MetricSpec, Sample
+from crucible_monitor.models import Event, EventKind, MetricSpec, Sample, Severity
 
-__all__ = ["Collection", "Collector"]
+__all__ = ["Collection", "Collector", "CollectorHealth", "Problems"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,3 +43,45 @@ class Collector(Protocol):
     async def collect(self) -> Collection:
         """Read the source once."""
         ...
+
+
+@dataclass
+class CollectorHealth:
+    """How a collector has been doing since the agent started (the scheduler keeps one per collector)."""
+
+    interval: float
+    runs: int = 0
+    errors_total: int = 0
+    last_run: float | None = None
+    last_success: float | None = None
+    last_duration: float | None = None
+    last_error: str | None = None
+    samples_last_run: int = 0
+    last_stamp: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True unless the latest run failed."""
+        return self.last_error is None
+
+
+class Problems:
+    """What a collector could not read, cycle after cycle: an event when a problem appears, a log line when it ends."""
+
+    def __init__(self, subject: str, label: str) -> None:
+        self.subject = subject
+        self.label = label
+        self.current: set[str] = set()
+
+    def update(self, problems: Sequence[str], now: float) -> list[Event]:
+        """The events for the problems of this cycle that the last cycle did not have."""
+        events = []
+        for problem in problems:
+            if problem not in self.current:
+                logger.warning("%s: %s", self.label, problem)
+                message = f"{self.label}: {problem}"
+                events.append(Event(EventKind.COLLECTOR_ERROR, self.subject, message, Severity.WARNING, {}, now))
+        for solved in self.current - set(problems):
+            logger.info("%s: no longer: %s", self.label, solved)
+        self.current = set(problems)
+        return events

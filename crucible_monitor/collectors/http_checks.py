@@ -2,8 +2,8 @@
 
 One :class:`HttpCheckCollector` per configured check; the agent schedules each at its own ``check.interval``. A
 check is retried with exponential backoff before it counts as failed, and every failure is classified
-(:data:`FailureKind`) from the exception chain, not from message text. Events are recorded on transitions only:
-``CHECK_FAILED`` when a check starts failing, ``CHECK_RECOVERED`` when it comes back.
+(:data:`~crucible_monitor.schemas.FailureKind`) from the exception chain, not from message text. Events are
+recorded on transitions only: ``CHECK_FAILED`` when a check starts failing, ``CHECK_RECOVERED`` when it comes back.
 
 Request headers may carry tokens, so they never reach logs, errors or events.
 """
@@ -22,14 +22,14 @@ from typing import Literal
 import httpx
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from pydantic import BaseModel, ConfigDict
 
 from crucible_monitor.collectors.base import Collection
 from crucible_monitor.config import HttpCheckConfig
 from crucible_monitor.errors import CollectorError
 from crucible_monitor.models import Event, EventKind, MetricKind, MetricSpec, Sample, Severity
+from crucible_monitor.schemas import CheckResult, FailureKind
 
-__all__ = ["CATALOGUE", "MAX_BODY_BYTES", "CheckResult", "FailureKind", "HttpCheckCollector"]
+__all__ = ["CATALOGUE", "MAX_BODY_BYTES", "HttpCheckCollector"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,6 @@ MAX_BODY_BYTES = 1024 * 1024
 """At most this much of the body is searched for the keyword."""
 
 _MAX_ERROR_CHARS = 200
-
-FailureKind = Literal["dns", "connect", "tls", "timeout", "status", "keyword"]
 
 _LABELS = ("check",)
 CATALOGUE: tuple[MetricSpec, ...] = (
@@ -71,27 +69,6 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "http_check_failures_total", MetricKind.COUNTER, "checks", "Failed checks since the agent started.", _LABELS
     ),
 )
-
-
-class CheckResult(BaseModel):
-    """The outcome of one check (after its retries)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    url: str
-    ok: bool
-    status_code: int | None
-    duration_seconds: float | None
-    failure: FailureKind | None
-    error: str | None
-    attempts: int
-    checked_at: float
-    consecutive_failures: int
-    tls_expires_at: float | None = None
-    tls_days_left: float | None = None
-    tls_issuer: str | None = None
-    tls_subject: str | None = None
 
 
 @dataclass(frozen=True)

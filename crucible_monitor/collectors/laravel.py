@@ -42,8 +42,8 @@ import redis
 from pydantic import SecretStr
 
 from crucible_monitor.collectors import mysql
-from crucible_monitor.collectors.base import Collection
-from crucible_monitor.collectors.tailing import Problems, Tailer
+from crucible_monitor.collectors.base import Collection, Problems
+from crucible_monitor.collectors.tailing import Tailer
 from crucible_monitor.config import LaravelAppConfig, LaravelConfig, MysqlConfig
 from crucible_monitor.errors import NotFoundError
 from crucible_monitor.models import MetricKind, MetricSpec, Sample, iso

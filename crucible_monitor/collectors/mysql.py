@@ -32,8 +32,7 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
-from crucible_monitor.collectors.base import Collection
-from crucible_monitor.collectors.tailing import Problems
+from crucible_monitor.collectors.base import Collection, Problems
 from crucible_monitor.config import MysqlConfig
 from crucible_monitor.errors import CollectorError
 from crucible_monitor.models import MetricKind, MetricSpec, Sample, iso

@@ -20,8 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from crucible_monitor.collectors.base import Collection
-from crucible_monitor.collectors.tailing import Problems
+from crucible_monitor.collectors.base import Collection, Problems
 from crucible_monitor.config import PhpFpmConfig, PhpFpmPoolConfig
 from crucible_monitor.models import MetricKind, MetricSpec, Sample
 

@@ -19,14 +19,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from crucible_monitor.collectors.base import Collection
 from crucible_monitor.config import SystemCollectorConfig
 from crucible_monitor.errors import CollectorError
 from crucible_monitor.models import MetricKind, MetricSpec, Sample
+from crucible_monitor.schemas import ProcessInfo, ProcessSnapshot
 
-__all__ = ["CATALOGUE", "CMDLINE_MAX", "ProcessInfo", "ProcessSnapshot", "ProcessesCollector"]
+__all__ = ["CATALOGUE", "CMDLINE_MAX", "ProcessesCollector"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,28 +36,6 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 
 CMDLINE_MAX = 200
 """Characters of a command line kept in a snapshot."""
-
-
-class ProcessInfo(BaseModel):
-    """One process of a snapshot."""
-
-    pid: int
-    name: str
-    cmdline: str
-    user: str
-    state: str
-    cpu_cores: float | None
-    memory_bytes: int
-    started_at: float | None
-
-
-class ProcessSnapshot(BaseModel):
-    """The top processes at one time: ``total`` processes were read, the top few are kept by CPU and by memory."""
-
-    ts: float
-    total: int
-    by_cpu: list[ProcessInfo]
-    by_memory: list[ProcessInfo]
 
 
 @dataclass(slots=True)

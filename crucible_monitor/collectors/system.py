@@ -19,26 +19,18 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 
 from crucible_monitor.collectors.base import Collection
+from crucible_monitor.collectors.mounts import REMOTE_FSTYPES, Mount, select_mounts, whole_disks
 from crucible_monitor.config import SystemCollectorConfig
 from crucible_monitor.errors import CollectorError
 from crucible_monitor.models import MetricKind, MetricSpec, Sample
 
-__all__ = [
-    "CATALOGUE",
-    "CPU_MODES",
-    "PSEUDO_FSTYPES",
-    "RATIO_DECIMALS",
-    "REMOTE_FSTYPES",
-    "SystemCollector",
-    "whole_disks",
-]
+__all__ = ["CATALOGUE", "CPU_MODES", "RATIO_DECIMALS", "SystemCollector"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,61 +105,6 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 """The first eight columns of a ``cpu`` line of ``/proc/stat`` (guest time is already counted in user and nice)."""
 
-PSEUDO_FSTYPES = frozenset(
-    [
-        "autofs",
-        "binfmt_misc",
-        "bpf",
-        "cgroup",
-        "cgroup2",
-        "configfs",
-        "debugfs",
-        "devpts",
-        "devtmpfs",
-        "efivarfs",
-        "fuse.lxcfs",
-        "fusectl",
-        "hugetlbfs",
-        "iso9660",
-        "mqueue",
-        "nsfs",
-        "proc",
-        "pstore",
-        "ramfs",
-        "rootfs",
-        "rpc_pipefs",
-        "securityfs",
-        "selinuxfs",
-        "squashfs",
-        "sysfs",
-        "tmpfs",
-        "tracefs",
-    ]
-)
-"""Filesystem types left out unless named in ``include_fstypes``. overlay is kept: container roots are overlay."""
-
-REMOTE_FSTYPES = frozenset(
-    [
-        "9p",
-        "afs",
-        "ceph",
-        "cifs",
-        "davfs",
-        "fuse.glusterfs",
-        "fuse.rclone",
-        "fuse.s3fs",
-        "fuse.sshfs",
-        "glusterfs",
-        "lustre",
-        "nfs",
-        "nfs4",
-        "smb3",
-        "smbfs",
-    ]
-)
-"""Filesystem types whose ``statvfs`` can hang: asked from a thread with a timeout."""
-
-_SKIP_DISKS = ("loop", "ram", "zram", "fd", "sr")
 _SECTOR = 512
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})
 _MEMINFO_KEYS = frozenset(("MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapTotal", "SwapFree"))
@@ -185,28 +122,6 @@ _NET_FIELDS = (  # column of the part after "iface:" in /proc/net/dev
 _LABEL_CACHE_LIMIT = 4096  # interfaces such as docker's veth* come and go: don't keep their labels forever
 
 
-@dataclass(frozen=True, slots=True)
-class _Mount:
-    path: str
-    fstype: str
-    labels: Mapping[str, str]
-
-
-def _unescape(field: str) -> str:
-    r"""Undo the octal escapes of /proc/mounts (``\040`` is a space)."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def _field(text: str, key: str) -> str | None:
     """The value of the ``key value`` line of ``text`` (``/proc/vmstat``), found without splitting every line."""
     prefix = key + " "
@@ -219,31 +134,6 @@ def _field(text: str, key: str) -> str | None:
         start = found + 1 + len(prefix)
     end = text.find("\n", start)
     return text[start:end] if end >= 0 else text[start:]
-
-
-def _printable(text: str) -> str:
-    """``text`` safe to store as a label: undecodable bytes (kept for syscalls) become U+FFFD."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def whole_disks(names: Iterable[str]) -> list[str]:
-    """The devices of ``/proc/diskstats`` worth reporting: whole disks, not their partitions nor loop/ram/zram/fd/sr.
-
-    A partition is a listed disk's name plus digits (``vda1``), or plus ``p`` and digits when the disk's name ends in
-    a digit (``nvme0n1p1``, ``mmcblk0p2``); so ``dm-10`` is not a partition of ``dm-1``.
-    """
-    listed = [n for n in names if not n.startswith(_SKIP_DISKS)]
-    present = set(listed)
-    kept = []
-    for name in listed:
-        stem = name.rstrip("0123456789")
-        if stem != name and (
-            (stem in present and not stem[-1:].isdigit())
-            or (stem.endswith("p") and stem[:-1] in present and stem[-2:-1].isdigit())
-        ):
-            continue
-        kept.append(name)
-    return kept
 
 
 class SystemCollector:
@@ -292,7 +182,7 @@ class SystemCollector:
         self._prev_cpu: dict[str, list[int]] = {}
         self._cpu_labels: dict[str, tuple[Mapping[str, str], tuple[Mapping[str, str], ...]]] = {}
         self._mounts_text: str | None = None
-        self._mounts: list[_Mount] = []
+        self._mounts: list[Mount] = []
         self._disk_names: list[str] = []
         self._disks: dict[str, Mapping[str, str]] = {}
         self._net_labels: dict[str, Mapping[str, str] | None] = {}
@@ -562,7 +452,7 @@ class SystemCollector:
             self._mounts = []
             return
         if text != self._mounts_text:
-            self._mounts = self._select_mounts(text)
+            self._mounts = select_mounts(text, self._config.include_fstypes, self._config.exclude_mountpoints)
             self._mounts_text = text
         for mount in self._mounts:
             if mount.fstype in REMOTE_FSTYPES:
@@ -574,44 +464,7 @@ class SystemCollector:
                 continue
             self._filesystem(mount, st, ts, out)
 
-    def _select_mounts(self, text: str) -> list[_Mount]:
-        """The real filesystems of a mount table, one per device (its shortest mountpoint)."""
-        keep_types = set(self._config.include_fstypes)
-        excluded = self._config.exclude_mountpoints
-        by_path: dict[str, tuple[str, str]] = {}
-        for line in text.splitlines():
-            fields = line.split()
-            if len(fields) < 3:
-                continue
-            device, path, fstype = _unescape(fields[0]), _unescape(fields[1]), fields[2]
-            if fstype in PSEUDO_FSTYPES and fstype not in keep_types:
-                continue
-            if any(fnmatch.fnmatchcase(path, p) for p in excluded):
-                continue
-            by_path.pop(path, None)  # mounted over: the later mount is the one visible
-            by_path[path] = (device, fstype)
-        # A device with a "/" (/dev/vda1, server:/export, pool/dataset) is one filesystem wherever it is mounted:
-        # its bind mounts go. Names such as tmpfs, overlay or none say nothing: each of those mounts is its own.
-        by_device: dict[str, tuple[str, str]] = {}
-        for path, (device, fstype) in by_path.items():
-            key = device if "/" in device else f"\0{path}"
-            seen = by_device.get(key)
-            if seen is None or len(path) < len(seen[0]):
-                by_device[key] = (path, fstype)
-        mounts = [
-            _Mount(
-                path,
-                fstype,
-                MappingProxyType(
-                    {"mountpoint": _printable(path), "device": _printable(by_path[path][0]), "fstype": fstype}
-                ),
-            )
-            for path, fstype in by_device.values()
-        ]
-        mounts.sort(key=lambda m: m.path)
-        return mounts
-
-    def _filesystem(self, mount: _Mount, st: os.statvfs_result, ts: float, out: list[Sample]) -> None:
+    def _filesystem(self, mount: Mount, st: os.statvfs_result, ts: float, out: list[Sample]) -> None:
         size = st.f_blocks * st.f_frsize
         avail = st.f_bavail * st.f_frsize
         used = (st.f_blocks - st.f_bfree) * st.f_frsize

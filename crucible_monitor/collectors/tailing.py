@@ -18,8 +18,9 @@ Only complete lines are returned; a partial last line waits for its newline, exc
 on its final read. The positions live in one small JSON file written atomically by :meth:`Tailer.save` (temp file,
 fsync, rename, fsync of the directory), which callers run once they have used what :meth:`Tailer.read` returned: a
 crash in between reads those lines again rather than losing them. :attr:`Tailer.problems` says what the last read
-could not do (a pattern matching no file, a file that cannot be opened); :class:`Problems` turns such problems,
-the tailer's and others', into events when they appear.
+could not do (a pattern matching no file, a file that cannot be opened);
+:class:`~crucible_monitor.collectors.base.Problems` turns such problems, the tailer's and others', into events
+when they appear.
 """
 
 from __future__ import annotations
@@ -35,9 +36,7 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from crucible_monitor.models import Event, EventKind, Severity
-
-__all__ = ["CHUNK_BYTES", "FINGERPRINT_BYTES", "MAX_LINE_BYTES", "Chunk", "Problems", "Tailer"]
+__all__ = ["CHUNK_BYTES", "FINGERPRINT_BYTES", "MAX_LINE_BYTES", "Chunk", "Tailer"]
 
 logger = logging.getLogger(__name__)
 
@@ -319,25 +318,3 @@ class Tailer:
         if size < position.fingerprint_size:
             return False
         return _digest(os.pread(fd, position.fingerprint_size, 0)) == position.fingerprint
-
-
-class Problems:
-    """What a collector could not read, cycle after cycle: an event when a problem appears, a log line when it ends."""
-
-    def __init__(self, subject: str, label: str) -> None:
-        self.subject = subject
-        self.label = label
-        self.current: set[str] = set()
-
-    def update(self, problems: Sequence[str], now: float) -> list[Event]:
-        """The events for the problems of this cycle that the last cycle did not have."""
-        events = []
-        for problem in problems:
-            if problem not in self.current:
-                logger.warning("%s: %s", self.label, problem)
-                message = f"{self.label}: {problem}"
-                events.append(Event(EventKind.COLLECTOR_ERROR, self.subject, message, Severity.WARNING, {}, now))
-        for solved in self.current - set(problems):
-            logger.info("%s: no longer: %s", self.label, solved)
-        self.current = set(problems)
-        return events

@@ -7,7 +7,7 @@ otherwise needs ``confirm=true`` (hosts such as Claude Code and Crush ask the us
 clients without elicitation, such as the Inspector CLI, can still act, but only explicitly). With
 ``actions.read_only`` it is not listed at all.
 
-This module only wires: the tools' result views are in :mod:`crucible_monitor.views`, the token, the audit actor
+This module only wires: the tools' result views are in :mod:`crucible_monitor.schemas.views`, the token, the audit actor
 and the restart confirmation in :mod:`crucible_monitor.server.auth`, the prompts' text in
 :mod:`crucible_monitor.prompts.builders`.
 """
@@ -27,32 +27,34 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from crucible_monitor import __version__
-from crucible_monitor.alerts.operations import AlertDetail, AlertFilter, AlertView, SilenceView
-from crucible_monitor.analysis.results import AnomalyRate, CapacityReport, Explanation, Forecast
 from crucible_monitor.config import Category
 from crucible_monitor.errors import CrucibleError
-from crucible_monitor.models import EventKind, Severity
+from crucible_monitor.models import Aggregation, EventKind, Severity
 from crucible_monitor.operations import Operations
 from crucible_monitor.params import TIME_FORMS, Seconds, Span, Time, parse_seconds, parse_time
 from crucible_monitor.prompts import builders as prompts
 from crucible_monitor.schemas import (
+    AlertDetail,
+    AlertFilter,
+    AlertView,
+    AnomalyRate,
+    CapacityReport,
     EndpointRanking,
+    Explanation,
+    Forecast,
     LogTail,
     MetricsReport,
     RecentErrors,
     RestartResult,
     ServiceDetail,
     ServiceState,
+    SilenceView,
     SlowQueries,
     SlowQuerySource,
     StatusSummary,
     TopEndpoints,
 )
-from crucible_monitor.server.auth import Confirm, McpAuth
-from crucible_monitor.server.auth import actor as _actor
-from crucible_monitor.server.auth import ask_restart_confirmation as _ask_confirmation
-from crucible_monitor.storage.aggregate import Aggregation
-from crucible_monitor.views import (
+from crucible_monitor.schemas.views import (
     AlertList,
     AnomalyList,
     AuditList,
@@ -66,6 +68,9 @@ from crucible_monitor.views import (
     SilenceList,
     TransitionList,
 )
+from crucible_monitor.server.auth import Confirm, McpAuth
+from crucible_monitor.server.auth import actor as _actor
+from crucible_monitor.server.auth import ask_restart_confirmation as _ask_confirmation
 
 __all__ = ["McpAuth", "build_mcp_server"]
 

@@ -7,15 +7,13 @@ wrap) give no rate, never a false 0.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 import numpy as np
 import numpy.typing as npt
 
+from crucible_monitor.models import AGGREGATIONS, Aggregation
+
 __all__ = ["AGGREGATIONS", "ROLLUP_COLUMNS", "Aggregation", "bucket_raw", "bucket_rollup", "counter_rate", "rollup"]
 
-Aggregation = Literal["avg", "min", "max", "last", "p95", "count", "rate"]
-AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 
 ROLLUP_COLUMNS: dict[str, tuple[str, ...]] = {
     "avg": ("sum", "count"),

@@ -27,9 +27,8 @@ import numpy.typing as npt
 
 from crucible_monitor.config import StorageConfig
 from crucible_monitor.errors import StorageError
-from crucible_monitor.models import Sample, labels_key, labels_match, parse_labels_key
+from crucible_monitor.models import Aggregation, Sample, labels_key, labels_match, parse_labels_key
 from crucible_monitor.storage import aggregate
-from crucible_monitor.storage.aggregate import Aggregation
 from crucible_monitor.storage.files import (
     DAY_MS,
     TIERS,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from crucible_monitor.alerts.operations import AlertView
 from crucible_monitor.alerts.store import AlertState
 from crucible_monitor.analysis.recommend import recommendations
-from crucible_monitor.analysis.results import AnomalyView, Forecast, ThresholdEta
 from crucible_monitor.models import Severity
+from crucible_monitor.schemas import AlertView, AnomalyView, Forecast, ThresholdEta
 
 
 def _alert(alert_id: int, severity: Severity, annotations: dict[str, str], value: float | None = None) -> AlertView:

@@ -13,7 +13,7 @@ from crucible_monitor.units import human
 
 
 def test_importing_the_results_loads_neither_numpy_nor_pyarrow() -> None:
-    code = "import sys, crucible_monitor.analysis.results; print(sorted({'numpy', 'pyarrow'} & set(sys.modules)))"
+    code = "import sys, crucible_monitor.schemas.analysis; print(sorted({'numpy', 'pyarrow'} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert loaded.strip() == "[]"
 

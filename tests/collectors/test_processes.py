@@ -17,9 +17,10 @@ from helpers import assert_contract
 from manual_clock import Clock
 
 from crucible_monitor.collectors.base import Collection
-from crucible_monitor.collectors.processes import CMDLINE_MAX, ProcessesCollector, ProcessSnapshot
+from crucible_monitor.collectors.processes import CMDLINE_MAX, ProcessesCollector
 from crucible_monitor.config import SystemCollectorConfig
 from crucible_monitor.errors import CollectorError
+from crucible_monitor.schemas import ProcessSnapshot
 
 pytestmark = pytest.mark.anyio
 

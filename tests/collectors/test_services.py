@@ -23,22 +23,20 @@ from pydantic import SecretStr
 from supervisor_fixture import Supervisord, free_port, run_supervisord
 
 from crucible_monitor.collectors.base import Collection
-from crucible_monitor.collectors.services import (
-    ServicesCollector,
-    ServiceStatus,
-    SupervisorClient,
+from crucible_monitor.collectors.services import ServicesCollector, guess_category
+from crucible_monitor.config import Category, ServicesConfig, SupervisorConfig, SystemdConfig
+from crucible_monitor.errors import NotFoundError
+from crucible_monitor.managers.supervisor import SupervisorClient, supervisor_restart
+from crucible_monitor.managers.systemd import (
     discover_units,
-    guess_category,
     parse_systemctl_show,
-    supervisor_restart,
     systemctl_list_units_argv,
     systemctl_restart_argv,
     systemctl_show_argv,
     validate_unit_name,
 )
-from crucible_monitor.config import Category, ServicesConfig, SupervisorConfig, SystemdConfig
-from crucible_monitor.errors import NotFoundError
 from crucible_monitor.models import EventKind, Severity
+from crucible_monitor.schemas import ServiceStatus
 
 pytestmark = pytest.mark.anyio
 

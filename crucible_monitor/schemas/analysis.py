@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from crucible_monitor.models import iso
+from crucible_monitor.schemas.readings import EventRef
 
 if TYPE_CHECKING:
-    from crucible_monitor.storage.state import StoredEvent
+    pass
 
 __all__ = [
     "AnomalyRate",
@@ -24,7 +24,6 @@ __all__ = [
     "AnomalyView",
     "CapacityReport",
     "ContributingSeries",
-    "EventRef",
     "Explanation",
     "FillForecast",
     "FitQuality",
@@ -69,30 +68,6 @@ class AnomalyView(BaseModel):
     threshold: float
     series: list[str] = Field(description="The contributing series, strongest first.")
     summary: str
-
-
-class EventRef(BaseModel):
-    """An event in or just before an anomaly's window."""
-
-    id: int
-    ts: str
-    kind: str
-    subject: str
-    severity: str
-    message: str
-
-    @classmethod
-    def of(cls, stored: StoredEvent) -> Self:
-        """The view of an event as ``state.db`` holds it."""
-        event = stored.event
-        return cls(
-            id=stored.id,
-            ts=iso(event.ts),
-            kind=event.kind.value,
-            subject=event.subject,
-            severity=event.severity.value,
-            message=event.message,
-        )
 
 
 class ProcessRef(BaseModel):

@@ -7,10 +7,14 @@ from typing import Self, TypeVar
 
 from pydantic import BaseModel, Field
 
-from crucible_monitor.alerts.operations import AlertView, SilenceView, TransitionView
-from crucible_monitor.analysis.results import AnomalyView, Recommendation
 from crucible_monitor.models import iso
-from crucible_monitor.schemas import AuditView, CheckResult, EventView, MetricInfo, Quantity, ServiceStatus
+from crucible_monitor.schemas.agent import AuditView
+from crucible_monitor.schemas.alerts import AlertView, SilenceView, TransitionView
+from crucible_monitor.schemas.analysis import AnomalyView, Recommendation
+from crucible_monitor.schemas.metrics import MetricInfo
+from crucible_monitor.schemas.readings import CheckResult, ServiceStatus
+from crucible_monitor.schemas.services import EventView
+from crucible_monitor.schemas.system import Quantity
 from crucible_monitor.units import human
 
 __all__ = [

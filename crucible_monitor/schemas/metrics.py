@@ -1,0 +1,72 @@
+"""The metric catalogue, history queries and metric reports."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["HistorySeries", "MetricHistory", "MetricInfo", "MetricReport", "MetricsReport", "SeriesReport"]
+
+
+class MetricInfo(BaseModel):
+    """One entry of the metric catalogue."""
+
+    name: str
+    kind: Literal["gauge", "counter"]
+    unit: str
+    description: str
+    labels: list[str]
+    collector: str
+
+
+class HistorySeries(BaseModel):
+    """One series of a history query: ``points`` are ``[unix_seconds, value]`` pairs."""
+
+    labels: dict[str, str]
+    points: list[tuple[float, float]]
+
+
+class MetricHistory(BaseModel):
+    """The result of a history query."""
+
+    metric: str
+    kind: Literal["gauge", "counter"]
+    unit: str
+    agg: str
+    start: str
+    end: str
+    step_seconds: float
+    tiers: list[str] = Field(description="Storage tiers the points came from (raw, 1m, 1h).")
+    series: list[HistorySeries]
+
+
+class SeriesReport(BaseModel):
+    """One series of a metrics report: summary statistics and a bounded number of points."""
+
+    labels: dict[str, str]
+    points: list[tuple[str, float]] = Field(description="[ISO 8601 time, value], at most max_points")
+    stats: dict[str, float] = Field(description="min, max, avg, p95, last over the range")
+    human: dict[str, str] = Field(description="The same statistics as people read them")
+
+
+class MetricReport(BaseModel):
+    """One metric over a range, summarised."""
+
+    metric: str
+    kind: Literal["gauge", "counter"]
+    unit: str = Field(description="Unit of the values: a counter's rate is per second.")
+    description: str
+    agg: str
+    start: str
+    end: str
+    step_seconds: float
+    series: list[SeriesReport]
+    series_total: int = Field(description="Series that matched, before the report kept the top ones.")
+
+
+class MetricsReport(BaseModel):
+    """The result of get_metrics: one report per metric (several for a group)."""
+
+    reports: list[MetricReport]
+    hint: str

@@ -1,0 +1,123 @@
+"""What the collectors and ``state.db`` produce and the layers above read: check results, process snapshots,
+service statuses, event references.
+
+Defined here, below their producers, so that alerting, analysis and the interfaces need no collector module.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, Self
+
+from pydantic import BaseModel, ConfigDict
+
+from crucible_monitor.config import Category
+from crucible_monitor.models import iso
+
+if TYPE_CHECKING:
+    from crucible_monitor.storage.state import StoredEvent
+
+__all__ = [
+    "CheckResult",
+    "EventRef",
+    "FailureKind",
+    "Manager",
+    "ProcessInfo",
+    "ProcessSnapshot",
+    "ServiceStatus",
+]
+
+FailureKind = Literal["dns", "connect", "tls", "timeout", "status", "keyword"]
+"""Why an HTTP check failed."""
+
+Manager = Literal["systemd", "supervisor"]
+"""The service manager a service runs under."""
+
+
+class CheckResult(BaseModel):
+    """The outcome of one HTTP check (after its retries)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    url: str
+    ok: bool
+    status_code: int | None
+    duration_seconds: float | None
+    failure: FailureKind | None
+    error: str | None
+    attempts: int
+    checked_at: float
+    consecutive_failures: int
+    tls_expires_at: float | None = None
+    tls_days_left: float | None = None
+    tls_issuer: str | None = None
+    tls_subject: str | None = None
+
+
+class ProcessInfo(BaseModel):
+    """One process of a snapshot."""
+
+    pid: int
+    name: str
+    cmdline: str
+    user: str
+    state: str
+    cpu_cores: float | None
+    memory_bytes: int
+    started_at: float | None
+
+
+class ProcessSnapshot(BaseModel):
+    """The top processes at one time: ``total`` processes were read, the top few are kept by CPU and by memory."""
+
+    ts: float
+    total: int
+    by_cpu: list[ProcessInfo]
+    by_memory: list[ProcessInfo]
+
+
+class ServiceStatus(BaseModel):
+    """The last known state of one watched service."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    manager: Manager
+    category: Category
+    up: bool
+    state: str
+    """systemd ActiveState or supervisor statename, lower case; ``unknown`` while its manager does not answer."""
+    sub_state: str | None = None
+    description: str | None = None
+    pid: int | None = None
+    since: float | None = None
+    """Unix time the service entered its current state (became active, failed, stopped), when known."""
+    restarts: int = 0
+    memory_bytes: int | None = None
+    exit_status: int | None = None
+    last_seen: float
+    """Unix time of the last poll that read this service."""
+
+
+class EventRef(BaseModel):
+    """An event in or just before an anomaly's window."""
+
+    id: int
+    ts: str
+    kind: str
+    subject: str
+    severity: str
+    message: str
+
+    @classmethod
+    def of(cls, stored: StoredEvent) -> Self:
+        """The view of an event as ``state.db`` holds it."""
+        event = stored.event
+        return cls(
+            id=stored.id,
+            ts=iso(event.ts),
+            kind=event.kind.value,
+            subject=event.subject,
+            severity=event.severity.value,
+            message=event.message,
+        )
