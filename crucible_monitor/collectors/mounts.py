@@ -1,4 +1,8 @@
-"""The mount table (``/proc/self/mounts``): which of its mounts are real filesystems worth a ``statvfs``."""
+"""Which filesystems and block devices the system collector reports, read from the mount table and diskstats.
+
+Pseudo filesystems (proc, tmpfs, cgroup...) are left out unless asked for; a device mounted several times (bind
+mounts) counts once; partitions and virtual block devices (loop, ram, zram...) are left out of disk I/O.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-__all__ = ["PSEUDO_FSTYPES", "REMOTE_FSTYPES", "Mount", "select_mounts"]
+__all__ = ["PSEUDO_FSTYPES", "REMOTE_FSTYPES", "Mount", "printable", "select_mounts", "unescape", "whole_disks"]
 
 PSEUDO_FSTYPES = frozenset(
     [
@@ -63,17 +67,19 @@ REMOTE_FSTYPES = frozenset(
 )
 """Filesystem types whose ``statvfs`` can hang: asked from a thread with a timeout."""
 
+_SKIP_DISKS = ("loop", "ram", "zram", "fd", "sr")
+
 
 @dataclass(frozen=True, slots=True)
 class Mount:
-    """A mount kept for ``statvfs``, with the labels of its samples."""
+    """A filesystem the collector reports: where it is mounted, its type, and its sample labels."""
 
     path: str
     fstype: str
     labels: Mapping[str, str]
 
 
-def _unescape(field: str) -> str:
+def unescape(field: str) -> str:
     r"""Undo the octal escapes of /proc/mounts (``\040`` is a space)."""
     if "\\" not in field:
         return field
@@ -88,21 +94,45 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """``text`` safe to store as a label: undecodable bytes (kept for syscalls) become U+FFFD."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def whole_disks(names: Iterable[str]) -> list[str]:
+    """The devices of ``/proc/diskstats`` worth reporting: whole disks, not their partitions nor loop/ram/zram/fd/sr.
+
+    A partition is a listed disk's name plus digits (``vda1``), or plus ``p`` and digits when the disk's name ends in
+    a digit (``nvme0n1p1``, ``mmcblk0p2``); so ``dm-10`` is not a partition of ``dm-1``.
+    """
+    listed = [n for n in names if not n.startswith(_SKIP_DISKS)]
+    present = set(listed)
+    kept = []
+    for name in listed:
+        stem = name.rstrip("0123456789")
+        if stem != name and (
+            (stem in present and not stem[-1:].isdigit())
+            or (stem.endswith("p") and stem[:-1] in present and stem[-2:-1].isdigit())
+        ):
+            continue
+        kept.append(name)
+    return kept
+
+
 def select_mounts(text: str, include_fstypes: Iterable[str], exclude_mountpoints: Iterable[str]) -> list[Mount]:
-    """The real filesystems of a mount table, one per device (its shortest mountpoint)."""
+    """The real filesystems of a mount table, one per device (its shortest mountpoint).
+
+    Pseudo filesystems are left out unless their type is in ``include_fstypes``, and so are mountpoints matching
+    a glob of ``exclude_mountpoints``.
+    """
     keep_types = set(include_fstypes)
-    excluded = tuple(exclude_mountpoints)
+    excluded = list(exclude_mountpoints)
     by_path: dict[str, tuple[str, str]] = {}
     for line in text.splitlines():
         fields = line.split()
         if len(fields) < 3:
             continue
-        device, path, fstype = _unescape(fields[0]), _unescape(fields[1]), fields[2]
+        device, path, fstype = unescape(fields[0]), unescape(fields[1]), fields[2]
         if fstype in PSEUDO_FSTYPES and fstype not in keep_types:
             continue
         if any(fnmatch.fnmatchcase(path, p) for p in excluded):
@@ -121,9 +151,7 @@ def select_mounts(text: str, include_fstypes: Iterable[str], exclude_mountpoints
         Mount(
             path,
             fstype,
-            MappingProxyType(
-                {"mountpoint": _printable(path), "device": _printable(by_path[path][0]), "fstype": fstype}
-            ),
+            MappingProxyType({"mountpoint": printable(path), "device": printable(by_path[path][0]), "fstype": fstype}),
         )
         for path, fstype in by_device.values()
     ]

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Protocol
 
+from crucible_monitor.collectors.mounts import whole_disks
 from crucible_monitor.config import SystemCollectorConfig
 from crucible_monitor.models import Sample
 
-__all__ = ["CPU_MODES", "NO_LABELS", "PSI_RESOURCES", "RATIO_DECIMALS", "Note", "ProcfsParsers", "whole_disks"]
+__all__ = ["CPU_MODES", "NO_LABELS", "PSI_RESOURCES", "RATIO_DECIMALS", "Note", "ProcfsParsers"]
 
 RATIO_DECIMALS = 4
 """Ratios are kept to 0.01 %: finer than jiffies resolve in a 10 s interval, and short decimals store in ~1 byte."""
@@ -24,7 +25,6 @@ RATIO_DECIMALS = 4
 CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 """The first eight columns of a ``cpu`` line of ``/proc/stat`` (guest time is already counted in user and nice)."""
 
-_SKIP_DISKS = ("loop", "ram", "zram", "fd", "sr")
 _SECTOR = 512
 NO_LABELS: Mapping[str, str] = MappingProxyType({})
 _MEMINFO_KEYS = frozenset(("MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapTotal", "SwapFree"))
@@ -54,26 +54,6 @@ def _field(text: str, key: str) -> str | None:
         start = found + 1 + len(prefix)
     end = text.find("\n", start)
     return text[start:end] if end >= 0 else text[start:]
-
-
-def whole_disks(names: Iterable[str]) -> list[str]:
-    """The devices of ``/proc/diskstats`` worth reporting: whole disks, not their partitions nor loop/ram/zram/fd/sr.
-
-    A partition is a listed disk's name plus digits (``vda1``), or plus ``p`` and digits when the disk's name ends in
-    a digit (``nvme0n1p1``, ``mmcblk0p2``); so ``dm-10`` is not a partition of ``dm-1``.
-    """
-    listed = [n for n in names if not n.startswith(_SKIP_DISKS)]
-    present = set(listed)
-    kept = []
-    for name in listed:
-        stem = name.rstrip("0123456789")
-        if stem != name and (
-            (stem in present and not stem[-1:].isdigit())
-            or (stem.endswith("p") and stem[:-1] in present and stem[-2:-1].isdigit())
-        ):
-            continue
-        kept.append(name)
-    return kept
 
 
 class Note(Protocol):

@@ -23,28 +23,13 @@ from functools import partial
 from pathlib import Path
 
 from crucible_monitor.collectors.base import Collection
-from crucible_monitor.collectors.mounts import PSEUDO_FSTYPES, REMOTE_FSTYPES, Mount, select_mounts
-from crucible_monitor.collectors.procfs import (
-    CPU_MODES,
-    NO_LABELS,
-    PSI_RESOURCES,
-    RATIO_DECIMALS,
-    ProcfsParsers,
-    whole_disks,
-)
+from crucible_monitor.collectors.mounts import REMOTE_FSTYPES, Mount, select_mounts
+from crucible_monitor.collectors.procfs import CPU_MODES, NO_LABELS, PSI_RESOURCES, RATIO_DECIMALS, ProcfsParsers
 from crucible_monitor.config import SystemCollectorConfig
 from crucible_monitor.errors import CollectorError
 from crucible_monitor.models import MetricKind, MetricSpec, Sample
 
-__all__ = [
-    "CATALOGUE",
-    "CPU_MODES",
-    "PSEUDO_FSTYPES",
-    "RATIO_DECIMALS",
-    "REMOTE_FSTYPES",
-    "SystemCollector",
-    "whole_disks",
-]
+__all__ = ["CATALOGUE", "CPU_MODES", "RATIO_DECIMALS", "SystemCollector"]
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ import pytest
 from helpers import assert_contract, label_key, values
 
 from crucible_monitor.collectors.base import Collection
-from crucible_monitor.collectors.system import CATALOGUE, CPU_MODES, RATIO_DECIMALS, SystemCollector, whole_disks
+from crucible_monitor.collectors.mounts import whole_disks
+from crucible_monitor.collectors.system import CATALOGUE, CPU_MODES, RATIO_DECIMALS, SystemCollector
 from crucible_monitor.config import SystemCollectorConfig
 from crucible_monitor.errors import CollectorError
 from crucible_monitor.models import MetricKind
