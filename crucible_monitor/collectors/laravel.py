@@ -22,29 +22,28 @@ other sources are still read. Database and Redis URLs may hold passwords: they a
 from __future__ import annotations
 
 import asyncio
-import glob
-import json
 import logging
-import re
 import sqlite3
 import time
-import zoneinfo
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
 import redis
-from pydantic import SecretStr
 
-from crucible_monitor.collectors import mysql
 from crucible_monitor.collectors.base import Collection, Problems
+from crucible_monitor.collectors.laravel_logs import (
+    ERROR_LEVELS,
+    LEVELS,
+    LogEntry,
+    entries_newest_first,
+    log_files,
+    parse_log_line,
+)
+from crucible_monitor.collectors.laravel_stores import AppDatabase, connect_redis, describe_error, failed_jobs
 from crucible_monitor.collectors.tailing import Tailer
-from crucible_monitor.config import LaravelAppConfig, LaravelConfig, MysqlConfig
+from crucible_monitor.config import LaravelAppConfig, LaravelConfig
 from crucible_monitor.errors import NotFoundError
 from crucible_monitor.models import MetricKind, MetricSpec, Sample, iso
 from crucible_monitor.schemas import ExceptionCount, FailedJob, LogError, RecentErrors
@@ -66,10 +65,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
-"""Monolog's levels (RFC 5424), lowest first."""
-_ERROR_LEVELS = frozenset(LEVELS[LEVELS.index("error") :])
 
 _G, _C = MetricKind.GAUGE, MetricKind.COUNTER
 CATALOGUE: tuple[MetricSpec, ...] = (
@@ -120,20 +115,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 
 _MAX_EXCEPTION_CLASSES = 100
 _OTHER = "(other)"
-_MAX_MESSAGE_CHARS = 500
-_SCAN_BLOCK = 1024 * 1024
 _SCAN_BUDGET = 64 * 1024 * 1024
 _HORIZON_FRESH_SECONDS = 14
-_TIMEOUT_SECONDS = 5.0
-_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_ENTRY = re.compile(
-    rb"\[(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:?\d{2}|Z)?)\] "
-    rb"(\S+?)\.(DEBUG|INFO|NOTICE|WARNING|ERROR|CRITICAL|ALERT|EMERGENCY): ?"
-)
-_EXCEPTION = re.compile(rb'"exception":"\[object\] \(((?:[A-Za-z_][A-Za-z0-9_]*\\\\)*[A-Za-z_][A-Za-z0-9_]*)\(code: ')
-_CONTEXT = re.compile(r' (?:\{"|\[\{|\[\] \[\]$|\{\} \[\]$|\[\]$)')
-_DISPLAY_NAME = re.compile(r'"displayName"\s*:\s*"((?:[^"\\]|\\.)*)"')
-_THROWABLE = re.compile(r"^((?:[A-Za-z_][A-Za-z0-9_]*\\)*[A-Za-z_][A-Za-z0-9_]*): (.*?)(?: in /\S+:\d+)?$")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -154,150 +137,6 @@ def find_app(config: LaravelConfig, name: str) -> LaravelAppConfig:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Logs
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """The first line of one Monolog entry."""
-
-    ts: float
-    channel: str
-    level: str
-    """Lower case, one of :data:`LEVELS`."""
-    message: str
-    exception: str | None
-    """The class of the exception in the entry's context, e.g. ``App\\Exceptions\\PaymentFailed``."""
-
-
-def parse_log_line(line: bytes, zone: zoneinfo.ZoneInfo) -> LogEntry | None:
-    """An entry's first line (``[date] channel.LEVEL: message context extra``); None for any other line.
-
-    Times without an offset (Laravel's ``Y-m-d H:i:s``) are in ``zone``.
-    """
-    match = _ENTRY.match(line)
-    if match is None:
-        return None
-    stamp, channel, level = match.groups()
-    try:
-        moment = datetime.fromisoformat(stamp.decode().replace(" ", "T", 1))
-    except ValueError:  # digits that are no date (month 13...)
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    exception = _EXCEPTION.search(line, match.end())
-    rest = line[match.end() :].decode("utf-8", "replace").rstrip()
-    context = _CONTEXT.search(rest)
-    message = (rest[: context.start()] if context else rest).strip()
-    return LogEntry(
-        ts=moment.timestamp(),
-        channel=channel.decode("utf-8", "replace"),
-        level=level.decode().lower(),
-        message=message[:_MAX_MESSAGE_CHARS],
-        exception=exception.group(1).replace(b"\\\\", b"\\").decode() if exception else None,
-    )
-
-
-def _entries_newest_first(path: Path, since: float, zone: zoneinfo.ZoneInfo, budget: list[int]) -> Iterator[LogEntry]:
-    """The entries of one log file from its end back to ``since``, reading blocks backwards within ``budget[0]``."""
-    with path.open("rb") as handle:
-        end = handle.seek(0, 2)
-        carry = b""
-        while end > 0:
-            if budget[0] <= 0:
-                return
-            start = max(0, end - _SCAN_BLOCK)
-            handle.seek(start)
-            block = handle.read(end - start) + carry
-            budget[0] -= end - start
-            lines = block.split(b"\n")
-            carry = lines.pop(0) if start > 0 else b""
-            for line in reversed(lines):
-                entry = parse_log_line(line, zone)
-                if entry is None:
-                    continue
-                if entry.ts < since:
-                    return
-                yield entry
-            end = start
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Database and Redis
-
-
-class _Database:
-    """The app's database, MySQL/MariaDB or SQLite (read-only), from its URL; SQL uses ``%s`` placeholders.
-
-    MySQL sessions keep the server's time zone, as Laravel's do, so times read back as the app wrote them.
-    """
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self._sqlite_path = Path("/" + unquote(parts.path).lstrip("/")) if parts.scheme == "sqlite" else None
-        socket = parse_qs(parts.query).get("unix_socket", [None])[0]
-        self._mysql = MysqlConfig(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 3306,
-            unix_socket=Path(socket) if socket else None,
-            user=unquote(parts.username or "root"),
-            password=SecretStr(unquote(parts.password)) if parts.password else None,
-            connect_timeout=timedelta(seconds=_TIMEOUT_SECONDS),
-        )
-        self._name = unquote(parts.path).lstrip("/") or None
-        self._connection: pymysql.connections.Connection[Any] | None = None
-
-    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        """All rows of one statement.
-
-        Raises:
-            pymysql.MySQLError: MySQL cannot be reached or refuses.
-            sqlite3.Error: the SQLite file cannot be read.
-        """
-        if self._sqlite_path is not None:
-            uri = f"{self._sqlite_path.as_uri()}?mode=ro"
-            connection = sqlite3.connect(uri, uri=True, timeout=_TIMEOUT_SECONDS)
-            try:
-                return list(connection.execute(sql.replace("%s", "?"), params).fetchall())
-            finally:
-                connection.close()
-        if self._connection is None:
-            self._connection = mysql.connect(self._mysql, database=self._name, time_zone=None)
-        try:
-            with self._connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                return list(cursor.fetchall())
-        except pymysql.MySQLError:
-            self.close()  # reconnect next time
-            raise
-
-    def close(self) -> None:
-        """Close the MySQL connection, if open."""
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            try:
-                connection.close()
-            except pymysql.MySQLError:
-                logger.debug("closing the app's database connection failed")
-
-
-def _redis(url: SecretStr) -> redis.Redis:
-    return redis.Redis.from_url(
-        url.get_secret_value(), socket_timeout=_TIMEOUT_SECONDS, socket_connect_timeout=_TIMEOUT_SECONDS
-    )
-
-
-def _naive(ts: float, zone: zoneinfo.ZoneInfo) -> str:
-    """``ts`` as the app writes times into its database: local wall-clock text without a zone."""
-    return datetime.fromtimestamp(ts, zone).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _timestamp(value: object, zone: zoneinfo.ZoneInfo) -> float:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).timestamp()
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Recent errors (an MCP tool)
 
 
@@ -310,10 +149,10 @@ def recent_errors(app: LaravelAppConfig, since: float, *, limit: int = 50) -> Re
     budget = [_SCAN_BUDGET]
     found: list[tuple[LogEntry, str]] = []
     problems: list[str] = []
-    for path in _log_files(app, since):
+    for path in log_files(app, since):
         try:
             found += [
-                (e, path.name) for e in _entries_newest_first(path, since, zone, budget) if e.level in _ERROR_LEVELS
+                (e, path.name) for e in entries_newest_first(path, since, zone, budget) if e.level in ERROR_LEVELS
             ]
         except OSError as exc:
             problems.append(f"cannot read {path}: {exc.strerror}")
@@ -328,11 +167,11 @@ def recent_errors(app: LaravelAppConfig, since: float, *, limit: int = 50) -> Re
     if app.database_url is None:
         problems.append("failed jobs: no database_url configured")
     else:
-        database = _Database(app.database_url.get_secret_value())
+        database = AppDatabase(app.database_url.get_secret_value())
         try:
-            failed = _failed_jobs(database, app, since, limit)
+            failed = failed_jobs(database, app, since, limit)
         except (pymysql.MySQLError, sqlite3.Error) as exc:
-            problems.append(f"failed jobs: {_describe(exc)}")
+            problems.append(f"failed jobs: {describe_error(exc)}")
         finally:
             database.close()
     return RecentErrors(
@@ -354,49 +193,6 @@ def recent_errors(app: LaravelAppConfig, since: float, *, limit: int = 50) -> Re
     )
 
 
-def _log_files(app: LaravelAppConfig, since: float) -> list[Path]:
-    """The app's log files written to since ``since``, newest first."""
-    files: dict[Path, float] = {}
-    for pattern in app.log_patterns():
-        for name in glob.glob(pattern):
-            try:
-                files[Path(name)] = Path(name).stat().st_mtime
-            except OSError:
-                continue
-    return sorted((path for path, mtime in files.items() if mtime >= since), key=files.__getitem__, reverse=True)
-
-
-def _failed_jobs(database: _Database, app: LaravelAppConfig, since: float, limit: int) -> list[FailedJob]:
-    rows = database.query(
-        f"SELECT id, uuid, connection, queue, SUBSTR(payload, 1, 2000), SUBSTR(exception, 1, 2000), failed_at "
-        f"FROM `{app.failed_jobs_table}` WHERE failed_at >= %s ORDER BY failed_at DESC, id DESC LIMIT %s",
-        (_naive(since, app.zone), limit),
-    )
-    jobs = []
-    for row_id, uuid, connection, queue, payload, exception, failed_at in rows:
-        display = _DISPLAY_NAME.search(str(payload or ""))
-        first_line = str(exception or "").split("\n", 1)[0]
-        throwable = _THROWABLE.match(first_line)
-        jobs.append(
-            FailedJob(
-                id=str(uuid or row_id),
-                failed_at=iso(_timestamp(failed_at, app.zone)),
-                connection=str(connection),
-                queue=str(queue),
-                job=json.loads(f'"{display.group(1)}"') if display else None,
-                exception=throwable.group(1) if throwable else None,
-                exception_message=(throwable.group(2) if throwable else first_line)[:_MAX_MESSAGE_CHARS] or None,
-            )
-        )
-    return jobs
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, pymysql.MySQLError):
-        return mysql.describe(exc)
-    return str(exc) or type(exc).__name__
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The collector
 
@@ -411,8 +207,8 @@ class LaravelCollector:
         self.name = f"laravel:{app.name}"
         self._clock = clock
         self._tailer = Tailer(app.log_patterns(), state_dir / f"laravel-{app.name}.json")
-        self._database = _Database(app.database_url.get_secret_value()) if app.database_url else None
-        self._redis = _redis(app.redis_url) if app.redis_url else None
+        self._database = AppDatabase(app.database_url.get_secret_value()) if app.database_url else None
+        self._redis = connect_redis(app.redis_url) if app.redis_url else None
         self._levels: Counter[str] = Counter(dict.fromkeys(LEVELS, 0))
         self._exceptions: Counter[str] = Counter()
         self._queues: set[str] = set(app.queues)
@@ -449,9 +245,9 @@ class LaravelCollector:
             try:
                 samples += read(now)
             except (pymysql.MySQLError, sqlite3.Error) as exc:
-                problems.append(f"database: {_describe(exc)}")
+                problems.append(f"database: {describe_error(exc)}")
             except redis.RedisError as exc:
-                problems.append(f"redis: {_describe(exc)}")
+                problems.append(f"redis: {describe_error(exc)}")
         heartbeat = self.app.scheduler_heartbeat
         if heartbeat is not None:
             try:
