@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -38,8 +38,10 @@ from crucible_monitor.collectorconfig import (
 )
 from crucible_monitor.configfile import Located, dotted_key, read_text, read_yaml, relative_to, validate
 from crucible_monitor.configtypes import Duration, PositiveDuration, StrictModel, format_duration, parse_duration
+from crucible_monitor.errors import ConfigError
 
 __all__ = [
+    "patched",
     "REDACTED",
     "AccessLogFileConfig",
     "AccessLogsConfig",
@@ -296,6 +298,40 @@ REDACTED = "**********"
 def redacted(config: Config) -> dict[str, Any]:
     """The config as JSON-ready data with every secret replaced by :data:`REDACTED`."""
     return config.model_dump(mode="json")
+
+
+LIVE_FORBIDDEN = ("listen_addr", "data_dir", "api_token")
+"""Agent settings that only change with a restart."""
+
+
+def patched(current: Config, patch: Mapping[str, Any]) -> Config:
+    """``patch`` (a partial config tree) merged onto ``current`` and validated.
+
+    A redacted secret (:data:`REDACTED`) in the patch keeps the current value, so a fetched config can be edited
+    and posted back.
+
+    Raises:
+        ConfigError: the result is invalid, or changes a setting that needs a restart.
+    """
+    new = validate_config(_merge(current.model_dump(mode="python"), _drop_redacted(patch)), "request")
+    forbidden = [f"agent.{k}" for k in LIVE_FORBIDDEN if getattr(new.agent, k) != getattr(current.agent, k)]
+    if forbidden:
+        raise ConfigError(f"{', '.join(forbidden)} cannot change while the agent runs; edit the file and restart")
+    return new
+
+
+def _drop_redacted(patch: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _drop_redacted(v) if isinstance(v, Mapping) else v for k, v in patch.items() if v != REDACTED}
+
+
+def _merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def iter_secrets(config: BaseModel) -> Iterator[str]:

@@ -7,13 +7,9 @@ HTTP and the interfaces do not care which they hold (:class:`~crucible_monitor.o
 from __future__ import annotations
 
 import asyncio
-import difflib
-import math
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, cast
-
-import numpy as np
+from typing import Any
 
 from crucible_monitor import __version__
 from crucible_monitor.actions import RestartRequest, restart_service
@@ -21,11 +17,11 @@ from crucible_monitor.agent import Agent
 from crucible_monitor.alerts.operations import AlertOperations
 from crucible_monitor.analysis.engine import AnomalyEngine
 from crucible_monitor.analysis.recommend import RECENT_LIMIT, RECENT_SECONDS, recommendations
-from crucible_monitor.collectors.base import CollectorHealth
-from crucible_monitor.config import REDACTED, redacted, validate_config
-from crucible_monitor.errors import ConfigError, NotFoundError, QueryError
+from crucible_monitor.config import patched, redacted
+from crucible_monitor.errors import NotFoundError, QueryError
+from crucible_monitor.history import metrics_report, query_history
 from crucible_monitor.logs import tail_log
-from crucible_monitor.models import AGGREGATIONS, Aggregation, EventKind, MetricKind, Severity, iso
+from crucible_monitor.models import EventKind, Severity, iso
 from crucible_monitor.schemas import (
     AlertDetail,
     AlertFilter,
@@ -42,17 +38,14 @@ from crucible_monitor.schemas import (
     Explanation,
     Forecast,
     Health,
-    HistorySeries,
     LogTail,
     MetricHistory,
     MetricInfo,
-    MetricReport,
     MetricsReport,
     RecentErrors,
     Recommendation,
     Recurrence,
     RestartResult,
-    SeriesReport,
     ServiceDetail,
     ServiceState,
     ServiceStatus,
@@ -67,15 +60,9 @@ from crucible_monitor.schemas import (
 )
 from crucible_monitor.snapshot import system_snapshot
 from crucible_monitor.status import Context, summarize
-from crucible_monitor.units import human
 
-__all__ = ["MAX_POINTS", "Monitor", "metric_group"]
+__all__ = ["Monitor"]
 
-MAX_POINTS = 11_000
-"""Most buckets one history query may ask for per series."""
-
-_NICE_STEPS = (10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
-_LIVE_FORBIDDEN = ("listen_addr", "data_dir", "api_token")
 _SINCE_LOOKBACK = 86400.0
 
 
@@ -105,7 +92,7 @@ class Monitor:
 
     async def collectors(self, *, detailed: bool = True) -> list[CollectorStatus]:
         """Each collector's runs, errors and last duration."""
-        return [_collector_status(name, h, detailed) for name, h in sorted(self.agent.health.items())]
+        return [h.view(name, detailed=detailed) for name, h in sorted(self.agent.health.items())]
 
     # -- current state --------------------------------------------------------------------------------------
 
@@ -232,41 +219,8 @@ class Monitor:
             QueryError: unknown metric or aggregation, an empty or reversed range, or too many points; the message
                 lists the valid choices.
         """
-        spec = self.agent.catalogue().get(metric)
-        if spec is None:
-            names = sorted(self.agent.catalogue())
-            close = difflib.get_close_matches(metric, names, n=5)
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise QueryError(f"unknown metric {metric!r}; {hint}list_metrics shows all {len(names)} metrics")
-        chosen = agg or ("rate" if spec.kind is MetricKind.COUNTER else "avg")
-        valid = [a for a in AGGREGATIONS if a != "rate" or spec.kind is MetricKind.COUNTER]
-        if chosen not in valid:
-            raise QueryError(
-                f"invalid aggregation {chosen!r} for {spec.kind.value} {metric}; valid: {', '.join(valid)}"
-            )
-        if not end > start:
-            raise QueryError(f"the range is empty: start ({iso(start)}) must be before end ({iso(end)})")
-        step = step or _auto_step(end - start, 300)
-        if step <= 0 or (end - start) / step > MAX_POINTS:
-            raise QueryError(
-                f"step {step:g}s gives {math.ceil((end - start) / step)} points over this range; "
-                f"the most is {MAX_POINTS}: use a step of at least {math.ceil((end - start) / MAX_POINTS)}s"
-            )
-        series = self.agent.store.query(
-            metric, start=start, end=end, step=step, agg=cast(Aggregation, chosen), labels=labels
-        )
-        return MetricHistory(
-            metric=metric,
-            kind=spec.kind.value,
-            unit=spec.unit + ("/s" if chosen == "rate" else ""),
-            agg=chosen,
-            start=iso(start),
-            end=iso(end),
-            step_seconds=step,
-            tiers=sorted({t for s in series for t in s.tiers}),
-            series=[
-                HistorySeries(labels=s.labels, points=list(zip(s.timestamps, s.values, strict=True))) for s in series
-            ],
+        return query_history(
+            self.agent.store, self.agent.catalogue(), metric, start=start, end=end, step=step, agg=agg, labels=labels
         )
 
     async def metrics_report(
@@ -286,19 +240,17 @@ class Monitor:
         Raises:
             QueryError: neither a metric nor a group; the message lists the groups and close metric names.
         """
-        catalogue = self.agent.catalogue()
-        names = metric_group(list(catalogue), metric)
-        span = end - start
-        reports = []
-        for name in names:
-            history = await self.history(
-                name, start=start, end=end, step=step or _auto_step(span, max_points), agg=agg, labels=labels
-            )
-            reports.append(_report(history, catalogue[name].description, max_points, max_series))
-        return MetricsReport(
-            reports=reports,
-            hint="narrow with labels={...}; a longer since= with a coarser step shows trends; "
-            "get_events(since=...) lines changes up with events",
+        return metrics_report(
+            self.agent.store,
+            self.agent.catalogue(),
+            metric,
+            start=start,
+            end=end,
+            step=step,
+            agg=agg,
+            labels=labels,
+            max_points=max_points,
+            max_series=max_series,
         )
 
     async def events(
@@ -536,110 +488,13 @@ class Monitor:
         return redacted(self.agent.config)
 
     async def update_config(self, patch: Mapping[str, Any]) -> ConfigUpdate:
-        """Merge ``patch`` into the config in force, validate it, and apply it live.
-
-        A redacted secret (``**********``) in the patch keeps the current value, so a fetched config can be edited
-        and posted back.
+        """Merge ``patch`` into the config in force, validate it, and apply it live (see :func:`config.patched`).
 
         Raises:
             ConfigError: the result is invalid, or changes a setting that needs a restart.
         """
         current = self.agent.config
-        new = validate_config(_merge(current.model_dump(mode="python"), _drop_redacted(patch)), "request")
-        forbidden = [f"agent.{k}" for k in _LIVE_FORBIDDEN if getattr(new.agent, k) != getattr(current.agent, k)]
-        if forbidden:
-            raise ConfigError(f"{', '.join(forbidden)} cannot change while the agent runs; edit the file and restart")
+        new = patched(current, patch)
         changed = [k for k in type(new).model_fields if getattr(new, k) != getattr(current, k)]
         await self.agent.apply_config(new)
         return ConfigUpdate(applied=True, changed=changed, config=redacted(new))
-
-
-def metric_group(names: list[str], metric: str) -> list[str]:
-    """``metric`` itself if it is a metric name, else the metrics of the group it names (``memory`` → memory_*).
-
-    Raises:
-        QueryError: neither; the message lists the groups and close metric names.
-    """
-    if metric in names:
-        return [metric]
-    group = sorted(n for n in names if n.startswith(f"{metric}_"))
-    if group:
-        return group
-    groups = sorted({n.split("_")[0] for n in names})
-    close = difflib.get_close_matches(metric, sorted(names), n=5)
-    raise QueryError(
-        f"unknown metric or group {metric!r}; groups: {', '.join(groups)}"
-        + (f"; close metric names: {', '.join(close)}" if close else "")
-    )
-
-
-def _collector_status(name: str, health: CollectorHealth, detailed: bool) -> CollectorStatus:
-    return CollectorStatus(
-        name=name,
-        ok=health.ok,
-        interval_seconds=health.interval,
-        runs=health.runs,
-        errors_total=health.errors_total,
-        last_run=iso(health.last_run) if health.last_run else None,
-        last_duration_seconds=health.last_duration,
-        samples_last_run=health.samples_last_run,
-        last_error=health.last_error if detailed else None,
-    )
-
-
-def _auto_step(span: float, buckets: int) -> float:
-    target = span / max(1, buckets)
-    return float(next((s for s in _NICE_STEPS if s >= target), math.ceil(target / 86400) * 86400))
-
-
-def _report(history: MetricHistory, description: str, max_points: int, max_series: int) -> MetricReport:
-    """Summary statistics per series and at most ``max_points`` points, for the ``max_series`` largest series."""
-    summaries = []
-    for series in history.series:
-        values = np.array([v for _, v in series.points], dtype=float)
-        if not len(values):
-            continue
-        stats = {
-            "min": float(values.min()),
-            "max": float(values.max()),
-            "avg": float(values.mean()),
-            "p95": float(np.percentile(values, 95)),
-            "last": float(values[-1]),
-        }
-        stride = max(1, math.ceil(len(series.points) / max_points))
-        points = [(iso(ts), round(v, 6)) for ts, v in series.points[::stride]]
-        summaries.append(
-            SeriesReport(
-                labels=series.labels,
-                points=points,
-                stats={k: round(v, 6) for k, v in stats.items()},
-                human={k: human(v, history.unit) for k, v in stats.items()},
-            )
-        )
-    summaries.sort(key=lambda s: s.stats["max"], reverse=True)
-    return MetricReport(
-        metric=history.metric,
-        kind=history.kind,
-        unit=history.unit,
-        description=description,
-        agg=history.agg,
-        start=history.start,
-        end=history.end,
-        step_seconds=history.step_seconds,
-        series=summaries[:max_series],
-        series_total=len(summaries),
-    )
-
-
-def _drop_redacted(patch: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _drop_redacted(v) if isinstance(v, Mapping) else v for k, v in patch.items() if v != REDACTED}
-
-
-def _merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in patch.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from crucible_monitor.config import Category
 from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, NotFoundError, QueryError
 from crucible_monitor.models import Aggregation, Severity
@@ -40,6 +38,7 @@ from crucible_monitor.schemas import (
     RecentErrors,
     Recommendation,
     Recurrence,
+    RestartBody,
     RestartResult,
     ServiceDetail,
     ServiceState,
@@ -54,16 +53,7 @@ from crucible_monitor.schemas import (
     TransitionView,
 )
 
-__all__ = ["OPERATIONS", "RestartBody"]
-
-
-class RestartBody(BaseModel):
-    """A restart request."""
-
-    reason: str = Field(description="Why: it goes into the audit record.")
-    confirm: bool = Field(False, description="Must be true to restart (false records a declined attempt).")
-    dry_run: bool = Field(False, description="Check the guard rails and say what would run, without running it.")
-    actor: str | None = Field(None, description="Who asks, for the audit record (e.g. the MCP client's name).")
+__all__ = ["OPERATIONS"]
 
 
 _AGO = "ISO 8601, Unix seconds, or a duration ago."

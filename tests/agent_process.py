@@ -3,7 +3,9 @@ ready when it logs "agent started", killed at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import queue
 import subprocess
 import sys
@@ -67,6 +69,7 @@ def serve_agent(tmp_path: Path, extra_yaml: str = "") -> Iterator[ServedAgent]:
         stdout=subprocess.DEVNULL,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,  # its own process group: the Parquet worker and resource tracker go with it
     )
     assert process.stderr is not None
     lines: queue.Queue[str] = queue.Queue()
@@ -80,5 +83,7 @@ def serve_agent(tmp_path: Path, extra_yaml: str = "") -> Iterator[ServedAgent]:
         if process.poll() is None:
             process.kill()
             process.wait()
+        with contextlib.suppress(ProcessLookupError):  # children still holding its stderr would keep the pipe open
+            os.killpg(process.pid, signal.SIGKILL)
         pump.join(timeout=10)  # the pipe reaches EOF once the process is gone
         process.stderr.close()

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from crucible_monitor.models import Event, EventKind, MetricSpec, Sample, Severity
+from crucible_monitor.models import Event, EventKind, MetricSpec, Sample, Severity, iso
+from crucible_monitor.schemas import CollectorStatus
 
 __all__ = ["Collection", "Collector", "CollectorHealth", "Problems"]
 
@@ -63,6 +64,20 @@ class CollectorHealth:
     def ok(self) -> bool:
         """True unless the latest run failed."""
         return self.last_error is None
+
+    def view(self, name: str, *, detailed: bool) -> CollectorStatus:
+        """How interfaces show it; ``detailed`` keeps the last error's text (authenticated endpoints only)."""
+        return CollectorStatus(
+            name=name,
+            ok=self.ok,
+            interval_seconds=self.interval,
+            runs=self.runs,
+            errors_total=self.errors_total,
+            last_run=iso(self.last_run) if self.last_run else None,
+            last_duration_seconds=self.last_duration,
+            samples_last_run=self.samples_last_run,
+            last_error=self.last_error if detailed else None,
+        )
 
 
 class Problems:

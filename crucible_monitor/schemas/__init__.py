@@ -80,7 +80,14 @@ from crucible_monitor.schemas.readings import (
     ProcessSnapshot,
     ServiceStatus,
 )
-from crucible_monitor.schemas.services import EventView, LogTail, RestartResult, ServiceDetail, ServiceState
+from crucible_monitor.schemas.services import (
+    EventView,
+    LogTail,
+    RestartBody,
+    RestartResult,
+    ServiceDetail,
+    ServiceState,
+)
 from crucible_monitor.schemas.system import (
     CpuView,
     DiskView,
@@ -150,6 +157,7 @@ __all__ = [
     "Quantity",
     "RecentErrors",
     "Recurrence",
+    "RestartBody",
     "RestartResult",
     "SeriesReport",
     "ServiceDetail",

@@ -11,7 +11,7 @@ from crucible_monitor.schemas.readings import EventRef, ServiceStatus
 if TYPE_CHECKING:
     from crucible_monitor.storage.state import StoredEvent
 
-__all__ = ["EventView", "LogTail", "RestartResult", "ServiceDetail", "ServiceState"]
+__all__ = ["EventView", "LogTail", "RestartBody", "RestartResult", "ServiceDetail", "ServiceState"]
 
 
 ServiceState = Literal["all", "up", "down"]
@@ -60,3 +60,12 @@ class RestartResult(BaseModel):
     after: ServiceStatus | None = None
     audit_id: int
     restarts_left: int = Field(description="Restarts left in the budget window after this one.")
+
+
+class RestartBody(BaseModel):
+    """A restart request."""
+
+    reason: str = Field(description="Why: it goes into the audit record.")
+    confirm: bool = Field(False, description="Must be true to restart (false records a declined attempt).")
+    dry_run: bool = Field(False, description="Check the guard rails and say what would run, without running it.")
+    actor: str | None = Field(None, description="Who asks, for the audit record (e.g. the MCP client's name).")
