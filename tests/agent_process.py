@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import queue
+import signal
 import subprocess
 import sys
 import threading
