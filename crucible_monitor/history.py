@@ -15,11 +15,12 @@ from crucible_monitor.schemas import HistorySeries, MetricHistory, MetricReport,
 from crucible_monitor.storage.store import MetricStore
 from crucible_monitor.units import human
 
-__all__ = ["MAX_POINTS", "metric_group", "metrics_report", "query_history"]
+__all__ = ["MAX_POINTS", "metric_group", "metrics_report", "query_history", "since_above"]
 
 MAX_POINTS = 11_000
 """Most buckets one history query may ask for per series."""
 
+_SINCE_LOOKBACK = 86400.0
 _NICE_STEPS = (10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
 
 
@@ -112,6 +113,20 @@ def metrics_report(
         hint="narrow with labels={...}; a longer since= with a coarser step shows trends; "
         "get_events(since=...) lines changes up with events",
     )
+
+
+def since_above(
+    store: MetricStore, metric: str, labels: Mapping[str, str], threshold: float, now: float
+) -> float | None:
+    """When ``metric`` last went above ``threshold`` within a day (1-minute maxima), or None."""
+    series = store.query(metric, start=now - _SINCE_LOOKBACK, end=now + 1, step=60, agg="max", labels=labels)
+    if not series:
+        return None
+    stamps, values = series[0].timestamps, series[0].values
+    below = [i for i, v in enumerate(values) if v < threshold]
+    if not below:
+        return stamps[0] if stamps else None
+    return stamps[below[-1] + 1] if below[-1] + 1 < len(stamps) else None
 
 
 def metric_group(names: list[str], metric: str) -> list[str]:

@@ -19,7 +19,7 @@ from crucible_monitor.analysis.engine import AnomalyEngine
 from crucible_monitor.analysis.recommend import RECENT_LIMIT, RECENT_SECONDS, recommendations
 from crucible_monitor.config import patched, redacted
 from crucible_monitor.errors import NotFoundError, QueryError
-from crucible_monitor.history import metrics_report, query_history
+from crucible_monitor.history import metrics_report, query_history, since_above
 from crucible_monitor.logs import tail_log
 from crucible_monitor.models import EventKind, Severity, iso
 from crucible_monitor.schemas import (
@@ -62,8 +62,6 @@ from crucible_monitor.snapshot import system_snapshot
 from crucible_monitor.status import Context, summarize
 
 __all__ = ["Monitor"]
-
-_SINCE_LOOKBACK = 86400.0
 
 
 class Monitor:
@@ -119,7 +117,7 @@ class Monitor:
             thresholds=self.agent.config.alerts,
             restarts_last_hour=restarts,
             check_failing_since=failing_since,
-            since_above=lambda metric, labels, threshold: self._since_above(metric, labels, threshold, now),
+            since_above=lambda metric, labels, threshold: since_above(self.agent.store, metric, labels, threshold, now),
         )
         return summarize(
             await self.system_status(),
@@ -128,19 +126,6 @@ class Monitor:
             await self.collectors(),
             context,
         )
-
-    def _since_above(self, metric: str, labels: Mapping[str, str], threshold: float, now: float) -> float | None:
-        """When ``metric`` last went above ``threshold`` within a day (1-minute maxima), or None."""
-        series = self.agent.store.query(
-            metric, start=now - _SINCE_LOOKBACK, end=now + 1, step=60, agg="max", labels=labels
-        )
-        if not series:
-            return None
-        stamps, values = series[0].timestamps, series[0].values
-        below = [i for i, v in enumerate(values) if v < threshold]
-        if not below:
-            return stamps[0] if stamps else None
-        return stamps[below[-1] + 1] if below[-1] + 1 < len(stamps) else None
 
     async def services(self, state: ServiceState = "all", category: str | None = None) -> list[ServiceStatus]:
         """Watched systemd units and supervisor programs, filtered by state and category."""
@@ -410,13 +395,15 @@ class Monitor:
     async def explain_anomaly(
         self, anomaly_id: int | None = None, *, start: float | None = None, end: float | None = None
     ) -> Explanation:
-        """Why an anomaly (or a time window) was unusual: series vs baseline, events, processes, similar ones.
+        """Why an anomaly (or a time window, ``end`` defaulting to now) was unusual: series vs baseline, events,
+        processes, similar ones.
 
         Raises:
             NotFoundError: no anomaly has this id.
             QueryError: neither an id nor a window.
         """
         engine = self._analysis()
+        end = self.agent.clock() if start is not None and end is None else end
         return await asyncio.to_thread(lambda: engine.explain_anomaly(anomaly_id, start=start, end=end))
 
     async def forecast_capacity(self, resource: str, *, horizon: float | None = None) -> Forecast:

@@ -8,6 +8,7 @@ errors map to the same types.
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -115,8 +116,8 @@ def cases(now: float, alert_id: int) -> dict[str, list[Case]]:
         ],
         "list_silences": [Case(kwargs={"include_expired": True})],
         "delete_silence": [Case(("no-such-silence",), {"by": "tester"}, error=NotFoundError)],
-        "alert_history": [Case(kwargs={"since": now - DAY, "limit": 50})],
-        "list_anomalies": [Case(kwargs={"since": now - 7 * DAY, "min_score": 0.5})],
+        "alert_history": [Case(kwargs={"since": now - DAY, "limit": 50}), Case(kwargs={"limit": 50})],
+        "list_anomalies": [Case(kwargs={"since": now - 7 * DAY, "min_score": 0.5}), Case()],
         "explain_anomaly": [  # a fresh agent has no host model yet: a window cannot be explained
             Case(kwargs=hour_ago, error=QueryError),
             Case((999_999,), error=NotFoundError),
@@ -208,6 +209,22 @@ async def _outcome(call: Callable[..., Any], case: Case, result_type: Any) -> tu
     if isinstance(dumped, dict):
         dumped = {k: v for k, v in dumped.items() if k not in case.exclude}
     return "ok", json.loads(json.dumps(dumped))
+
+
+def test_an_argument_left_out_means_the_same_in_process_and_over_http() -> None:
+    """RemoteMonitor leaves out an argument the caller left as None; the route's default must then be None too, or a
+    remote call would answer for another window than the same call in-process (alert_history once took 1d)."""
+    drifting = []
+    for operation in OPERATIONS.values():
+        signature = inspect.signature(getattr(Monitor, operation.name))
+        for route in operation.routes:
+            for param in route.params:
+                local = signature.parameters.get(param.name)
+                if local is None or param.fills is not None or param.required:
+                    continue
+                if local.default is None and param.default is not None:
+                    drifting.append(f"{operation.name}.{param.name}: route default {param.default!r}, Monitor None")
+    assert drifting == []
 
 
 async def test_monitor_and_remote_monitor_agree_on_every_case(pair: Pair) -> None:
