@@ -34,9 +34,9 @@ from crucible_monitor.alerts import (
     load_alerting,
 )
 from crucible_monitor.analysis.engine import AnomalyEngine
-from crucible_monitor.applications import Applications
 from crucible_monitor.collectors import ScheduledCollector, build_collectors
 from crucible_monitor.collectors.agent import AgentCollector
+from crucible_monitor.collectors.applications import Applications
 from crucible_monitor.collectors.base import Collector, CollectorHealth
 from crucible_monitor.collectors.http_checks import HttpCheckCollector
 from crucible_monitor.collectors.processes import ProcessesCollector

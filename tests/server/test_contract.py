@@ -211,6 +211,24 @@ async def _outcome(call: Callable[..., Any], case: Case, result_type: Any) -> tu
     return "ok", json.loads(json.dumps(dumped))
 
 
+def test_the_table_and_the_protocol_take_the_monitors_arguments_in_its_order() -> None:
+    """RemoteMonitor maps positional arguments by the table's order and mypy cannot check its methods (they come from
+    the table): so every operation's arguments must be the Monitor method's, positional ones first and in order, and
+    the protocol must declare the Monitor's signature."""
+    for name, operation in OPERATIONS.items():
+        local = inspect.signature(getattr(Monitor, name)).parameters
+        positional = [p for p in local if p != "self" and local[p].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+        arguments = operation.arguments()
+        assert set(arguments) <= set(local), (name, set(arguments) - set(local))
+        assert arguments[: len(positional)] == positional, (name, arguments, positional)
+        if hasattr(Operations, name):  # the protocol may leave out the Monitor's own extras (health's detailed)
+            declared = inspect.signature(getattr(Operations, name)).parameters
+            required = [p for p in local if local[p].default is inspect.Parameter.empty]
+            assert set(required) <= set(declared), (name, set(required) - set(declared))
+            for param in declared.values():
+                assert (param.kind, param.default) == (local[param.name].kind, local[param.name].default), (name, param)
+
+
 def test_an_argument_left_out_means_the_same_in_process_and_over_http() -> None:
     """RemoteMonitor leaves out an argument the caller left as None; the route's default must then be None too, or a
     remote call would answer for another window than the same call in-process (alert_history once took 1d)."""
