@@ -51,3 +51,17 @@ def host_cpu_jiffies() -> int:
     """
     with open("/proc/stat", encoding="ascii") as stat:
         return sum(int(v) for v in stat.readline().split()[1:9])
+
+
+ALWAYS_FIRING_RULES = """
+rules:
+  - name: MemoryPresent
+    kind: threshold
+    metric: memory_total_bytes
+    op: ">"
+    value: 0
+    for: 0s
+    annotations:
+      summary: "memory is {{ value }} bytes"
+"""
+"""An alerting file whose one rule fires on any host at the first evaluation (memory is always present)."""

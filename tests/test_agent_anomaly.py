@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import host_cpu_jiffies
+from helpers import ALWAYS_FIRING_RULES, host_cpu_jiffies
 from manual_clock import Clock
 
 from crucible_monitor.agent import Agent
@@ -87,22 +87,9 @@ async def test_a_cpu_burn_becomes_an_anomaly_explained_by_cpu_and_the_burning_pr
         await agent.stop()
 
 
-ALERT_RULES = """
-rules:
-  - name: MemoryPresent
-    kind: threshold
-    metric: memory_total_bytes
-    op: ">"
-    value: 0
-    for: 0s
-    annotations:
-      summary: "memory is {{ value }} bytes"
-"""
-
-
 async def test_the_monitor_recommends_acting_on_the_active_alerts(tmp_path: Path) -> None:
     rules = tmp_path / "alerts.yaml"
-    rules.write_text(ALERT_RULES, encoding="utf-8")
+    rules.write_text(ALWAYS_FIRING_RULES, encoding="utf-8")
     config = Config.model_validate(
         {
             "agent": {"data_dir": str(tmp_path), "hostname": "alert-host"},

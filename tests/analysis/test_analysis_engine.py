@@ -8,8 +8,7 @@ are written at the injected times.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
-from datetime import timedelta
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from manual_clock import Clock
 from crucible_monitor.analysis.engine import AnomalyEngine
 from crucible_monitor.analysis.recommend import RECENT_LIMIT, RECENT_SECONDS, recommendations
 from crucible_monitor.collectors.processes import ProcessesCollector, ProcessSnapshot
-from crucible_monitor.config import AnalysisConfig, StorageConfig, SystemCollectorConfig
+from crucible_monitor.config import AnalysisConfig, SystemCollectorConfig
 from crucible_monitor.errors import NotFoundError, QueryError
 from crucible_monitor.models import Event, EventKind, Sample, iso
 from crucible_monitor.storage.state import StateDB
@@ -65,23 +64,6 @@ class Host:
 @pytest.fixture
 def clock() -> Clock:
     return Clock(START)
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[MetricStore]:
-    store = MetricStore(
-        tmp_path / "metrics", StorageConfig.model_validate({"fsync": False}), retention=timedelta(days=30), clock=clock
-    )
-    store.open()
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def state(tmp_path: Path, clock: Clock) -> Iterator[StateDB]:
-    db = StateDB(tmp_path / "state.db", clock=clock)
-    yield db
-    db.close()
 
 
 @pytest.fixture

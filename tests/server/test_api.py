@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from helpers import ALWAYS_FIRING_RULES
 from loopback_servers import LoopbackServer, Reply, serve_http
 from prometheus_client.parser import text_string_to_metric_families
 from supervisor_fixture import Supervisord, run_supervisord, wait_until
@@ -81,22 +82,9 @@ def web() -> Iterator[LoopbackServer]:
         yield server
 
 
-RULES = """
-rules:
-  - name: MemoryPresent
-    kind: threshold
-    metric: memory_total_bytes
-    op: ">"
-    value: 0
-    for: 0s
-    annotations:
-      summary: "memory is {{ value }} bytes"
-"""
-
-
 def _config(tmp_path: Path, web: LoopbackServer, supervisord: Supervisord) -> Config:
     rules = tmp_path / "alerts.yaml"
-    rules.write_text(RULES, encoding="utf-8")
+    rules.write_text(ALWAYS_FIRING_RULES, encoding="utf-8")
     return Config.model_validate(
         {
             "agent": {"data_dir": str(tmp_path / "data"), "api_token": TOKEN, "hostname": "test-host"},

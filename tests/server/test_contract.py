@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from agent_process import ServedAgent
+from helpers import ALWAYS_FIRING_RULES
 from manual_clock import Clock
 from pydantic import TypeAdapter
 
@@ -37,15 +38,6 @@ pytestmark = pytest.mark.anyio
 TOKEN = "contract-token-0123456789"
 DAY = 86400.0
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "apps"
-RULES = """
-rules:
-  - name: MemoryPresent
-    kind: threshold
-    metric: memory_total_bytes
-    op: ">"
-    value: 0
-    for: 0s
-"""
 
 
 @dataclass(frozen=True)
@@ -152,7 +144,7 @@ class Pair:
 
 
 def _config(tmp_path: Path) -> Config:
-    (tmp_path / "alerts.yaml").write_text(RULES, encoding="utf-8")
+    (tmp_path / "alerts.yaml").write_text(ALWAYS_FIRING_RULES, encoding="utf-8")
     shop = tmp_path / "shop"
     (shop / "storage" / "logs").mkdir(parents=True)
     (shop / "storage" / "logs" / "laravel.log").write_bytes((FIXTURES / "laravel" / "laravel.log").read_bytes())
