@@ -5,6 +5,7 @@ that collectors, alerting and analysis can define their own settings models with
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -31,6 +32,15 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+class OutOfRange(ValueError):
+    """A value of the right form outside the range the message states."""
+
+
+MAX_DURATION_DAYS = 36_500
+"""The longest duration anything accepts (a hundred years)."""
+MAX_DURATION_SECONDS = MAX_DURATION_DAYS * 86400.0
+
+
 def parse_duration(value: object) -> timedelta:
     """Parse ``30s``, ``5m``, ``1h30m``, ``7d``, ``2w``, ``250ms`` (or a number of seconds) into a timedelta.
 
@@ -51,8 +61,8 @@ def parse_duration(value: object) -> timedelta:
         seconds = sum(float(p.group(1)) * _DURATION_UNITS[p.group(2)] for p in parts)
     else:
         raise ValueError("expected a duration such as 30s, 5m, 1h or 7d")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_DURATION_SECONDS:
+        raise OutOfRange(f"invalid duration {value!r}: it must lie between 0s and {MAX_DURATION_DAYS}d")
     return timedelta(seconds=seconds)
 
 

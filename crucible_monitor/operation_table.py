@@ -57,6 +57,7 @@ __all__ = ["OPERATIONS"]
 
 
 _AGO = "ISO 8601, Unix seconds, or a duration ago."
+_ID = {"ge": 1, "le": 2**63 - 1}  # what SQLite can hold
 _LIMIT_1000 = Param("limit", int, 100, constraints={"ge": 1, "le": 1000})
 
 
@@ -284,7 +285,12 @@ OPERATIONS: dict[str, Operation] = {
         _op(
             "get_alert",
             AlertDetail,
-            _get("/alerts/{alert_id}", "One alert with its history.", "alerts", Param("alert_id", int, where="path")),
+            _get(
+                "/alerts/{alert_id}",
+                "One alert with its history.",
+                "alerts",
+                Param("alert_id", int, where="path", constraints=_ID),
+            ),
             errors=(NotFoundError,),
         ),
         _op(
@@ -296,7 +302,7 @@ OPERATIONS: dict[str, Operation] = {
                 "Acknowledge an alert: no re-notification until it resolves or the acknowledgement expires.",
                 "alerts",
                 (
-                    Param("alert_id", int, where="path"),
+                    Param("alert_id", int, where="path", constraints=_ID),
                     Param("by", str, where="body"),
                     Param("note", str | None, None, where="body"),
                     Param("expires", timedelta | None, None, where="body"),
@@ -384,7 +390,7 @@ OPERATIONS: dict[str, Operation] = {
                 "/anomalies/{anomaly_id}/explanation",
                 "Why it was unusual: contributing series vs baseline, events, top processes, similar anomalies.",
                 "analysis",
-                Param("anomaly_id", int, where="path"),
+                Param("anomaly_id", int, where="path", constraints=_ID),
             ),
             _get(
                 "/explanation",

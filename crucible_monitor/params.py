@@ -9,6 +9,7 @@ seconds. Labels: ``k=v,k2=v2``. :class:`~crucible_monitor.remote.RemoteMonitor` 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-from crucible_monitor.configtypes import parse_duration
+from crucible_monitor.configtypes import OutOfRange, parse_duration
 
 __all__ = [
     "DURATION_FORMS",
@@ -34,15 +35,23 @@ __all__ = [
 
 TIME_FORMS = "now, a duration ago (30m, 6h, 7d, -5m, now-1h), ISO 8601 (2026-11-28T10:00:00Z) or Unix seconds"
 DURATION_FORMS = "a duration such as 30s, 5m, 2h, 7d, or a number of seconds"
+_LATEST = 253_402_300_799.0  # 9999-12-31T23:59:59Z
 _TEXT_OR_NUMBER = {"anyOf": [{"type": "string"}, {"type": "number"}]}
 
 
 def parse_time(text: str | float, now: float) -> float:
-    """A point in time as Unix seconds, from any of :data:`TIME_FORMS`.
+    """A point in time as Unix seconds, from any of :data:`TIME_FORMS`, between 1970 and the end of 9999.
 
     Raises:
-        ValueError: none of these forms (the message lists them).
+        ValueError: none of these forms, or a time out of that range (the message says which).
     """
+    moment = _parse_time(text, now)
+    if not math.isfinite(moment) or not 0 <= moment <= _LATEST:
+        raise OutOfRange(f"invalid time {text!r}: it must lie between 1970-01-01 and 9999-12-31 (UTC)")
+    return moment
+
+
+def _parse_time(text: str | float, now: float) -> float:
     if isinstance(text, int | float) and not isinstance(text, bool):
         return float(text)
     value = str(text).strip()
@@ -55,6 +64,8 @@ def parse_time(text: str | float, now: float) -> float:
     ago = value.lower().removeprefix("now").strip().removeprefix("-").strip()
     try:
         return now - parse_duration(ago).total_seconds()
+    except OutOfRange:
+        raise
     except ValueError:
         pass
     try:
@@ -70,13 +81,15 @@ def parse_seconds(text: str | float) -> float:
     """A duration in seconds, from any of :data:`DURATION_FORMS`.
 
     Raises:
-        ValueError: not a duration, or a negative one (the message lists the forms).
+        ValueError: not a duration (the message lists the forms), or one out of range (it states the range).
     """
     if isinstance(text, str):
         with contextlib.suppress(ValueError):
             text = float(text.strip())
     try:
         return parse_duration(text).total_seconds()
+    except OutOfRange:
+        raise
     except ValueError:
         raise ValueError(f"invalid duration {text!r}: use {DURATION_FORMS}") from None
 

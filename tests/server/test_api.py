@@ -194,6 +194,27 @@ async def test_bad_history_queries_are_refused_with_the_valid_choices(
     assert message in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "message"),
+    [
+        ("/api/v1/events", {"since": "nan"}, "between 1970-01-01 and 9999-12-31"),
+        ("/api/v1/events", {"since": "inf"}, "between 1970-01-01 and 9999-12-31"),
+        ("/api/v1/events", {"since": "99999999999999d"}, "between 0s and 36500d"),
+        ("/api/v1/metrics/report", {"metric": "memory", "since": "1e308"}, "between 1970-01-01 and 9999-12-31"),
+        ("/api/v1/capacity", {"horizon": "99999999999999d"}, "between 0s and 36500d"),
+        ("/api/v1/capacity", {"horizon": "inf"}, "between 0s and 36500d"),
+        ("/api/v1/alerts/100000000000000000000000", {}, "less than or equal to 9223372036854775807"),
+        ("/api/v1/anomalies/0/explanation", {}, "greater than or equal to 1"),
+    ],
+)
+async def test_extreme_values_are_refused_with_the_valid_range_never_a_500(
+    running: Running, path: str, params: dict[str, str], message: str
+) -> None:
+    response = await running.client.get(path, params=params)
+    assert 400 <= response.status_code < 500, response.text
+    assert message in response.text
+
+
 async def test_prometheus_exposition_parses_with_types_and_help(running: Running) -> None:
     await running.collect("system", "system", "agent")
     response = await running.client.get("/metrics")
