@@ -6,7 +6,9 @@ are read from their end. Output is bounded: at most ``MAX_LINES`` lines of at mo
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,7 +36,16 @@ def _select(text: str, lines: int, contains: str | None) -> tuple[list[str], boo
 
 
 def _read_end(path: Path) -> str:
-    with path.open("rb") as handle:
+    """The end of a regular file, opened without following a symlink in its last component.
+
+    A writable log directory (a web app's ``storage/logs``) must not become a way to read other files: a link
+    planted there in place of the log is refused, and so is anything but a regular file (a FIFO would block).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    with os.fdopen(fd, "rb") as handle:
         size = handle.seek(0, os.SEEK_END)
         handle.seek(max(0, size - _READ_BYTES))
         data = handle.read()
@@ -62,7 +73,8 @@ def tail_log(
         try:
             text = _read_end(files[source])
         except OSError as exc:
-            raise CollectorError(f"cannot read {files[source]}: {exc.strerror}") from None
+            why = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
+            raise CollectorError(f"cannot read {files[source]}: {why}") from None
         kind = "file"
     elif source in services:
         status = services[source]
