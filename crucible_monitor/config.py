@@ -38,7 +38,7 @@ from crucible_monitor.collectorconfig import (
 )
 from crucible_monitor.configfile import Located, dotted_key, read_text, read_yaml, relative_to, validate
 from crucible_monitor.configtypes import Duration, PositiveDuration, StrictModel, format_duration, parse_duration
-from crucible_monitor.errors import ConfigError
+from crucible_monitor.liveconfig import check_live_patch
 
 __all__ = [
     "patched",
@@ -300,10 +300,6 @@ def redacted(config: Config) -> dict[str, Any]:
     return config.model_dump(mode="json")
 
 
-LIVE_FORBIDDEN = ("listen_addr", "data_dir", "api_token")
-"""Agent settings that only change with a restart."""
-
-
 def patched(current: Config, patch: Mapping[str, Any]) -> Config:
     """``patch`` (a partial config tree) merged onto ``current`` and validated.
 
@@ -311,13 +307,11 @@ def patched(current: Config, patch: Mapping[str, Any]) -> Config:
     and posted back.
 
     Raises:
-        ConfigError: the result is invalid, or changes a setting that needs a restart.
+        ConfigError: the result is invalid, or changes what only the file may (see :mod:`~crucible_monitor.liveconfig`).
     """
-    new = validate_config(_merge(current.model_dump(mode="python"), _drop_redacted(patch)), "request")
-    forbidden = [f"agent.{k}" for k in LIVE_FORBIDDEN if getattr(new.agent, k) != getattr(current.agent, k)]
-    if forbidden:
-        raise ConfigError(f"{', '.join(forbidden)} cannot change while the agent runs; edit the file and restart")
-    return new
+    kept = _drop_redacted(patch)
+    check_live_patch(current.model_dump(mode="json"), kept)  # before validating, which reads *_file secrets
+    return validate_config(_merge(current.model_dump(mode="python"), kept), "request")
 
 
 def _drop_redacted(patch: Mapping[str, Any]) -> dict[str, Any]:

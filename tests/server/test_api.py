@@ -230,15 +230,53 @@ async def test_config_is_redacted_and_can_be_changed_live(running: Running) -> N
     shown = await running.get("/api/v1/config")
     assert shown["notifications"]["slack"]["webhook_url"] == "**********"
     assert TOKEN not in str(shown) and SLACK_SECRET not in str(shown)
-    # posting back what GET returned keeps the secrets
-    shown["collectors"]["http_checks"].append({"name": "second", "url": running.web.url("/second")})
+    # posting back what GET returned, with a check's interval changed, keeps the secrets and rebuilds that check
+    [check] = shown["collectors"]["http_checks"]
+    check["interval"] = "45s"
+    before = running.agent.collectors[f"http_check:{check['name']}"]
     response = await running.client.post("/api/v1/config", json=shown)
     assert response.status_code == 200, response.text
     assert response.json()["applied"] is True and response.json()["changed"] == ["collectors"]
     webhook = running.agent.config.notifications.slack.webhook_url
     assert webhook is not None and webhook.get_secret_value() == SLACK_SECRET
-    assert "http_check:second" in running.agent.collectors
-    assert [c["name"] for c in await running.get("/api/v1/collectors")].count("http_check:second") == 1
+    assert running.agent.collectors[f"http_check:{check['name']}"] is not before
+    names = [c["name"] for c in await running.get("/api/v1/collectors")]
+    assert names.count(f"http_check:{check['name']}") == 1
+
+
+@pytest.mark.parametrize(
+    ("patch", "refused"),
+    [
+        ({"actions": {"restart_budget": 1000}}, "actions.restart_budget"),
+        ({"actions": {"restart_allowlist": ["sshd"]}}, "actions.restart_allowlist"),
+        ({"logs": {"files": {"shadow": "/etc/shadow"}}}, "logs.files.shadow"),
+        ({"alerts": {"rules_file": "/etc/shadow"}}, "alerts.rules_file"),
+        (
+            {"collectors": {"services": {"supervisor": {"url": "http://127.0.0.1:1", "password_file": "/etc/shadow"}}}},
+            "collectors.services.supervisor.password_file, collectors.services.supervisor.url",
+        ),
+        ({"notifications": {"email": {"smtp_port": 2525, "to": ["x@attacker.test"]}}}, "notifications.email.smtp_port"),
+        ({"collectors": {"http_checks": [{"name": "exfil", "url": "http://127.0.0.1:1/"}]}}, "collectors.http_checks"),
+        ({"agent": {"api_token": "mine"}}, "agent.api_token"),
+    ],
+)
+async def test_the_config_api_cannot_touch_files_destinations_actions_or_tokens(
+    running: Running, patch: dict[str, Any], refused: str
+) -> None:
+    before = running.agent.config
+    response = await running.client.post("/api/v1/config", json=patch)
+    assert response.status_code == 422, response.text
+    assert refused in response.json()["detail"] and "cannot change over the API" in response.json()["detail"]
+    assert "root:" not in response.text  # no file content is echoed
+    assert running.agent.config is before
+
+
+async def test_thresholds_and_a_configured_channel_switch_change_live(running: Running) -> None:
+    patch = {"alerts": {"cpu_threshold": 70}, "notifications": {"slack": {"enabled": False}}}
+    response = await running.client.post("/api/v1/config", json=patch)
+    assert response.status_code == 200, response.text
+    assert running.agent.config.alerts.cpu_threshold == 70
+    assert running.agent.config.notifications.slack.enabled is False
 
 
 async def test_a_live_config_change_keeps_unchanged_collectors_running(running: Running) -> None:
@@ -255,7 +293,7 @@ async def test_a_live_config_change_keeps_unchanged_collectors_running(running: 
     ("patch", "message"),
     [
         ({"agent": {"collect_interval": "soon"}}, "agent.collect_interval: invalid duration 'soon'"),
-        ({"agent": {"listen_addr": "0.0.0.0:9999"}}, "agent.listen_addr cannot change while the agent runs"),
+        ({"agent": {"listen_addr": "0.0.0.0:9999"}}, "agent.listen_addr cannot change over the API"),
         ({"collectors": {"bogus": {}}}, "unknown key 'bogus'"),
     ],
 )
