@@ -79,6 +79,7 @@ __all__ = [
     "read_yaml",
     "redacted",
     "validate_config",
+    "with_listen_addr",
 ]
 
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -289,6 +290,19 @@ def load_config(path: Path | None) -> Config:
     if path is None:
         return Config()
     return relative_to(parse_config(read_text(path, "config"), str(path)), path.resolve().parent)
+
+
+def with_listen_addr(config: Config, listen_addr: str, flag: str = "--listen") -> Config:
+    """``config`` listening on (or, for a client, reaching the agent at) ``listen_addr`` instead.
+
+    Raises:
+        ConfigError: ``listen_addr`` is not HOST:PORT (the message names ``flag``).
+    """
+    try:
+        _check_listen_addr(listen_addr)
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+    return config.model_copy(update={"agent": config.agent.model_copy(update={"listen_addr": listen_addr})})
 
 
 REDACTED = "**********"

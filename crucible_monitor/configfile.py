@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
@@ -21,8 +21,12 @@ from pydantic_core import ErrorDetails
 from crucible_monitor.errors import ConfigError
 
 __all__ = [
+    "CONFIG_ENV",
+    "SEARCH_PATH",
+    "SEARCH_PATH_ENV",
     "KeyPath",
     "Located",
+    "discover",
     "dotted_key",
     "read_secret_files",
     "read_text",
@@ -37,6 +41,34 @@ _M = TypeVar("_M", bound=BaseModel)
 
 KeyPath = tuple[str | int, ...]
 """Where a value sits in the tree: keys and list indices from the top."""
+
+
+CONFIG_ENV = "CRUCIBLE_MONITOR_CONFIG"
+"""The environment variable naming the config file when ``--config`` is not given."""
+SEARCH_PATH = (Path("/etc/crucible-monitor/monitor.yaml"), Path("/etc/crucible/monitor.yaml"))
+"""Where a config is looked for after ``--config`` and :data:`CONFIG_ENV` (the first that exists wins)."""
+SEARCH_PATH_ENV = "CRUCIBLE_MONITOR_SEARCH_PATH"
+"""Replaces :data:`SEARCH_PATH` (files separated by ``:``; empty: search nowhere), for tests and packagers."""
+
+
+def discover(explicit: str | None, environ: Mapping[str, str] | None = None) -> tuple[Path | None, str]:
+    """The config file to read and why: ``--config``, else :data:`CONFIG_ENV`, else the first file of the search
+    path that exists; ``(None, "built-in defaults")`` when there is none.
+
+    A file named by ``--config`` or the environment need not exist here: reading it then says it cannot.
+    """
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit), "--config"
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]), CONFIG_ENV
+    search = SEARCH_PATH
+    if SEARCH_PATH_ENV in env:
+        search = tuple(Path(p) for p in env[SEARCH_PATH_ENV].split(os.pathsep) if p)
+    for path in search:
+        if path.is_file():
+            return path, "the search path"
+    return None, "built-in defaults"
 
 
 class Located:
