@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crucible_monitor import __version__
-from crucible_monitor.config import Config, iter_secrets, load_config, with_listen_addr
+from crucible_monitor.config import Config, config_notes, iter_secrets, load_config, with_listen_addr
 from crucible_monitor.configfile import CONFIG_ENV, discover
 from crucible_monitor.errors import ConfigError, CrucibleError, QueryError
 from crucible_monitor.units import human_bytes, human_duration, human_ratio
@@ -187,9 +187,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     table.add_row("collect every", str(config.agent.collect_interval))
     table.add_row("http checks", ", ".join(c.name for c in collectors.http_checks) or "none")
     table.add_row("systemd units", ", ".join(collectors.services.systemd.units) or "discovered")
+    if collectors.services.services:
+        table.add_row("services", ", ".join(collectors.services.services) + " (systemd or supervisor)")
     table.add_row("alert rules", ", ".join(r.name for r in alerting.rules) or "none")
     table.add_row("receivers", ", ".join(alerting.receivers) or "none (alerts are only listed)")
     console.print(table)
+    for note in config_notes(path) if path else []:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     return 0
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "SEARCH_PATH_ENV",
     "KeyPath",
     "Located",
+    "alias_notes",
     "discover",
     "dotted_key",
     "read_secret_files",
@@ -287,6 +288,38 @@ def _unwrap(annotation: Any, value: Any) -> Any:
                 return member
         return None
     return annotation
+
+
+def alias_notes(model: type[BaseModel], data: Any, located: Located | None = None, path: KeyPath = ()) -> list[str]:
+    """One note per alias key in ``data`` (a model's ``config_aliases``): ``file:line: key is read as canonical``."""
+    notes: list[str] = []
+    if not isinstance(data, dict):
+        return notes
+    aliases: Any = getattr(model, "config_aliases", {})
+    for key, value in data.items():
+        where = (*path, key)
+        if key in aliases:
+            line = located.line_of(where) if located else None
+            source = f"{located.source}{f':{line}' if line else ''}: " if located else ""
+            notes.append(f"{source}{dotted_key(where)} is read as {aliases[key]}")
+            continue
+        field = model.model_fields.get(key)
+        if field is None:
+            continue
+        notes += _notes_below(field.annotation, value, located, where)
+    return notes
+
+
+def _notes_below(annotation: Any, value: Any, located: Located | None, path: KeyPath) -> list[str]:
+    annotation = _unwrap(annotation, value)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return alias_notes(annotation, value, located, path)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is list and args and isinstance(value, list):
+        return [n for i, item in enumerate(value) for n in _notes_below(args[0], item, located, (*path, i))]
+    if origin is dict and args and isinstance(value, dict):
+        return [n for k, item in value.items() for n in _notes_below(args[-1], item, located, (*path, k))]
+    return []
 
 
 def relative_to(model: _M, base: Path) -> _M:
