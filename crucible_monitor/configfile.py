@@ -46,7 +46,7 @@ KeyPath = tuple[str | int, ...]
 
 CONFIG_ENV = "CRUCIBLE_MONITOR_CONFIG"
 """The environment variable naming the config file when ``--config`` is not given."""
-SEARCH_PATH = (Path("/etc/crucible-monitor/monitor.yaml"), Path("/etc/crucible/monitor.yaml"))
+SEARCH_PATH: tuple[Path, ...] = (Path("/etc/crucible-monitor/monitor.yaml"), Path("/etc/crucible/monitor.yaml"))
 """Where a config is looked for after ``--config`` and :data:`CONFIG_ENV` (the first that exists wins)."""
 SEARCH_PATH_ENV = "CRUCIBLE_MONITOR_SEARCH_PATH"
 """Replaces :data:`SEARCH_PATH` (files separated by ``:``; empty: search nowhere), for tests and packagers."""
