@@ -14,7 +14,7 @@ from agent_process import STARTUP_TIMEOUT, serve_agent, serve_command
 from supervisor_fixture import wait_until
 
 from crucible_monitor.cli import main
-from crucible_monitor.configfile import CONFIG_ENV, SEARCH_PATH_ENV, discover
+from crucible_monitor.configfile import CONFIG_ENV, SEARCH_PATH, SEARCH_PATH_ENV, discover
 
 _NO_SUPERVISOR = "collectors:\n  services:\n    supervisor:\n      url: unix://{tmp}/absent.sock\n"
 
@@ -33,9 +33,7 @@ def test_discovery_order(tmp_path: Path) -> None:
 
 
 def test_the_default_search_path_is_ours_then_the_roadmaps() -> None:
-    from crucible_monitor.configfile import SEARCH_PATH
-
-    assert SEARCH_PATH == (Path("/etc/crucible-monitor/monitor.yaml"), Path("/etc/crucible/monitor.yaml"))
+    assert [str(path) for path in SEARCH_PATH] == ["/etc/crucible-monitor/monitor.yaml", "/etc/crucible/monitor.yaml"]
 
 
 def test_a_missing_file_named_by_the_environment_says_so(
