@@ -180,7 +180,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     alerting = alerting_config(config)
     console = Console()
     collectors = config.collectors
-    console.print(f"[green]✓[/] {path or 'the built-in defaults'} is valid")
+    console.print(f"[green]✓[/] {path} is valid" if path else "[green]✓[/] the built-in defaults are valid")
     table = Table(show_header=False, box=None)
     table.add_row("listen", config.agent.listen_addr)
     table.add_row("data dir", str(config.agent.data_dir))
