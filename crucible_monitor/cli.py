@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from crucible_monitor import __version__
-from crucible_monitor.config import Config, iter_secrets, load_config
+from crucible_monitor.config import Config, config_notes, iter_secrets, load_config, with_listen_addr
+from crucible_monitor.configfile import CONFIG_ENV, discover
 from crucible_monitor.errors import ConfigError, CrucibleError, QueryError
 from crucible_monitor.units import human_bytes, human_duration, human_ratio
 
@@ -64,8 +65,22 @@ def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
     logging.getLogger("crucible_monitor").setLevel(level.upper())
 
 
+def _load_located(args: argparse.Namespace) -> tuple[Config, Path | None]:
+    """The config the discovery finds (``--config``, ``$CRUCIBLE_MONITOR_CONFIG``, the search path, the defaults)
+    with ``--listen`` applied, and the file it came from."""
+    path, source = discover(getattr(args, "config", None))
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        if source == CONFIG_ENV:
+            raise ConfigError(f"{exc}\n(the file named by {CONFIG_ENV})") from None
+        raise
+    listen = getattr(args, "listen", None)
+    return (with_listen_addr(config, listen) if listen else config), path
+
+
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(Path(args.config) if args.config else None)
+    return _load_located(args)[0]
 
 
 # -- commands ---------------------------------------------------------------------------------------------------
@@ -76,14 +91,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn  # deferred: only the agent needs the server stack
 
     from crucible_monitor.agent import Agent, alerting_config
-    from crucible_monitor.server.app import build_app
+    from crucible_monitor.server.app import bind_listener, build_app
     from crucible_monitor.tokens import ensure_api_token
 
-    config = _load(args)
+    config, path = _load_located(args)
     alerting_config(config)  # a bad alerting file stops here with its errors, not inside the server
+    try:
+        listener = bind_listener(config.agent.host, config.agent.port)
+    except OSError as exc:
+        key = f"agent.listen_addr in {path}" if path else "agent.listen_addr in a config file"
+        raise CrucibleError(
+            f"cannot listen on {config.agent.listen_addr}: {exc.strerror or exc}; "
+            f"choose another address with --listen HOST:PORT or {key}"
+        ) from None
     token = ensure_api_token(config)
     setup_logging(config.agent.log_level, [*iter_secrets(config), token])
-    app = build_app(Agent(config, config_path=Path(args.config) if args.config else None), token)
+    app = build_app(Agent(config, config_path=path), token)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -96,14 +119,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     )
     logging.getLogger("crucible_monitor").info(
-        "serving http://%s/api/v1 (token: %s)",
+        "serving http://%s/api/v1 (config: %s; token: %s)",
         config.agent.listen_addr,
+        path or "built-in defaults",
         "from config" if config.agent.api_token else config.agent.data_dir / "api_token",
     )
     # uvicorn shuts down gracefully on SIGTERM (the lifespan flushes the WAL), then re-raises the signal to the
     # handler that was there before it; a no-op one lets the process exit 0, as a service manager expects.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    server.run()
+    server.run(sockets=[listener])
     return 0 if server.started else 1
 
 
@@ -151,20 +175,25 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config file; print a summary, or every error with file, line and key."""
     from crucible_monitor.agent import alerting_config
 
-    config = load_config(Path(args.path))
+    path = discover(args.path or args.config)[0]
+    config = load_config(path)
     alerting = alerting_config(config)
     console = Console()
     collectors = config.collectors
-    console.print(f"[green]✓[/] {args.path} is valid")
+    console.print(f"[green]✓[/] {path} is valid" if path else "[green]✓[/] the built-in defaults are valid")
     table = Table(show_header=False, box=None)
     table.add_row("listen", config.agent.listen_addr)
     table.add_row("data dir", str(config.agent.data_dir))
     table.add_row("collect every", str(config.agent.collect_interval))
     table.add_row("http checks", ", ".join(c.name for c in collectors.http_checks) or "none")
     table.add_row("systemd units", ", ".join(collectors.services.systemd.units) or "discovered")
+    if collectors.services.services:
+        table.add_row("services", ", ".join(collectors.services.services) + " (systemd or supervisor)")
     table.add_row("alert rules", ", ".join(r.name for r in alerting.rules) or "none")
     table.add_row("receivers", ", ".join(alerting.receivers) or "none (alerts are only listed)")
     console.print(table)
+    for note in config_notes(path) if path else []:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -316,21 +345,37 @@ def _bytes(value: float | None) -> str:
 # -- entry point ------------------------------------------------------------------------------------------------
 
 
+_CONFIG_HELP = (
+    f"YAML config (default: ${CONFIG_ENV}, else /etc/crucible-monitor/monitor.yaml, else /etc/crucible/monitor.yaml, "
+    "else built-in defaults)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every command takes ``--config PATH``."""
     parser = argparse.ArgumentParser(prog="crucible-monitor", description="A monitoring agent you can talk to.")
     parser.add_argument("--version", action="version", version=f"crucible-monitor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], help_text: str, listen: str | None = None
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--config", metavar="PATH", help="YAML config (default: built-in defaults)")
+        sub.add_argument("--config", metavar="PATH", help=_CONFIG_HELP)
+        if listen is not None:
+            sub.add_argument("--listen", metavar="HOST:PORT", help=listen)
         sub.set_defaults(handler=handler)
         return sub
 
-    add("serve", cmd_serve, "run the agent (HTTP API, /metrics) in the foreground")
-    add("status", cmd_status, "show system, services and checks from a running agent")
-    query = add("query", cmd_query, "show one metric's history from a running agent")
+    reach = "the agent's address (default: agent.listen_addr of the config)"
+    add(
+        "serve",
+        cmd_serve,
+        "run the agent (HTTP API, /metrics) in the foreground",
+        "listen here (overrides agent.listen_addr)",
+    )
+    add("status", cmd_status, "show system, services and checks from a running agent", reach)
+    query = add("query", cmd_query, "show one metric's history from a running agent", reach)
     query.add_argument("metric", help="metric name, e.g. cpu_usage_ratio (see /api/v1/metrics/catalogue)")
     query.add_argument("--since", default="1h", help="how far back (default 1h)")
     query.add_argument("--start", help="start: ISO 8601, Unix seconds or a duration ago (overrides --since)")
@@ -340,9 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--labels", help="label filter k=v,k2=v2")
     query.add_argument("--format", choices=["table", "sparkline", "json"], default="sparkline")
     check = add("check-config", cmd_check_config, "validate a config file and exit non-zero if it is invalid")
-    check.add_argument("path", help="the YAML file to check")
+    check.add_argument("path", nargs="?", help="the YAML file to check (default: the one the agent would read)")
     add("token", cmd_token, "print the API token clients must send")
-    add("mcp", cmd_mcp, "serve MCP over stdio (for Claude Code, Claude Desktop, Crush)")
+    add("mcp", cmd_mcp, "serve MCP over stdio (for Claude Code, Claude Desktop, Crush)", reach)
     return parser
 
 

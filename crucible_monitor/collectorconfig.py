@@ -6,14 +6,15 @@ Part of the config tree of :mod:`crucible_monitor.config`, which re-exports ever
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from crucible_monitor.configtypes import PositiveDuration, StrictModel, WebUrl, check_unique, matching
+from crucible_monitor.configtypes import Duration, PositiveDuration, StrictModel, WebUrl, check_unique, matching
 
 __all__ = [
     "AccessLogFileConfig",
@@ -30,10 +31,19 @@ __all__ = [
     "SupervisorConfig",
     "SystemCollectorConfig",
     "SystemdConfig",
+    "SystemMetricFamily",
+    "parse_go_dsn",
 ]
 
 Category = Literal["web", "database", "cache", "php", "queue", "other"]
 ItemName = Annotated[str, matching(r"[A-Za-z0-9_.:-]+", "invalid name {text!r}: use letters, digits and _ . : -")]
+
+
+SystemMetricFamily = Literal["cpu", "memory", "disk", "network", "load", "pressure", "host"]
+"""cpu: modes, context switches, interrupts, forks; memory: memory and swap; disk: filesystems and disk I/O;
+network: interfaces; load: load averages and process counts; pressure: stall information; host: uptime and file
+descriptors."""
+_ALL_FAMILIES: list[SystemMetricFamily] = ["cpu", "memory", "disk", "network", "load", "pressure", "host"]
 
 
 class SystemCollectorConfig(StrictModel):
@@ -41,6 +51,12 @@ class SystemCollectorConfig(StrictModel):
 
     enabled: bool = True
     interval: PositiveDuration | None = Field(None, description="Defaults to agent.collect_interval.")
+    metrics: list[SystemMetricFamily] = Field(
+        default_factory=lambda: list(_ALL_FAMILIES),
+        min_length=1,
+        description="The metric families to record: cpu, memory (and swap), disk (filesystems and I/O), network, "
+        "load (and process counts), pressure, host (uptime, file descriptors).",
+    )
     procfs: Path = Field(Path("/proc"), description="Where procfs is mounted (e.g. /host/proc in a container).")
     per_cpu: bool = Field(True, description="Also record each core, not only the total.")
     include_fstypes: list[str] = Field(default_factory=list, description="Pseudo filesystem types to keep anyway.")
@@ -84,6 +100,11 @@ class ServicesConfig(StrictModel):
     interval: PositiveDuration | None = Field(None, description="Defaults to agent.collect_interval.")
     systemd: SystemdConfig = SystemdConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    services: list[str] = Field(
+        default_factory=list,
+        description="Services to watch by name, whichever of systemd (as a unit) and supervisor (as a program) has "
+        "them; added to systemd.units and supervisor.programs.",
+    )
     categories: dict[str, Category] = Field(
         default_factory=dict, description="Service name (glob) to category, overriding the built-in guesses."
     )
@@ -113,8 +134,59 @@ class HttpCheckConfig(StrictModel):
         return data
 
 
+def parse_go_dsn(dsn: str) -> dict[str, Any]:
+    """A Go MySQL DSN, ``user:pass@tcp(host:port)/db`` or ``user:pass@unix(/path.sock)/db``, as MysqlConfig keys.
+
+    Parameters after ``?`` are the Go driver's (parseTime, charset...) and are ignored, but ``timeout``.
+
+    Raises:
+        ValueError: the text is not such a DSN.
+    """
+    form = "use user:password@tcp(host:port)/db or user:password@unix(/path.sock)/db"
+    head, slash, tail = dsn.rpartition("/")
+    if not slash:
+        raise ValueError(f"invalid connection: no '/' before the database name: {form}")
+    database, _, query = tail.partition("?")
+    credentials, at, address = head.rpartition("@")
+    keys: dict[str, Any] = {}
+    if at:
+        user, colon, password = credentials.partition(":")
+        keys["user"] = user or None
+        if colon:
+            keys["password"] = password
+    net, paren, rest = address.partition("(")
+    if paren and not rest.endswith(")"):
+        raise ValueError(f"invalid connection: unclosed '(' in the address: {form}")
+    addr = rest.removesuffix(")")
+    if net == "unix":
+        if not addr:
+            raise ValueError(f"invalid connection: unix() needs the socket's path: {form}")
+        keys["unix_socket"] = addr
+    elif net in ("tcp", ""):
+        if addr:
+            host, colon, port = addr.rpartition(":") if addr.rpartition(":")[2].isdigit() else (addr, "", "")
+            keys["host"] = host.strip("[]")
+            if colon:
+                keys["port"] = int(port)
+    else:
+        raise ValueError(f"invalid connection: unknown network {net!r}: {form}")
+    if database:
+        keys["database"] = database
+    for name, _, value in (p.partition("=") for p in query.split("&") if p):
+        if name == "timeout":
+            keys["connect_timeout"] = value
+    return keys
+
+
+_DSN_KEYS = ("host", "port", "unix_socket", "user", "password", "database", "connect_timeout")
+
+
 class MysqlConfig(StrictModel):
     """MySQL/MariaDB server metrics."""
+
+    config_aliases: ClassVar[Mapping[str, str]] = {
+        "connection": "user, password, host and port (or unix_socket) and database",
+    }
 
     enabled: bool = False
     interval: PositiveDuration | None = Field(None, description="Defaults to agent.collect_interval.")
@@ -126,11 +198,28 @@ class MysqlConfig(StrictModel):
     defaults_file: Path | None = Field(
         None, description="An option file with a [client] section (e.g. /etc/mysql/debian.cnf) for what is unset here."
     )
+    database: str | None = Field(None, description="The schema to connect to (none is needed for server metrics).")
     connect_timeout: PositiveDuration = timedelta(seconds=5)
     sizes_interval: PositiveDuration = Field(
         timedelta(minutes=5), description="How often database and table sizes are read (information_schema is slow)."
     )
     top_tables: int = Field(20, ge=0, le=1000, description="The largest tables reported one by one.")
+    slow_query_threshold: Duration = Field(
+        timedelta(0),
+        description="slow_queries lists only statements that ran this long or longer (0: the top ones by total time).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _connection(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("connection") is None:
+            return data
+        given = [key for key in _DSN_KEYS if key in data]
+        if given:
+            raise ValueError(f"give either connection or {', '.join(given)}, not both")
+        data = dict(data)
+        dsn = str(data.pop("connection"))
+        return {**data, **parse_go_dsn(dsn)}
 
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"

@@ -15,10 +15,10 @@ import socket
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import platformdirs
-from pydantic import BaseModel, BeforeValidator, ByteSize, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ByteSize, Field, PlainSerializer, SecretStr, model_validator
 
 from crucible_monitor.collectorconfig import (
     AccessLogFileConfig,
@@ -36,8 +36,17 @@ from crucible_monitor.collectorconfig import (
     SystemCollectorConfig,
     SystemdConfig,
 )
-from crucible_monitor.configfile import Located, dotted_key, read_text, read_yaml, relative_to, validate
+from crucible_monitor.configfile import (
+    Located,
+    alias_notes,
+    dotted_key,
+    read_text,
+    read_yaml,
+    relative_to,
+    validate,
+)
 from crucible_monitor.configtypes import Duration, PositiveDuration, StrictModel, format_duration, parse_duration
+from crucible_monitor.errors import ConfigError
 from crucible_monitor.liveconfig import check_live_patch
 
 __all__ = [
@@ -70,6 +79,7 @@ __all__ = [
     "SupervisorConfig",
     "SystemCollectorConfig",
     "SystemdConfig",
+    "config_notes",
     "dotted_key",
     "format_duration",
     "iter_secrets",
@@ -79,6 +89,7 @@ __all__ = [
     "read_yaml",
     "redacted",
     "validate_config",
+    "with_listen_addr",
 ]
 
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -139,6 +150,29 @@ class StorageConfig(StrictModel):
     )
 
 
+def _service_down_for(value: object) -> timedelta | None:
+    if value is True:
+        return timedelta(minutes=1)
+    if value is False or value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() == "immediate":
+        return timedelta(0)
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError(
+            f"invalid service_down {value!r}: use a duration (e.g. 1m), immediate, true or false"
+        ) from None
+
+
+ServiceDownFor = Annotated[
+    timedelta | None,
+    BeforeValidator(_service_down_for),
+    PlainSerializer(lambda v: None if v is None else format_duration(v), return_type=str | None, when_used="json"),
+]
+"""How long a service must be down before the shorthand rule fires; None: no rule."""
+
+
 class AlertsConfig(StrictModel):
     """Shorthand thresholds (each becomes an alert rule), and the alerting file with everything else."""
 
@@ -149,12 +183,18 @@ class AlertsConfig(StrictModel):
     cpu_threshold: Percent | None = Field(90, description="CPU usage percent (all cores).")
     memory_threshold: Percent | None = Field(90, description="Memory used percent.")
     disk_threshold: Percent | None = Field(85, description="Disk used percent, any mount.")
-    service_down: bool = Field(True, description="Alert when a watched service is not running.")
+    service_down: ServiceDownFor = Field(
+        timedelta(minutes=1),
+        description="Alert when a watched service is not running for this long: a duration, immediate (0s), true "
+        "(1m) or false (no rule).",
+    )
     response_time_threshold: PositiveDuration | None = Field(timedelta(seconds=2), description="HTTP check latency.")
 
 
 class EmailConfig(StrictModel):
     """SMTP notifications."""
+
+    config_aliases: ClassVar[Mapping[str, str]] = {"smtp_server": "smtp_host + smtp_port", "from": "from_addr"}
 
     enabled: bool = False
     smtp_host: str = "localhost"
@@ -164,6 +204,28 @@ class EmailConfig(StrictModel):
     password: SecretStr | None = None
     from_addr: str = "crucible-monitor@localhost"
     to: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        """``smtp_server: host:port`` and ``from:`` (the roadmap's spelling) as smtp_host, smtp_port and from_addr."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "from" in data:
+            if "from_addr" in data:
+                raise ValueError("give either from or from_addr, not both")
+            data["from_addr"] = data.pop("from")
+        if "smtp_server" in data:
+            given = [key for key in ("smtp_host", "smtp_port") if key in data]
+            if given:
+                raise ValueError(f"give either smtp_server or {' and '.join(given)}, not both")
+            server = str(data.pop("smtp_server"))
+            host, colon, port = server.rpartition(":")
+            if not colon or not host or not port.isdigit():
+                raise ValueError(f"invalid smtp_server {server!r}: use HOST:PORT, e.g. smtp.gmail.com:587")
+            data["smtp_host"], data["smtp_port"] = host.strip("[]"), int(port)
+        return data
 
 
 class WebhookConfig(StrictModel):
@@ -289,6 +351,29 @@ def load_config(path: Path | None) -> Config:
     if path is None:
         return Config()
     return relative_to(parse_config(read_text(path, "config"), str(path)), path.resolve().parent)
+
+
+def with_listen_addr(config: Config, listen_addr: str, flag: str = "--listen") -> Config:
+    """``config`` listening on (or, for a client, reaching the agent at) ``listen_addr`` instead.
+
+    Raises:
+        ConfigError: ``listen_addr`` is not HOST:PORT (the message names ``flag``).
+    """
+    try:
+        _check_listen_addr(listen_addr)
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+    return config.model_copy(update={"agent": config.agent.model_copy(update={"listen_addr": listen_addr})})
+
+
+def config_notes(path: Path) -> list[str]:
+    """What check-config says about a valid file: each alias key with the canonical keys it is read as.
+
+    Raises:
+        ConfigError: the file cannot be read or is not YAML.
+    """
+    data, located = read_yaml(read_text(path, "config"), str(path), sections="agent, collectors")
+    return alias_notes(Config, data, located)
 
 
 REDACTED = "**********"

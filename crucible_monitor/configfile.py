@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
@@ -21,8 +21,13 @@ from pydantic_core import ErrorDetails
 from crucible_monitor.errors import ConfigError
 
 __all__ = [
+    "CONFIG_ENV",
+    "SEARCH_PATH",
+    "SEARCH_PATH_ENV",
     "KeyPath",
     "Located",
+    "alias_notes",
+    "discover",
     "dotted_key",
     "read_secret_files",
     "read_text",
@@ -37,6 +42,34 @@ _M = TypeVar("_M", bound=BaseModel)
 
 KeyPath = tuple[str | int, ...]
 """Where a value sits in the tree: keys and list indices from the top."""
+
+
+CONFIG_ENV = "CRUCIBLE_MONITOR_CONFIG"
+"""The environment variable naming the config file when ``--config`` is not given."""
+SEARCH_PATH: tuple[Path, ...] = (Path("/etc/crucible-monitor/monitor.yaml"), Path("/etc/crucible/monitor.yaml"))
+"""Where a config is looked for after ``--config`` and :data:`CONFIG_ENV` (the first that exists wins)."""
+SEARCH_PATH_ENV = "CRUCIBLE_MONITOR_SEARCH_PATH"
+"""Replaces :data:`SEARCH_PATH` (files separated by ``:``; empty: search nowhere), for tests and packagers."""
+
+
+def discover(explicit: str | None, environ: Mapping[str, str] | None = None) -> tuple[Path | None, str]:
+    """The config file to read and why: ``--config``, else :data:`CONFIG_ENV`, else the first file of the search
+    path that exists; ``(None, "built-in defaults")`` when there is none.
+
+    A file named by ``--config`` or the environment need not exist here: reading it then says it cannot.
+    """
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit), "--config"
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]), CONFIG_ENV
+    search = SEARCH_PATH
+    if SEARCH_PATH_ENV in env:
+        search = tuple(Path(p) for p in env[SEARCH_PATH_ENV].split(os.pathsep) if p)
+    for path in search:
+        if path.is_file():
+            return path, "the search path"
+    return None, "built-in defaults"
 
 
 class Located:
@@ -255,6 +288,38 @@ def _unwrap(annotation: Any, value: Any) -> Any:
                 return member
         return None
     return annotation
+
+
+def alias_notes(model: type[BaseModel], data: Any, located: Located | None = None, path: KeyPath = ()) -> list[str]:
+    """One note per alias key in ``data`` (a model's ``config_aliases``): ``file:line: key is read as canonical``."""
+    notes: list[str] = []
+    if not isinstance(data, dict):
+        return notes
+    aliases: Any = getattr(model, "config_aliases", {})
+    for key, value in data.items():
+        where = (*path, key)
+        if key in aliases:
+            line = located.line_of(where) if located else None
+            source = f"{located.source}{f':{line}' if line else ''}: " if located else ""
+            notes.append(f"{source}{dotted_key(where)} is read as {aliases[key]}")
+            continue
+        field = model.model_fields.get(key)
+        if field is None:
+            continue
+        notes += _notes_below(field.annotation, value, located, where)
+    return notes
+
+
+def _notes_below(annotation: Any, value: Any, located: Located | None, path: KeyPath) -> list[str]:
+    annotation = _unwrap(annotation, value)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return alias_notes(annotation, value, located, path)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is list and args and isinstance(value, list):
+        return [n for i, item in enumerate(value) for n in _notes_below(args[0], item, located, (*path, i))]
+    if origin is dict and args and isinstance(value, dict):
+        return [n for k, item in value.items() for n in _notes_below(args[-1], item, located, (*path, k))]
+    return []
 
 
 def relative_to(model: _M, base: Path) -> _M:

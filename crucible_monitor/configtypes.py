@@ -8,9 +8,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
@@ -121,9 +121,14 @@ WebUrl = Annotated[
 
 
 class StrictModel(BaseModel):
-    """Strict and frozen: unknown keys are errors, loaded config never changes under a running agent."""
+    """Strict and frozen: unknown keys are errors, loaded config never changes under a running agent.
+
+    ``config_aliases`` names the keys a model also accepts (another product's spelling) with the canonical keys each
+    is read as; the model's own before-validator translates them, check-config reports them.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    config_aliases: ClassVar[Mapping[str, str]] = {}
 
     @model_validator(mode="before")
     @classmethod

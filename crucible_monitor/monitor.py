@@ -333,9 +333,10 @@ class Monitor:
         return self._alerts().get_alert(alert_id)
 
     async def acknowledge_alert(
-        self, alert_id: int, *, by: str, note: str | None = None, expires: timedelta | None = None
+        self, alert_id: int, *, by: str = "api", note: str | None = None, expires: timedelta | None = None
     ) -> AlertView:
-        """Acknowledge an alert: no re-notification until it resolves (or ``expires`` passes).
+        """Acknowledge an alert: no re-notification until it resolves (or ``expires`` passes); ``by`` defaults to
+        the API's name for its caller.
 
         Raises:
             NotFoundError: no alert has this id.

@@ -303,7 +303,7 @@ OPERATIONS: dict[str, Operation] = {
                 "alerts",
                 (
                     Param("alert_id", int, where="path", constraints=_ID),
-                    Param("by", str, where="body"),
+                    Param("by", str, "api", where="body"),
                     Param("note", str | None, None, where="body"),
                     Param("expires", timedelta | None, None, where="body"),
                 ),

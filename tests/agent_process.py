@@ -19,7 +19,7 @@ from typing import IO
 
 from supervisor_fixture import free_port
 
-__all__ = ["STARTUP_TIMEOUT", "ServedAgent", "serve_agent"]
+__all__ = ["STARTUP_TIMEOUT", "ServedAgent", "serve_agent", "serve_command"]
 
 STARTUP_TIMEOUT = 30.0
 
@@ -52,23 +52,40 @@ def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
         lines.put(line)
 
 
+def serve_command(*args: str) -> list[str]:
+    """The command line of ``crucible-monitor serve ARGS`` under this interpreter."""
+    return [sys.executable, "-m", "crucible_monitor.cli", "serve", *args]
+
+
 @contextmanager
-def serve_agent(tmp_path: Path, extra_yaml: str = "") -> Iterator[ServedAgent]:
-    """Start an agent on a free port collecting every second; ``extra_yaml`` is appended to its config."""
+def serve_agent(
+    tmp_path: Path, extra_yaml: str = "", *, listen_flag: bool = False, config_from_env: bool = False
+) -> Iterator[ServedAgent]:
+    """Start an agent on a free port collecting every second; ``extra_yaml`` is appended to its config.
+
+    With ``listen_flag`` the port is given as ``--listen`` (the config has no listen_addr); with
+    ``config_from_env`` the config is named by ``CRUCIBLE_MONITOR_CONFIG`` instead of ``--config``.
+    """
     data_dir = tmp_path / "data"
     config = tmp_path / "monitor.yaml"
     port = free_port()
+    listen = "" if listen_flag else f"  listen_addr: 127.0.0.1:{port}\n"
     config.write_text(
-        f"agent:\n  listen_addr: 127.0.0.1:{port}\n  data_dir: {data_dir}\n  collect_interval: 1s\n"
-        "storage:\n  fsync: false\n" + extra_yaml,
+        f"agent:\n{listen}  data_dir: {data_dir}\n  collect_interval: 1s\nstorage:\n  fsync: false\n" + extra_yaml,
         encoding="utf-8",
     )
+    args = [] if config_from_env else ["--config", str(config)]
+    if listen_flag:
+        args += ["--listen", f"127.0.0.1:{port}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if config_from_env:
+        env["CRUCIBLE_MONITOR_CONFIG"] = str(config)
     process = subprocess.Popen(
-        [sys.executable, "-m", "crucible_monitor.cli", "serve", "--config", str(config)],
+        serve_command(*args),
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=env,
         start_new_session=True,  # its own process group: the Parquet worker and resource tracker go with it
     )
     assert process.stderr is not None

@@ -16,8 +16,17 @@ import pytest
 from manual_clock import Clock
 
 from crucible_monitor.config import StorageConfig
+from crucible_monitor.configfile import CONFIG_ENV, SEARCH_PATH_ENV
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
+
+
+@pytest.fixture(autouse=True)
+def _no_host_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test (nor an agent process it starts) reads the host's /etc/crucible*/monitor.yaml or the caller's
+    CRUCIBLE_MONITOR_CONFIG: config discovery searches nowhere unless a test says where."""
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    monkeypatch.setenv(SEARCH_PATH_ENV, "")
 
 
 @pytest.fixture

@@ -118,14 +118,14 @@ def shorthand_rules(alerts: AlertsConfig) -> list[Rule]:
         "disk",
         "{{ labels.mountpoint }} is {{ value:.0% }} full on {{ host }} (threshold {{ threshold:.0% }})",
     )
-    if alerts.service_down:
+    if alerts.service_down is not None:
         rules.append(
             ServiceRule.model_validate(
                 {
                     "kind": "service",
                     "name": "ServiceDown",
                     "severity": "critical",
-                    "for": "1m",
+                    "for": alerts.service_down,
                     "annotations": {"summary": "{{ labels.service }} is down on {{ host }}"},
                 }
             )

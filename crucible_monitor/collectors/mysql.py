@@ -129,7 +129,7 @@ def connect(
     options: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
-        "database": database,
+        "database": database if database is not None else config.database,
         "connect_timeout": config.connect_timeout.total_seconds(),
         "read_timeout": config.connect_timeout.total_seconds() * 6,
         "autocommit": True,
@@ -208,9 +208,10 @@ def slow_queries(
                     "neither performance_schema nor a slow log table is on: set performance_schema=ON, or "
                     "slow_query_log=ON with log_output=TABLE (and long_query_time to the threshold you want)"
                 )
+            threshold = config.slow_query_threshold.total_seconds()
             if use_digests:
-                return _digests(cursor, since, limit)
-            return _slow_log(cursor, since, limit)
+                return _digests(cursor, since, limit, threshold)
+            return _slow_log(cursor, since, limit, threshold)
     except pymysql.MySQLError as exc:
         raise CollectorError(f"cannot read slow queries: {describe(exc)}") from None
 
@@ -223,12 +224,13 @@ def _iso(value: object) -> str | None:
     return iso(value.replace(tzinfo=UTC).timestamp()) if isinstance(value, datetime) else None
 
 
-def _digests(cursor: pymysql.cursors.Cursor, since: float, limit: int) -> SlowQueries:
+def _digests(cursor: pymysql.cursors.Cursor, since: float, limit: int, threshold: float) -> SlowQueries:
     cursor.execute(
         "SELECT SCHEMA_NAME, DIGEST_TEXT, COUNT_STAR, SUM_TIMER_WAIT, MAX_TIMER_WAIT, SUM_ROWS_EXAMINED,"
         " SUM_ROWS_SENT, FIRST_SEEN, LAST_SEEN FROM performance_schema.events_statements_summary_by_digest"
-        " WHERE LAST_SEEN >= %s AND DIGEST_TEXT IS NOT NULL ORDER BY SUM_TIMER_WAIT DESC LIMIT %s",
-        (_utc_text(since), limit),
+        " WHERE LAST_SEEN >= %s AND DIGEST_TEXT IS NOT NULL AND MAX_TIMER_WAIT >= %s"
+        " ORDER BY SUM_TIMER_WAIT DESC LIMIT %s",
+        (_utc_text(since), int(threshold * _PICOSECONDS), limit),
     )
     statements = [
         StatementDigest(
@@ -248,16 +250,18 @@ def _digests(cursor: pymysql.cursors.Cursor, since: float, limit: int) -> SlowQu
     return SlowQueries(
         source="performance_schema",
         since=iso(since),
-        note="statements last run since `since`; their totals count from first_seen (server start or digest reset)",
+        note="statements last run since `since`"
+        + (f" with a run of {threshold:g} s or more (slow_query_threshold)" if threshold else "")
+        + "; their totals count from first_seen (server start or digest reset)",
         statements=statements,
     )
 
 
-def _slow_log(cursor: pymysql.cursors.Cursor, since: float, limit: int) -> SlowQueries:
+def _slow_log(cursor: pymysql.cursors.Cursor, since: float, limit: int, threshold: float) -> SlowQueries:
     cursor.execute(
         "SELECT start_time, query_time, rows_sent, rows_examined, db, sql_text FROM mysql.slow_log"
-        " WHERE start_time >= %s ORDER BY start_time DESC LIMIT %s",
-        (_utc_text(since), _SLOW_LOG_ROWS),
+        " WHERE start_time >= %s AND query_time >= SEC_TO_TIME(%s) ORDER BY start_time DESC LIMIT %s",
+        (_utc_text(since), threshold, _SLOW_LOG_ROWS),
     )
     groups: dict[tuple[str | None, str], list[tuple[datetime, float, int, int]]] = {}
     for started, took, sent, examined, db, text in cursor.fetchall():
@@ -283,7 +287,8 @@ def _slow_log(cursor: pymysql.cursors.Cursor, since: float, limit: int) -> SlowQ
     return SlowQueries(
         source="slow_log",
         since=iso(since),
-        note=f"statements in mysql.slow_log since `since` (the newest {_SLOW_LOG_ROWS} at most)",
+        note=f"statements in mysql.slow_log since `since` (the newest {_SLOW_LOG_ROWS} at most)"
+        + (f" that took {threshold:g} s or more (slow_query_threshold)" if threshold else ""),
         statements=statements[:limit],
     )
 

@@ -15,6 +15,7 @@ changed start time between polls counts as one. The managers themselves are driv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import logging
 import os
@@ -162,7 +163,30 @@ class ServicesCollector:
                     self._failing.discard(manager)
                     logger.info("%s answers again", manager)
                 self._apply(manager, *result, now, collection)
+        if not self._failing:
+            self._warn_unwatched()
         return collection
+
+    def _either_units(self) -> dict[str, str]:
+        """The ``services`` names that are valid unit names, as units (``mysql`` → ``mysql.service``) → name."""
+        units: dict[str, str] = {}
+        for name in self._config.services:
+            with contextlib.suppress(ValueError):  # not a unit name: only supervisor may have it
+                units[validate_unit_name(name)] = name
+        return units
+
+    def _warn_unwatched(self) -> None:
+        """One warning for each ``services`` name that neither systemd nor supervisor has (once both answered)."""
+        watched = {status.name for status in self._statuses.values()}
+        watched |= {name.removesuffix(".service") for name in watched}
+        for name in self._config.services:
+            if name not in watched and name.removesuffix(".service") not in watched:
+                self._log_once(
+                    f"service:{name}",
+                    "collectors.services.services: %r is neither a systemd unit nor a supervisor program here",
+                    name,
+                    level=logging.WARNING,
+                )
 
     # -- systemd --------------------------------------------------------------------------------------------
 
@@ -179,6 +203,8 @@ class ServicesCollector:
                 units.append(validate_unit_name(unit))
             except ValueError:
                 self._log_once(f"unit:{unit}", "skipping systemd unit %r: not a valid unit name", unit)
+        either = self._either_units()
+        units += [unit for unit in either if unit not in units]
         try:
             if self._config.systemd.discover:
                 units += discover_units(self._run(systemctl_list_units_argv()))
@@ -191,7 +217,8 @@ class ServicesCollector:
         for properties in parse_systemctl_show(text):
             unit = properties.get("Id", "")
             if properties.get("LoadState") == "not-found":
-                self._log_once(f"unit:{unit}", "skipping systemd unit %s: not found", unit, level=logging.WARNING)
+                if unit not in either:  # a name from ``services`` may be a supervisor program instead
+                    self._log_once(f"unit:{unit}", "skipping systemd unit %s: not found", unit, level=logging.WARNING)
                 continue
             try:
                 status = self._systemd_status(properties, now)
@@ -247,7 +274,8 @@ class ServicesCollector:
             try:
                 infos = client.all_process_info()
                 if config.programs:
-                    infos = [i for i in infos if full_name(i) in config.programs or i["group"] in config.programs]
+                    wanted = {*config.programs, *self._config.services}
+                    infos = [i for i in infos if full_name(i) in wanted or i["group"] in wanted]
                 if any(full_name(info) not in self._commands for info in infos):
                     self._commands = {**{full_name(info): "" for info in infos}, **self._read_commands(client)}
                 spawns = self._main_log.spawns(client)

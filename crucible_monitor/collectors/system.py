@@ -99,6 +99,23 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 )
 
 
+FAMILY_PREFIXES: dict[str, tuple[str, ...]] = {
+    "cpu": ("cpu_", "context_switches_", "interrupts_", "forks_"),
+    "memory": ("memory_", "swap_"),
+    "disk": ("filesystem_", "disk_"),
+    "network": ("network_",),
+    "load": ("load1", "load5", "load15", "processes_"),
+    "pressure": ("pressure_",),
+    "host": ("uptime_", "file_descriptors_"),
+}
+"""Each ``collectors.system.metrics`` family by the prefixes of its metric names."""
+
+
+def metric_family(metric: str) -> str:
+    """The family of a system metric (``host`` for one no prefix claims)."""
+    return next((f for f, prefixes in FAMILY_PREFIXES.items() if metric.startswith(prefixes)), "host")
+
+
 class SystemCollector:
     """CPU, memory, swap, filesystems, disks, network, load and pressure, from procfs.
 
@@ -131,17 +148,18 @@ class SystemCollector:
         self._mounts_paths = (str(root / "self" / "mounts"), str(root / "mounts"))
         self._noted: set[str] = set()
         self._parsers = parsers = ProcfsParsers(config, self._note)
-        sections: list[tuple[str, Callable[[str, float, list[Sample]], None]]] = [
-            (str(root / "meminfo"), parsers.meminfo),
-            (str(root / "vmstat"), parsers.vmstat),
-            (str(root / "diskstats"), parsers.diskstats),
-            (str(root / "net" / "dev"), parsers.netdev),
-            (str(root / "loadavg"), parsers.loadavg),
-            (str(root / "uptime"), parsers.uptime),
-            (str(root / "sys" / "fs" / "file-nr"), parsers.file_nr),
+        self._families = frozenset(config.metrics)
+        sections: list[tuple[str, str, Callable[[str, float, list[Sample]], None]]] = [
+            ("memory", str(root / "meminfo"), parsers.meminfo),
+            ("memory", str(root / "vmstat"), parsers.vmstat),
+            ("disk", str(root / "diskstats"), parsers.diskstats),
+            ("network", str(root / "net" / "dev"), parsers.netdev),
+            ("load", str(root / "loadavg"), parsers.loadavg),
+            ("host", str(root / "uptime"), parsers.uptime),
+            ("host", str(root / "sys" / "fs" / "file-nr"), parsers.file_nr),
         ]
-        sections.extend((str(root / "pressure" / r), partial(parsers.pressure, r)) for r in PSI_RESOURCES)
-        self._sections = tuple(sections)
+        sections.extend(("pressure", str(root / "pressure" / r), partial(parsers.pressure, r)) for r in PSI_RESOURCES)
+        self._sections = tuple((path, parse) for family, path, parse in sections if family in self._families)
         self._mounts_text: str | None = None
         self._mounts: list[Mount] = []
         self._stuck: set[str] = set()
@@ -154,12 +172,14 @@ class SystemCollector:
         """
         ts = self._clock()
         samples = self._collect_local(ts)
-        remote = [m for m in self._mounts if m.fstype in REMOTE_FSTYPES]
+        remote = [m for m in self._mounts if m.fstype in REMOTE_FSTYPES] if "disk" in self._families else []
         if remote:
             results = await asyncio.gather(*(self._remote_statvfs(m.path) for m in remote))
             for mount, st in zip(remote, results, strict=True):
                 if st is not None:
                     self._filesystem(mount, st, ts, samples)
+        if len(self._families) < len(FAMILY_PREFIXES):  # /proc/stat gives cpu and load metrics together
+            samples = [s for s in samples if metric_family(s.metric) in self._families]
         return Collection(samples=samples)
 
     # -- reading --------------------------------------------------------------------------------------------
@@ -192,7 +212,8 @@ class SystemCollector:
             text = self._read(path)
             if text is not None:
                 self._parse(path, text, parse, ts, out)
-        self._local_filesystems(ts, out)
+        if "disk" in self._families:
+            self._local_filesystems(ts, out)
         return out
 
     def _parse(

@@ -163,7 +163,7 @@ class SilenceView(BaseModel):
 class AcknowledgeRequest(BaseModel):
     """The body of ``POST /api/v1/alerts/{id}/acknowledge``."""
 
-    by: str = Field(min_length=1, description="Who acknowledges.")
+    by: str = Field("api", min_length=1, description="Who acknowledges; default: the caller (api).")
     note: str | None = None
     expires: Duration | None = Field(None, description="e.g. 2h; unset: until the alert resolves.")
 

@@ -84,12 +84,19 @@ def _endpoint(monitor: Monitor, operation: Operation, index: int) -> Callable[..
     clock = monitor.agent.clock
     body_params = [p for p in route.params if p.where == "body"]
     signature = [_signature_param(p) for p in route.params if p.where != "body" or route.body is None]
-    if route.body is not None:
-        signature.append(inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=route.body))
+    body_model = route.body
+    if body_model is not None:
+        # A body whose fields all have defaults may be left out (an "ack" button posts nothing).
+        optional = all(not p.required for p in body_params)
+        default = None if optional else inspect.Parameter.empty
+        annotation = body_model | None if optional else body_model
+        signature.append(
+            inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        )
 
     async def endpoint(**values: Any) -> Any:
-        if route.body is not None:
-            body = values.pop("body")
+        if body_model is not None:
+            body = values.pop("body") or body_model()
             values.update({p.wire_name: getattr(body, p.wire_name) for p in body_params})
         return await method(**_arguments(route, values, clock()))
 

@@ -7,6 +7,7 @@ which an agent nobody talks to should not pay at start (see docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,7 +21,7 @@ from crucible_monitor.monitor import Monitor
 from crucible_monitor.server.api import build_api, install_error_handlers, require_token
 from crucible_monitor.server.prometheus import CONTENT_TYPE_LATEST, exposition
 
-__all__ = ["AsgiApp", "LazyMcp", "build_app"]
+__all__ = ["AsgiApp", "LazyMcp", "bind_listener", "build_app"]
 
 
 class LazyMcp:
@@ -82,6 +83,25 @@ class LazyMcp:
 
 
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for the server to listen on: bound before the agent says it serves, so a
+    taken port fails first, with the caller's message.
+
+    Raises:
+        OSError: the address is taken, not local, or not allowed.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait out TIME_WAIT
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def build_app(agent: Agent, token: str, *, manage_agent: bool = True) -> AsgiApp:

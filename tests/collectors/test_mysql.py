@@ -14,7 +14,13 @@ from manual_clock import Clock
 from services.mariadb import MariaDB, run_mariadb
 from supervisor_fixture import wait_until
 
-from crucible_monitor.collectors.mysql import MysqlCollector, MysqlConfig, normalise_statement, slow_queries
+from crucible_monitor.collectors.mysql import (
+    MysqlCollector,
+    MysqlConfig,
+    SlowQuerySource,
+    normalise_statement,
+    slow_queries,
+)
 from crucible_monitor.errors import CollectorError
 from crucible_monitor.models import EventKind, Sample
 
@@ -223,3 +229,37 @@ async def test_a_replica_reports_its_lag_and_threads(primary: MariaDB, replica: 
     assert values(running.samples, "mysql_replica_lag_seconds") == {channel: 0}
     assert values(stopped.samples, "mysql_replica_sql_running") == {channel: 0}
     assert values(stopped.samples, "mysql_replica_lag_seconds") == {}
+
+
+async def test_a_go_dsn_connects_through_the_socket_it_names(primary: MariaDB) -> None:
+    config = MysqlConfig.model_validate({"enabled": True, "connection": f"crucible:{PASSWORD}@unix({primary.socket})/"})
+    collector = MysqlCollector(config, clock=Clock(1000.0))
+    try:
+        collection = await collector.collect()
+    finally:
+        await collector.aclose()
+    assert _value(collection.samples, "mysql_up") == 1
+
+
+async def test_slow_query_threshold_leaves_out_statements_that_never_ran_that_long(primary: MariaDB) -> None:
+    since = time.time() - 1
+    primary.execute("SELECT SLEEP(0.3) AS threshold_slow")
+    for _ in range(3):
+        primary.execute("SELECT SLEEP(0.01) AS threshold_quick")
+    labels = ("threshold_slow", "threshold_quick")
+
+    def listed(config: MysqlConfig, source: SlowQuerySource) -> set[str]:
+        statements = slow_queries(config, since, limit=1000, source=source).statements
+        return {label for label in labels for s in statements if label in s.statement}
+
+    assert listed(_config(primary), "performance_schema") == set(labels)
+    assert listed(_config(primary, slow_query_threshold="200ms"), "performance_schema") == {"threshold_slow"}
+    primary.execute("SET GLOBAL log_output = 'TABLE', GLOBAL long_query_time = 0, GLOBAL slow_query_log = ON")
+    try:
+        since = time.time() - 1
+        primary.execute("SELECT SLEEP(0.3) AS threshold_slow")
+        primary.execute("SELECT SLEEP(0.01) AS threshold_quick")
+        assert listed(_config(primary), "slow_log") == set(labels)
+        assert listed(_config(primary, slow_query_threshold="200ms"), "slow_log") == {"threshold_slow"}
+    finally:
+        primary.execute("SET GLOBAL slow_query_log = OFF, GLOBAL long_query_time = 10, GLOBAL log_output = 'FILE'")

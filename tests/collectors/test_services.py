@@ -645,3 +645,41 @@ async def test_an_unsupported_supervisor_url_is_skipped_with_one_warning(caplog:
 
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert "unsupported supervisor URL" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# collectors.services.services: names watched through whichever manager has them
+
+
+class SystemctlWithUnknownUnits(RecordedSystemctl):
+    """The recordings, and ``LoadState=not-found`` for any other unit, as systemctl answers for a unit it lacks
+    (systemd is not init on the test hosts, so its side is recorded; supervisord is real)."""
+
+    def __call__(self, argv: Sequence[str]) -> str:
+        if "--" in argv:
+            for unit in argv[list(argv).index("--") + 1 :]:
+                self.blocks.setdefault(unit, f"MainPID=0\nId={unit}\nLoadState=not-found\nActiveState=inactive")
+        return super().__call__(argv)
+
+
+async def test_services_are_watched_through_whichever_manager_has_the_name(
+    supervisord: Supervisord, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = ServicesConfig(
+        systemd=SystemdConfig(discover=False),
+        supervisor=SupervisorConfig(url=supervisord.url, programs=["crasher"]),
+        services=["caddy", "sleeper", "ghost"],
+    )
+    collector = ServicesCollector(config, run=SystemctlWithUnknownUnits("show-1.txt"))
+
+    with caplog.at_level(logging.INFO, logger="crucible_monitor"):
+        await collect_until(collector, running("sleeper"))
+        await collector.collect()
+
+    managers = {status.name: status.manager for status in collector.statuses()}
+    assert managers == {"caddy": "systemd", "sleeper": "supervisor", "crasher": "supervisor"}  # not mailer
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert [w for w in warnings if "ghost" in w] == [
+        "collectors.services.services: 'ghost' is neither a systemd unit nor a supervisor program here"
+    ]
+    assert not [w for w in warnings if "sleeper" in w or "caddy" in w]

@@ -13,14 +13,23 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import psutil
 import pytest
 from helpers import assert_contract, label_key, values
 
+from crucible_monitor.collectorconfig import SystemMetricFamily
 from crucible_monitor.collectors.base import Collection
 from crucible_monitor.collectors.mounts import whole_disks
-from crucible_monitor.collectors.system import CATALOGUE, CPU_MODES, RATIO_DECIMALS, SystemCollector
+from crucible_monitor.collectors.system import (
+    CATALOGUE,
+    CPU_MODES,
+    FAMILY_PREFIXES,
+    RATIO_DECIMALS,
+    SystemCollector,
+    metric_family,
+)
 from crucible_monitor.config import SystemCollectorConfig
 from crucible_monitor.errors import CollectorError
 from crucible_monitor.models import MetricKind
@@ -483,3 +492,22 @@ def test_the_catalogue_names_are_unique_and_follow_the_naming_rules() -> None:
         assert spec.name == spec.name.lower()
         if spec.name not in GAUGES_NAMED_TOTAL:
             assert spec.name.endswith("_total") == (spec.kind is MetricKind.COUNTER), spec.name
+
+
+# -- metric families (collectors.system.metrics) --------------------------------------------------------------
+
+
+def test_every_declared_metric_belongs_to_a_named_family() -> None:
+    unclaimed = [s.name for s in CATALOGUE if not any(s.name.startswith(p) for p in sum(FAMILY_PREFIXES.values(), ()))]
+    assert unclaimed == []
+    assert set(FAMILY_PREFIXES) == set(get_args(SystemMetricFamily))
+
+
+async def test_metrics_records_only_the_selected_families_from_this_host() -> None:
+    _, everything = await two_real_cycles()
+    _, selected = await two_real_cycles(SystemCollectorConfig(metrics=["memory", "load"]))
+
+    assert {metric_family(m) for m in metrics(everything)} >= {"cpu", "memory", "disk", "load", "host"}
+    assert {metric_family(m) for m in metrics(selected)} == {"memory", "load"}
+    assert {"memory_used_ratio", "load1", "processes_count"} <= metrics(selected)
+    assert not metrics(selected) & {"cpu_usage_ratio", "filesystem_used_ratio", "uptime_seconds"}

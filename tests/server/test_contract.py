@@ -96,6 +96,7 @@ def cases(now: float, alert_id: int) -> dict[str, list[Case]]:
         "get_alert": [Case((alert_id,)), Case((999_999,), error=NotFoundError)],
         "acknowledge_alert": [
             Case((alert_id,), {"by": "tester", "note": "on it", "expires": timedelta(days=30)}),
+            Case((alert_id,)),  # no body: by defaults to the caller, "api"
             Case((999_999,), {"by": "tester"}, error=NotFoundError),
         ],
         "silence_alerts": [
@@ -201,6 +202,22 @@ async def _outcome(call: Callable[..., Any], case: Case, result_type: Any) -> tu
     if isinstance(dumped, dict):
         dumped = {k: v for k, v in dumped.items() if k not in case.exclude}
     return "ok", json.loads(json.dumps(dumped))
+
+
+async def test_acknowledge_takes_an_empty_body(pair: Pair) -> None:
+    """A dashboard's "ack" key posts nothing at all (not even ``{}``): the caller is recorded as the API."""
+    transport = httpx.ASGITransport(build_app(pair.monitor.agent, TOKEN, manage_agent=False))
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://agent", headers=headers) as client:
+        response = await client.post(f"/api/v1/alerts/{pair.alert_id}/acknowledge")
+        assert response.status_code == 200, response.text
+        assert response.json()["acknowledgement"]["by"] == "api"
+        named = await client.post(f"/api/v1/alerts/{pair.alert_id}/acknowledge", json={"by": "ops", "note": "on it"})
+        assert named.json()["acknowledgement"]["by"] == "ops"
+        empty_name = await client.post(f"/api/v1/alerts/{pair.alert_id}/acknowledge", json={"by": ""})
+        assert empty_name.status_code == 422
+        missing = await client.post("/api/v1/alerts/999999/acknowledge")
+        assert missing.status_code == 404
 
 
 def test_the_table_and_the_protocol_take_the_monitors_arguments_in_its_order() -> None:
