@@ -120,7 +120,9 @@ class HttpCheckConfig(StrictModel):
     method: Literal["GET", "HEAD", "POST"] = "GET"
     expected_status: list[int] = Field([200], description="Status codes that count as up.")
     keyword: str | None = Field(None, description="Text the body must contain.")
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Request headers; their values are secrets (shown redacted)."
+    )
     verify_tls: bool = True
     ca_file: Path | None = Field(None, description="CA bundle for a private or self-signed certificate.")
     retries: int = Field(2, ge=0, le=10, description="Retries after a failure, with exponential backoff.")

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import BaseModel, BeforeValidator, ByteSize, Field, PlainSerializer, SecretStr, model_validator
@@ -45,7 +46,15 @@ from crucible_monitor.configfile import (
     relative_to,
     validate,
 )
-from crucible_monitor.configtypes import Duration, PositiveDuration, StrictModel, format_duration, parse_duration
+from crucible_monitor.configtypes import (
+    REDACTED,
+    Duration,
+    PositiveDuration,
+    StrictModel,
+    format_duration,
+    mask_url,
+    parse_duration,
+)
 from crucible_monitor.errors import ConfigError
 from crucible_monitor.liveconfig import check_live_patch
 
@@ -376,41 +385,62 @@ def config_notes(path: Path) -> list[str]:
     return alias_notes(Config, data, located)
 
 
-REDACTED = "**********"
-"""What every secret looks like in output (pydantic's SecretStr rendering)."""
-
-
 def redacted(config: Config) -> dict[str, Any]:
-    """The config as JSON-ready data with every secret replaced by :data:`REDACTED`."""
-    return config.model_dump(mode="json")
+    """The config as JSON-ready data with every secret (``SecretStr`` fields, HTTP check headers, passwords in
+    URLs) replaced by :data:`REDACTED`."""
+    shown: dict[str, Any] = _mask_urls(config.model_dump(mode="json"))
+    return shown
+
+
+def _mask_urls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _mask_urls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_urls(v) for v in value]
+    return mask_url(value) if isinstance(value, str) and "://" in value else value
 
 
 def patched(current: Config, patch: Mapping[str, Any]) -> Config:
     """``patch`` (a partial config tree) merged onto ``current`` and validated.
 
-    A redacted secret (:data:`REDACTED`) in the patch keeps the current value, so a fetched config can be edited
-    and posted back.
+    What the patch says that :func:`redacted` already shows (a redacted secret, a masked URL, any unchanged value,
+    also inside lists) keeps the current value, so a fetched config can be edited and posted back.
 
     Raises:
         ConfigError: the result is invalid, or changes what only the file may (see :mod:`~crucible_monitor.liveconfig`).
     """
-    kept = _drop_redacted(patch)
-    check_live_patch(current.model_dump(mode="json"), kept)  # before validating, which reads *_file secrets
-    return validate_config(_merge(current.model_dump(mode="python"), kept), "request")
+    shown = redacted(current)
+    changes = _changes(shown, patch)
+    if changes is _SAME:
+        return current
+    check_live_patch(shown, changes)  # before validating, which reads *_file secrets
+    return validate_config(_merge(current.model_dump(mode="python"), changes), "request")
 
 
-def _drop_redacted(patch: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _drop_redacted(v) if isinstance(v, Mapping) else v for k, v in patch.items() if v != REDACTED}
+_SAME: Any = object()
 
 
-def _merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in patch.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+def _changes(shown: Any, patch: Any) -> Any:
+    """``patch`` less what equals ``shown`` (:data:`_SAME` when nothing differs); lists of the same length go item by
+    item (an unchanged item becomes ``{}``)."""
+    if isinstance(patch, Mapping):
+        base = shown if isinstance(shown, Mapping) else {}
+        kept = {k: c for k, v in patch.items() if (c := _changes(base.get(k, _SAME), v)) is not _SAME}
+        return kept or (_SAME if isinstance(shown, Mapping) else {})
+    if isinstance(patch, list) and isinstance(shown, list) and len(patch) == len(shown):
+        items = [_changes(old, new) for old, new in zip(shown, patch, strict=True)]
+        if all(item is _SAME for item in items):
+            return _SAME
+        return [{} if item is _SAME else item for item in items]
+    return _SAME if patch == shown else patch
+
+
+def _merge(base: Any, patch: Any) -> Any:
+    if isinstance(patch, Mapping) and isinstance(base, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in patch.items()}}
+    if isinstance(patch, list) and isinstance(base, list) and len(patch) == len(base):
+        return [_merge(old, new) for old, new in zip(base, patch, strict=True)]
+    return patch
 
 
 def iter_secrets(config: BaseModel) -> Iterator[str]:
@@ -419,9 +449,13 @@ def iter_secrets(config: BaseModel) -> Iterator[str]:
         value = getattr(config, name)
         if isinstance(value, SecretStr):
             yield value.get_secret_value()
+        elif isinstance(value, str) and "://" in value and (password := urlsplit(value).password):
+            yield password
         elif isinstance(value, BaseModel):
             yield from iter_secrets(value)
         elif isinstance(value, list):
             for item in value:
                 if isinstance(item, BaseModel):
                     yield from iter_secrets(item)
+        elif isinstance(value, dict):
+            yield from (v.get_secret_value() for v in value.values() if isinstance(v, SecretStr))

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
@@ -136,3 +137,17 @@ class StrictModel(BaseModel):
         """Turn ``x_file: PATH`` into ``x: <content of PATH>`` for every secret field ``x``."""
         secrets = {name for name, f in cls.model_fields.items() if "SecretStr" in repr(f.annotation)}
         return read_secret_files(data, secrets)
+
+
+REDACTED = "**********"
+"""What every secret looks like in output (pydantic's SecretStr rendering)."""
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its userinfo replaced by :data:`REDACTED` (``https://u:p@h`` → ``https://u:***@h``);
+    any other text comes back as it is."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc or ":" not in parts.netloc.rpartition("@")[0]:
+        return url
+    user = parts.netloc.rpartition("@")[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{parts.netloc.rpartition('@')[2]}"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from datetime import timedelta
@@ -11,7 +12,17 @@ import pytest
 from pydantic import BaseModel
 
 from crucible_monitor.cli import main
-from crucible_monitor.config import Config, format_duration, load_config, parse_config, parse_duration, redacted
+from crucible_monitor.config import (
+    Config,
+    format_duration,
+    iter_secrets,
+    load_config,
+    parse_config,
+    parse_duration,
+    patched,
+    redacted,
+    validate_config,
+)
 from crucible_monitor.errors import ConfigError
 
 CONFIGS = Path(__file__).parent.parent / "configs"
@@ -201,3 +212,52 @@ def test_relative_paths_in_a_file_are_relative_to_the_file(tmp_path: Path) -> No
     config = load_config(path)
     assert config.alerts.rules_file == tmp_path / "etc" / "alerts.yaml"
     assert config.logs.files["app"] == tmp_path / "etc" / ".." / "log" / "app.log"
+
+
+def _config_with_secrets_in_lists() -> Config:
+    return validate_config(
+        {
+            "collectors": {
+                "http_checks": [
+                    {
+                        "name": "health",
+                        "url": "https://monitor:url-secret-1@app.test/health",
+                        "headers": {"Authorization": "Bearer header-secret-2"},
+                    }
+                ],
+                "laravel": {
+                    "apps": [
+                        {
+                            "name": "shop",
+                            "path": "/srv/shop",
+                            "queue_driver": "redis",
+                            "redis_url": "redis://:redis-secret-3@127.0.0.1:6379/0",
+                        }
+                    ]
+                },
+            }
+        },
+        "test",
+    )
+
+
+def test_headers_and_passwords_in_urls_are_redacted_like_other_secrets() -> None:
+    config = _config_with_secrets_in_lists()
+    shown = json.dumps(redacted(config))
+    for secret in ("url-secret-1", "header-secret-2", "redis-secret-3"):
+        assert secret not in shown
+    assert "https://monitor:**********@app.test/health" in shown
+    assert {"url-secret-1", "Bearer header-secret-2", "redis://:redis-secret-3@127.0.0.1:6379/0"} <= set(
+        iter_secrets(config)
+    )  # what log redaction hides
+
+
+def test_a_fetched_config_posted_back_changes_nothing_even_with_secrets_inside_lists() -> None:
+    config = _config_with_secrets_in_lists()
+    assert patched(config, redacted(config)) == config
+    shown = redacted(config)
+    shown["collectors"]["http_checks"][0]["interval"] = "45s"
+    changed = patched(config, shown)
+    [check] = changed.collectors.http_checks
+    assert check.interval.total_seconds() == 45 and check.url == "https://monitor:url-secret-1@app.test/health"
+    assert check.headers["Authorization"].get_secret_value() == "Bearer header-secret-2"

@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from crucible_monitor.collectors.base import Collection
 from crucible_monitor.config import HttpCheckConfig
+from crucible_monitor.configtypes import mask_url
 from crucible_monitor.errors import CollectorError
 from crucible_monitor.models import Event, EventKind, MetricKind, MetricSpec, Sample, Severity
 from crucible_monitor.schemas import CheckResult, FailureKind
@@ -169,7 +170,9 @@ class HttpCheckCollector:
 
     async def _request(self, client: httpx.AsyncClient, started: float) -> _Attempt:
         check = self.check
-        async with client.stream(check.method, check.url, headers=check.headers) as response:
+        async with client.stream(
+            check.method, check.url, headers={k: v.get_secret_value() for k, v in check.headers.items()}
+        ) as response:
             cert = _peer_certificate(response)
             code = response.status_code
             if code not in check.expected_status:
@@ -195,7 +198,7 @@ class HttpCheckCollector:
         expiry = cert.expires_at - now if cert else None
         result = CheckResult(
             name=self.check.name,
-            url=_safe_url(self.check.url),
+            url=mask_url(self.check.url),
             ok=ok,
             status_code=attempt.status_code,
             duration_seconds=attempt.duration_seconds,
@@ -312,9 +315,3 @@ def _describe(exc: httpx.HTTPError) -> str:
     root = _chain(exc)[-1]
     text = str(root) or type(root).__name__
     return text[:_MAX_ERROR_CHARS]
-
-
-def _safe_url(url: str) -> str:
-    """``url`` with any password in its userinfo masked."""
-    parsed = httpx.URL(url)
-    return str(parsed.copy_with(password="***")) if parsed.password else url
