@@ -14,7 +14,6 @@ and the restart confirmation in :mod:`crucible_monitor.server.auth`, the prompts
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Iterator
@@ -31,7 +30,7 @@ from crucible_monitor.config import Category
 from crucible_monitor.errors import CrucibleError
 from crucible_monitor.models import Aggregation, EventKind, Severity
 from crucible_monitor.operations import Operations
-from crucible_monitor.params import TIME_FORMS, Seconds, Span, Time, parse_seconds, parse_time
+from crucible_monitor.params import Seconds, Span, Time, parse_seconds, parse_time
 from crucible_monitor.prompts import builders as prompts
 from crucible_monitor.schemas import (
     AlertDetail,
@@ -71,6 +70,7 @@ from crucible_monitor.schemas.views import (
 from crucible_monitor.server.auth import Confirm, McpAuth
 from crucible_monitor.server.auth import actor as _actor
 from crucible_monitor.server.auth import ask_restart_confirmation as _ask_confirmation
+from crucible_monitor.server.compact import CompactServer, compact_json
 
 __all__ = ["McpAuth", "build_mcp_server"]
 
@@ -78,7 +78,7 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
-_TIME_HELP = TIME_FORMS
+_TIME_HELP = "30m (ago), now, ISO 8601 or Unix seconds"  # parse errors list every form
 
 
 @contextmanager
@@ -117,7 +117,7 @@ def build_mcp_server(
     auth: McpAuth | None = None,
 ) -> MCPServer:
     """An MCP server over ``ops``; with ``auth`` it requires the bearer token (for HTTP)."""
-    mcp = MCPServer(
+    mcp = CompactServer(
         "crucible-monitor",
         version=__version__,
         instructions=(
@@ -443,7 +443,7 @@ def build_mcp_server(
     @mcp.resource("crucible://config", mime_type="application/json")
     async def config_resource() -> str:
         """The agent's configuration, secrets redacted."""
-        return json.dumps(await _guarded(ops.get_config()))
+        return compact_json(await _guarded(ops.get_config()))
 
     @mcp.resource("crucible://metrics/{name}", mime_type="application/json")
     async def metric_resource(name: str) -> str:
