@@ -54,18 +54,23 @@ from crucible_monitor.schemas import (
     TopEndpoints,
 )
 from crucible_monitor.schemas.views import (
+    AUDIT_CAP,
+    SCAN,
     AlertList,
     AnomalyList,
     AuditList,
     CheckList,
     CheckView,
+    EventGroup,
     EventList,
+    Listed,
     MetricCatalogue,
     RecommendationList,
     ServiceList,
     ServiceView,
     SilenceList,
     TransitionList,
+    summarised,
 )
 from crucible_monitor.server.auth import Confirm, McpAuth
 from crucible_monitor.server.auth import actor as _actor
@@ -164,8 +169,10 @@ def build_mcp_server(
         ] = None,
         max_points: Annotated[int, Field(ge=2, le=500, description="Points per series at most.")] = 60,
         max_series: Annotated[int, Field(ge=1, le=50, description="Series per metric at most (largest first).")] = 10,
+        points: Annotated[bool, Field(description="Also the [time, value] points (default: a sparkline).")] = False,
     ) -> MetricsReport:
-        """History of a metric or a metric group: min, max, avg, p95, last (raw and human) and bounded points."""
+        """History of a metric or a metric group: per series min, max, avg, p95, last (raw and human) and a
+        sparkline, or bounded points."""
         start, end = _time(since, "since"), _time(until, "until")
         await ctx.report_progress(0, None, f"reading {metric}")
         report = await _guarded(
@@ -181,7 +188,7 @@ def build_mcp_server(
             )
         )
         await ctx.report_progress(len(report.reports), len(report.reports), "done")
-        return report
+        return report if points else summarised(report)
 
     @mcp.tool(annotations=_READ)
     async def list_services(
@@ -228,13 +235,12 @@ def build_mcp_server(
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
     ) -> EventList:
         """Service state changes and restarts, check failures and recoveries, collector errors, config changes and
-        actions taken, newest first."""
+        actions taken, newest first; repeats grouped with a count."""
         kind_list: list[str] | None = [str(k) for k in kinds] if kinds else None
-        return EventList(
-            events=await _guarded(
-                ops.events(since=_time(since, "since"), kinds=kind_list, subject=subject, limit=limit)
-            )
-        )
+        events = await _guarded(ops.events(since=_time(since, "since"), kinds=kind_list, subject=subject, limit=SCAN))
+        groups = EventGroup.grouped(events)
+        truncated = len(groups) > limit or len(events) >= SCAN
+        return EventList(events=groups[:limit], total=len(events), limit=limit, truncated=truncated)
 
     @mcp.tool(annotations=_READ)
     async def list_alerts(
@@ -243,8 +249,12 @@ def build_mcp_server(
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> AlertList:
         """Alerts newest first: state, severity, labels, summary, since when, acknowledged or silenced."""
-        alerts = await _guarded(ops.list_alerts(state=state, severity=severity, limit=limit))
-        return AlertList(alerts=alerts, hint="get_alert(alert_id=...) for the history; acknowledge_alert when on it")
+        alerts = await _guarded(ops.list_alerts(state=state, severity=severity, limit=SCAN))
+        return AlertList(
+            alerts=alerts[:limit],
+            hint="get_alert(alert_id=...) for the history; acknowledge_alert when on it",
+            **Listed.counts(alerts, limit),
+        )
 
     @mcp.tool(annotations=_READ)
     async def get_alert(alert_id: Annotated[int, Field(ge=1)]) -> AlertDetail:
@@ -257,7 +267,8 @@ def build_mcp_server(
         limit: Annotated[int, Field(ge=1, le=500)] = 100,
     ) -> TransitionList:
         """Every alert's transitions, newest first."""
-        return TransitionList(transitions=await _guarded(ops.alert_history(since=_time(since, "since"), limit=limit)))
+        transitions = await _guarded(ops.alert_history(since=_time(since, "since"), limit=SCAN))
+        return TransitionList(transitions=transitions[:limit], **Listed.counts(transitions, limit))
 
     @mcp.tool(annotations=_READ)
     async def list_silences(include_expired: bool = False) -> SilenceList:
@@ -288,8 +299,12 @@ def build_mcp_server(
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> AnomalyList:
         """Anomalies the host model found: start, peak, end, score, the series that drove them, a summary."""
-        anomalies = await _guarded(ops.list_anomalies(since=_time(since, "since"), min_score=min_score, limit=limit))
-        return AnomalyList(anomalies=anomalies, hint="explain_anomaly(anomaly_id=...) says why, with evidence")
+        anomalies = await _guarded(ops.list_anomalies(since=_time(since, "since"), min_score=min_score, limit=SCAN))
+        return AnomalyList(
+            anomalies=anomalies[:limit],
+            hint="explain_anomaly(anomaly_id=...) says why, with evidence",
+            **Listed.counts(anomalies, limit),
+        )
 
     @mcp.tool(annotations=_READ)
     async def explain_anomaly(
@@ -365,9 +380,11 @@ def build_mcp_server(
     async def get_audit(
         service: Annotated[str | None, Field(description="Only actions on this service.")] = None,
         since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "7d",
+        limit: Annotated[int, Field(ge=1, le=100)] = 20,
     ) -> AuditList:
         """Actions attempted on the host (restarts, including refused and declined ones), with who, why, result."""
-        return AuditList(records=await _guarded(ops.audit(target=service, since=_time(since, "since"))))
+        records = await _guarded(ops.audit(target=service, since=_time(since, "since")))
+        return AuditList(records=records[:limit], **Listed.counts(records, limit, cap=AUDIT_CAP))
 
     if not read_only:
 
