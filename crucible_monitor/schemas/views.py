@@ -92,24 +92,25 @@ def sparkline(values: Sequence[float], width: int = SPARKLINE_CHARS) -> str:
 
 
 def summarised(report: MetricsReport) -> MetricsReport:
-    """``report`` with each series' points replaced by their sparkline (the statistics stay)."""
-    return report.model_copy(
-        update={
-            "reports": [
-                metric.model_copy(
-                    update={
-                        "series": [
-                            series.model_copy(
-                                update={"points": [], "sparkline": sparkline([v for _, v in series.points])}
-                            )
-                            for series in metric.series
-                        ]
-                    }
-                )
-                for metric in report.reports
-            ]
-        }
-    )
+    """``report`` with each series' points replaced by their sparkline (the statistics stay), and the metrics
+    without data named in the hint instead of listed."""
+    empty = [metric.metric for metric in report.reports if not metric.series]
+    reports = [
+        metric.model_copy(
+            update={
+                "series": [
+                    series.model_copy(update={"points": [], "sparkline": sparkline([v for _, v in series.points])})
+                    for series in metric.series
+                ]
+            }
+        )
+        for metric in report.reports
+        if metric.series
+    ]
+    hint = report.hint + "; points=true for the [time, value] points"
+    if empty:
+        hint += f"; no data in the range: {', '.join(empty)}"
+    return report.model_copy(update={"reports": reports, "hint": hint})
 
 
 class ServiceView(BaseModel):
