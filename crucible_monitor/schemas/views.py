@@ -139,7 +139,7 @@ class ServiceView(BaseModel):
         )
 
 
-class ServiceList(BaseModel):
+class ServiceList(Listed):
     """Watched services, down first."""
 
     services: list[ServiceView]
@@ -176,14 +176,14 @@ class CheckView(BaseModel):
         )
 
 
-class CheckList(BaseModel):
+class CheckList(Listed):
     """HTTP checks, failing first."""
 
     checks: list[CheckView]
     hint: str
 
 
-class MetricCatalogue(BaseModel):
+class MetricCatalogue(Listed):
     """Metrics that can be asked for, and the groups (prefixes) get_metrics accepts."""
 
     metrics: list[MetricInfo]
@@ -230,7 +230,7 @@ class TransitionList(Listed):
     transitions: list[TransitionView]
 
 
-class SilenceList(BaseModel):
+class SilenceList(Listed):
     """Silences and maintenance windows."""
 
     silences: list[SilenceView]
@@ -243,7 +243,7 @@ class AnomalyList(Listed):
     hint: str
 
 
-class RecommendationList(BaseModel):
+class RecommendationList(Listed):
     """Recommendations, most severe first."""
 
     recommendations: list[Recommendation]

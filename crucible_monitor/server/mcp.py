@@ -82,7 +82,8 @@ __all__ = ["McpAuth", "build_mcp_server"]
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+_READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)  # idempotentHint means nothing when read-only
+_Limit = Annotated[int, Field(ge=1, le=500)]
 _TIME_HELP = "30m (ago), now, ISO 8601 or Unix seconds"  # parse errors list every form
 
 
@@ -146,13 +147,15 @@ def build_mcp_server(
         search: Annotated[
             str | None, Field(description="Only metrics whose name or description contains this.")
         ] = None,
+        limit: _Limit = 200,
     ) -> MetricCatalogue:
         """The metric catalogue: name, kind (gauge or counter), unit, labels, description; and the metric groups."""
         metrics = await _guarded(ops.list_metrics())
         if search:
             needle = search.lower()
             metrics = [m for m in metrics if needle in m.name or needle in m.description.lower()]
-        return MetricCatalogue(metrics=metrics, groups=sorted({m.name.split("_")[0] for m in metrics}))
+        groups = sorted({m.name.split("_")[0] for m in metrics})
+        return MetricCatalogue(metrics=metrics[:limit], groups=groups, **Listed.counts(metrics, limit))
 
     @mcp.tool(annotations=_READ)
     async def get_metrics(
@@ -194,12 +197,14 @@ def build_mcp_server(
     async def list_services(
         state: Annotated[ServiceState, Field(description="Filter by state.")] = "all",
         category: Annotated[Category | None, Field(description="Filter by category.")] = None,
+        limit: _Limit = 100,
     ) -> ServiceList:
         """Watched systemd units and supervisor programs: state, since when, restarts, memory."""
         services = sorted(await _guarded(ops.services(state, category)), key=lambda s: (s.up, s.name))
         return ServiceList(
-            services=[ServiceView.of(s) for s in services],
+            services=[ServiceView.of(s) for s in services[:limit]],
             hint="get_service(name=...) for one service's restarts and log",
+            **Listed.counts(services, limit),
         )
 
     @mcp.tool(annotations=_READ)
@@ -210,12 +215,13 @@ def build_mcp_server(
         return await _guarded(ops.get_service(name))
 
     @mcp.tool(annotations=_READ)
-    async def list_http_checks() -> CheckList:
+    async def list_http_checks(limit: _Limit = 100) -> CheckList:
         """HTTP checks: up or failing (and why: dns, connect, tls, timeout, status, keyword), latency, certificate."""
         checks = sorted(await _guarded(ops.http_checks()), key=lambda c: (c.ok, c.name))
         return CheckList(
-            checks=[CheckView.of(c) for c in checks],
+            checks=[CheckView.of(c) for c in checks[:limit]],
             hint="get_metrics(metric='http_check_duration_seconds', labels={'check': ...}) for latency over time",
+            **Listed.counts(checks, limit),
         )
 
     @mcp.tool(annotations=_READ)
@@ -271,9 +277,10 @@ def build_mcp_server(
         return TransitionList(transitions=transitions[:limit], **Listed.counts(transitions, limit))
 
     @mcp.tool(annotations=_READ)
-    async def list_silences(include_expired: bool = False) -> SilenceList:
+    async def list_silences(include_expired: bool = False, limit: _Limit = 100) -> SilenceList:
         """Silences and maintenance windows, and whether each is in force now."""
-        return SilenceList(silences=await _guarded(ops.list_silences(include_expired=include_expired)))
+        silences = await _guarded(ops.list_silences(include_expired=include_expired))
+        return SilenceList(silences=silences[:limit], **Listed.counts(silences, limit))
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
     async def acknowledge_alert(
@@ -343,9 +350,10 @@ def build_mcp_server(
         return await _guarded(ops.anomaly_rate(since=_time(since, "since"), bucket=_seconds(bucket, "bucket")))
 
     @mcp.tool(annotations=_READ)
-    async def get_recommendations() -> RecommendationList:
+    async def get_recommendations(limit: _Limit = 20) -> RecommendationList:
         """Actionable items drawn from anomalies, forecasts and alerts, each with its evidence."""
-        return RecommendationList(recommendations=await _guarded(ops.get_recommendations()))
+        found = await _guarded(ops.get_recommendations())
+        return RecommendationList(recommendations=found[:limit], **Listed.counts(found, limit))
 
     @mcp.tool(annotations=_READ)
     async def slow_queries(
