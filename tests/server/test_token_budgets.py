@@ -19,7 +19,7 @@ from token_scene import CALLS, FLAPS, Scene, token_scene
 from crucible_monitor.agent import Agent
 from crucible_monitor.models import EventKind, iso
 from crucible_monitor.monitor import Monitor
-from crucible_monitor.server.compact import compact_json
+from crucible_monitor.server.compact import compact_json, lean_input_schema, lean_output_schema
 from crucible_monitor.server.mcp import build_mcp_server
 
 pytestmark = pytest.mark.anyio
@@ -145,3 +145,34 @@ async def _structured(client: Client, tool: str, arguments: dict[str, Any]) -> d
     result = await client.call_tool(tool, arguments)
     assert not result.is_error and result.structured_content is not None, text(result)
     return result.structured_content
+
+
+def test_lean_schemas_keep_a_property_named_title_and_read_optional_arguments_as_their_type() -> None:
+    schema = {
+        "title": "Arguments",
+        "type": "object",
+        "properties": {
+            "title": {"title": "Title", "type": "string", "description": "A property called title."},
+            "since": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None, "description": "From."},
+            "step": {
+                "anyOf": [
+                    {"anyOf": [{"type": "string"}, {"type": "number"}], "description": "a duration"},
+                    {"type": "null"},
+                ],
+                "default": None,
+                "description": "Bucket width.",
+            },
+        },
+        "required": ["title"],
+    }
+    assert lean_input_schema(schema) == {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "description": "A property called title."},
+            "since": {"type": "string", "description": "From."},
+            "step": {"anyOf": [{"type": "string"}, {"type": "number"}], "description": "Bucket width."},
+        },
+        "required": ["title"],
+    }
+    output = {"type": "object", "$defs": {"X": {}}, "properties": {"a": {"$ref": "#/$defs/X"}, "b": {"type": "string"}}}
+    assert lean_output_schema(output) == {"type": "object", "properties": {"a": {}, "b": {}}}
