@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Self, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from crucible_monitor.models import iso
 from crucible_monitor.schemas.agent import AuditView
@@ -33,6 +33,7 @@ __all__ = [
     "CheckView",
     "EventList",
     "MetricCatalogue",
+    "MetricEntry",
     "SCAN",
     "RecommendationList",
     "ServiceList",
@@ -183,10 +184,31 @@ class CheckList(Listed):
     hint: str
 
 
+class MetricEntry(BaseModel):
+    """A metric of the catalogue; its description and collector only when asked for (or searched)."""
+
+    name: str
+    kind: str
+    unit: str
+    labels: list[str]
+    description: str | None = None
+    collector: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        """The fields that are set: a catalogue without descriptions reads no ``null`` twice per metric."""
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+    @classmethod
+    def of(cls, info: MetricInfo, *, described: bool) -> Self:
+        """The entry of ``info``, with its description and collector when ``described``."""
+        return cls.model_validate(info.model_dump(exclude=None if described else {"description", "collector"}))
+
+
 class MetricCatalogue(Listed):
     """Metrics that can be asked for, and the groups (prefixes) get_metrics accepts."""
 
-    metrics: list[MetricInfo]
+    metrics: list[MetricEntry]
     groups: list[str]
 
 

@@ -65,6 +65,7 @@ from crucible_monitor.schemas.views import (
     EventList,
     Listed,
     MetricCatalogue,
+    MetricEntry,
     RecommendationList,
     ServiceList,
     ServiceView,
@@ -148,14 +149,16 @@ def build_mcp_server(
             str | None, Field(description="Only metrics whose name or description contains this.")
         ] = None,
         limit: _Limit = 200,
+        descriptions: Annotated[bool, Field(description="Also each one's description (always with search).")] = False,
     ) -> MetricCatalogue:
-        """The metric catalogue: name, kind (gauge or counter), unit, labels, description; and the metric groups."""
+        """The metric catalogue: name, kind (gauge or counter), unit, labels (and descriptions); the metric groups."""
         metrics = await _guarded(ops.list_metrics())
         if search:
             needle = search.lower()
             metrics = [m for m in metrics if needle in m.name or needle in m.description.lower()]
         groups = sorted({m.name.split("_")[0] for m in metrics})
-        return MetricCatalogue(metrics=metrics[:limit], groups=groups, **Listed.counts(metrics, limit))
+        entries = [MetricEntry.of(m, described=descriptions or bool(search)) for m in metrics[:limit]]
+        return MetricCatalogue(metrics=entries, groups=groups, **Listed.counts(metrics, limit))
 
     @mcp.tool(annotations=_READ)
     async def get_metrics(

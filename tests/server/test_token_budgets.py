@@ -176,3 +176,15 @@ def test_lean_schemas_keep_a_property_named_title_and_read_optional_arguments_as
     }
     output = {"type": "object", "$defs": {"X": {}}, "properties": {"a": {"$ref": "#/$defs/X"}, "b": {"type": "string"}}}
     assert lean_output_schema(output) == {"type": "object", "properties": {"a": {}, "b": {}}}
+
+
+async def test_the_metric_catalogue_names_each_metric_and_describes_it_when_asked_or_searched(healthy: Agent) -> None:
+    async with Client(build_mcp_server(Monitor(healthy), read_only=True)) as client:
+        names = await _structured(client, "list_metrics", {})
+        described = await _structured(client, "list_metrics", {"descriptions": True, "limit": 5})
+        searched = await _structured(client, "list_metrics", {"search": "memory_used"})
+    assert names["total"] == len(names["metrics"]) and not names["truncated"]
+    assert all(set(m) == {"name", "kind", "unit", "labels"} for m in names["metrics"])
+    assert (described["total"], described["limit"], described["truncated"]) == (names["total"], 5, True)
+    assert all(m["description"] and m["collector"] for m in described["metrics"] + searched["metrics"])
+    assert {"memory_used_bytes", "memory_used_ratio"} <= {m["name"] for m in searched["metrics"]}
