@@ -64,6 +64,8 @@ class MetricReport(BaseModel):
     step_seconds: float
     series: list[SeriesReport]
     series_total: int = Field(description="Series that matched, before the report kept the top ones.")
+    series_limit: int = Field(description="The top series kept at most (max_series).")
+    truncated: bool = Field(description="Fewer series are listed than matched.")
 
 
 class MetricsReport(BaseModel):

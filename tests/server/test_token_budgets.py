@@ -106,6 +106,7 @@ async def test_get_metrics_summarises_a_group_per_series_unless_points_are_asked
     async with Client(build_mcp_server(Monitor(scene.agent), read_only=True)) as client:
         summary = await client.call_tool("get_metrics", {"metric": "http"})
         points = await client.call_tool("get_metrics", {"metric": "http", "points": True})
+        top = await _structured(client, "get_metrics", {"metric": "http_check_up", "max_series": 1})
     assert summary.structured_content is not None and points.structured_content is not None
     reports = summary.structured_content["reports"]
     up = {tuple(s["labels"].values()): s for r in reports if r["metric"] == "http_check_up" for s in r["series"]}
@@ -118,6 +119,13 @@ async def test_get_metrics_summarises_a_group_per_series_unless_points_are_asked
     with_points = [s for r in points.structured_content["reports"] for s in r["series"]]
     assert with_points and all(s["points"] and s["sparkline"] is None for s in with_points)
     assert len(text(summary)) < len(text(points))
+    [report] = top["reports"]
+    assert (len(report["series"]), report["series_total"], report["series_limit"], report["truncated"]) == (
+        1,
+        3,
+        1,
+        True,
+    )
 
 
 async def test_events_group_repeats_and_lists_say_limit_total_and_truncated(scene: Scene) -> None:
