@@ -2,6 +2,7 @@
 
 python benchmarks/run.py             # full run (~13 minutes: the agent runs for 10)
 python benchmarks/run.py --quick     # the agent runs for 1 minute
+python benchmarks/run.py --only tokens   # one benchmark, merged into the results the page holds
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import bench_collect  # noqa: E402
 import bench_mcp  # noqa: E402
 import bench_nab  # noqa: E402
 import bench_storage  # noqa: E402
+import bench_tokens  # noqa: E402
 
 DOC = HERE.parent / "docs" / "benchmarks.md"
 
@@ -201,11 +204,16 @@ numbers are in the JSON block at the end.
   {alerts["conditions_ms"]["median"]} ms.
 
 {bench_nab.render(results["nab"])}
+{bench_tokens.render(results["tokens"]) if "tokens" in results else ""}
 
 ```json
 {json.dumps(results, indent=2)}
 ```
 """
+
+
+_SINGLE: dict[str, Callable[[], Any]] = {"tokens": bench_tokens.run}
+"""The benchmarks ``--only`` can run alone."""
 
 
 def main() -> None:
@@ -214,10 +222,16 @@ def main() -> None:
     parser.add_argument(
         "--render", action="store_true", help="only re-render the page from the results it already holds"
     )
+    parser.add_argument(
+        "--only", choices=sorted(_SINGLE), help="run one benchmark and merge its numbers into those the page holds"
+    )
     args = parser.parse_args()
-    if args.render:
+    if args.render or args.only:
         held = DOC.read_text(encoding="utf-8").rsplit("```json\n", 1)[1].split("\n```", 1)[0]
         results = json.loads(held)
+        if args.only:
+            print(f"{args.only}...", flush=True)
+            results[args.only] = _SINGLE[args.only]()
         DOC.write_text(render(results, results.get("command", "python benchmarks/run.py")), encoding="utf-8")
         print(f"wrote {DOC}")
         return
@@ -234,6 +248,8 @@ def main() -> None:
     nab = bench_nab.run()
     print("alert evaluation...", flush=True)
     alerts = bench_alerts.run()
+    print("characters the model reads...", flush=True)
+    tokens = bench_tokens.run()
     print(f"agent ({1 if args.quick else 10} min)...", flush=True)
     agent = bench_agent.run(1.0 if args.quick else 10.0)
     results = {
@@ -247,6 +263,7 @@ def main() -> None:
         "mcp": mcp,
         "nab": nab,
         "apps": apps,
+        "tokens": tokens,
     }
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(render(results, command), encoding="utf-8")

@@ -189,4 +189,6 @@ def _report(history: MetricHistory, description: str, max_points: int, max_serie
         step_seconds=history.step_seconds,
         series=summaries[:max_series],
         series_total=len(summaries),
+        series_limit=max_series,
+        truncated=len(summaries) > max_series,
     )

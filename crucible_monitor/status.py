@@ -303,13 +303,17 @@ def _resource_findings(system: SystemSnapshot, context: Context) -> list[Finding
     return found
 
 
-def _processes(processes: Sequence[ProcessInfo], count: int = 5) -> list[ProcessView]:
+_CMDLINE_CHARS = 60  # the summary names a process; get_service and explain_anomaly say more
+
+
+def _processes(processes: Sequence[ProcessInfo], count: int = 3) -> list[ProcessView]:
+    """The first ``count`` processes, each command line cut to ``_CMDLINE_CHARS`` (ending in "…" where cut)."""
     return [
         ProcessView(
             pid=p.pid,
             name=p.name,
             user=p.user,
-            cmdline=p.cmdline,
+            cmdline=p.cmdline if len(p.cmdline) <= _CMDLINE_CHARS else p.cmdline[: _CMDLINE_CHARS - 1] + "…",
             cpu=_q(p.cpu_cores, "cores") if p.cpu_cores is not None else None,
             memory=_q(p.memory_bytes, "bytes"),
             started_at=_since(p.started_at),

@@ -318,11 +318,15 @@ class AnomalyLog:
         edges = np.arange(since, until, bucket)
         buckets = []
         inside_total = 0.0
+        empty = 0
         for left in edges:
             right = min(left + bucket, until)
             started = sum(1 for r in rows if left <= r["start_ts"] < right)
             inside = sum(max(0.0, min(right, r["end_ts"]) - max(left, r["start_ts"])) for r in rows)
             inside_total += inside
+            if not started and not inside:
+                empty += 1
+                continue
             buckets.append(
                 RateBucket(
                     start=iso(left), anomalies=started, anomalous_ratio=round(min(1.0, inside / (right - left)), 4)
@@ -335,6 +339,8 @@ class AnomalyLog:
             bucket_seconds=bucket,
             total=sum(b.anomalies for b in buckets),
             anomalous_ratio=round(min(1.0, inside_total / (until - since)), 4),
+            buckets_total=len(edges),
+            empty_buckets=empty,
             buckets=buckets,
         )
 

@@ -177,13 +177,17 @@ class AccessLogsCollector:
             known = ", ".join(sorted(hosts)) or "none yet"
             window = format_duration(self.config.window)
             raise NotFoundError(f"no requests for host {host!r} in the last {window}; hosts: {known}")
+        ranked = rank_endpoints(merged, by, len(merged))
         return TopEndpoints(
             host=host,
             by=by,
             since=iso(start),
             until=iso(now),
             requests=sum(s.requests for s in merged.values()),
-            endpoints=rank_endpoints(merged, by, limit),
+            total=len(ranked),
+            limit=limit,
+            truncated=len(ranked) > limit,
+            endpoints=ranked[:limit],
         )
 
     # -- internals ------------------------------------------------------------------------------------------

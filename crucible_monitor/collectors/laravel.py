@@ -169,11 +169,12 @@ def recent_errors(app: LaravelAppConfig, since: float, *, limit: int = 50) -> Re
     else:
         database = AppDatabase(app.database_url.get_secret_value())
         try:
-            failed = failed_jobs(database, app, since, limit)
+            failed = failed_jobs(database, app, since, limit + 1)  # one more says whether there are more
         except (pymysql.MySQLError, sqlite3.Error) as exc:
             problems.append(f"failed jobs: {describe_error(exc)}")
         finally:
             database.close()
+    groups = _grouped(found)
     return RecentErrors(
         app=app.name,
         since=iso(since),
@@ -183,14 +184,40 @@ def recent_errors(app: LaravelAppConfig, since: float, *, limit: int = 50) -> Re
             ExceptionCount(exception=name, count=count, last_seen=iso(last_seen[name]))
             for name, count in exceptions.most_common(10)
         ],
-        errors=[
-            LogError(ts=iso(e.ts), level=e.level, channel=e.channel, message=e.message, exception=e.exception, file=f)
-            for e, f in found[:limit]
-        ],
-        failed_jobs=failed,
+        total=len(groups),
+        limit=limit,
+        truncated=len(groups) > limit or budget[0] <= 0,
+        scan_incomplete=budget[0] <= 0,
+        errors=groups[:limit],
+        failed_jobs=failed[:limit],
+        failed_jobs_truncated=len(failed) > limit,
         problems=problems,
-        truncated=budget[0] <= 0,
     )
+
+
+def _grouped(found: list[tuple[LogEntry, str]]) -> list[LogError]:
+    """Entries (newest first) with repeats (same file, level, channel, exception and message) folded into the
+    newest, with their count and the oldest's time."""
+    groups: dict[tuple[str, str, str, str | None, str], LogError] = {}
+    counts: Counter[tuple[str, str, str, str | None, str]] = Counter()
+    oldest: dict[tuple[str, str, str, str | None, str], float] = {}
+    for entry, file in found:
+        key = (file, entry.level, entry.channel, entry.exception, entry.message)
+        counts[key] += 1
+        oldest[key] = entry.ts
+        if key not in groups:
+            groups[key] = LogError(
+                ts=iso(entry.ts),
+                level=entry.level,
+                channel=entry.channel,
+                message=entry.message,
+                exception=entry.exception,
+                file=file,
+            )
+    return [
+        error.model_copy(update={"count": counts[key], "first_seen": iso(oldest[key]) if counts[key] > 1 else None})
+        for key, error in groups.items()
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------

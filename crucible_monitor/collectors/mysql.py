@@ -226,6 +226,13 @@ def _iso(value: object) -> str | None:
 
 def _digests(cursor: pymysql.cursors.Cursor, since: float, limit: int, threshold: float) -> SlowQueries:
     cursor.execute(
+        "SELECT COUNT(*) FROM performance_schema.events_statements_summary_by_digest"
+        " WHERE LAST_SEEN >= %s AND DIGEST_TEXT IS NOT NULL AND MAX_TIMER_WAIT >= %s",
+        (_utc_text(since), int(threshold * _PICOSECONDS)),
+    )
+    counted = cursor.fetchone()
+    total = int(counted[0]) if counted else 0
+    cursor.execute(
         "SELECT SCHEMA_NAME, DIGEST_TEXT, COUNT_STAR, SUM_TIMER_WAIT, MAX_TIMER_WAIT, SUM_ROWS_EXAMINED,"
         " SUM_ROWS_SENT, FIRST_SEEN, LAST_SEEN FROM performance_schema.events_statements_summary_by_digest"
         " WHERE LAST_SEEN >= %s AND DIGEST_TEXT IS NOT NULL AND MAX_TIMER_WAIT >= %s"
@@ -253,6 +260,9 @@ def _digests(cursor: pymysql.cursors.Cursor, since: float, limit: int, threshold
         note="statements last run since `since`"
         + (f" with a run of {threshold:g} s or more (slow_query_threshold)" if threshold else "")
         + "; their totals count from first_seen (server start or digest reset)",
+        total=max(total, len(statements)),
+        limit=limit,
+        truncated=max(total, len(statements)) > len(statements),
         statements=statements,
     )
 
@@ -263,8 +273,9 @@ def _slow_log(cursor: pymysql.cursors.Cursor, since: float, limit: int, threshol
         " WHERE start_time >= %s AND query_time >= SEC_TO_TIME(%s) ORDER BY start_time DESC LIMIT %s",
         (_utc_text(since), threshold, _SLOW_LOG_ROWS),
     )
+    rows = cursor.fetchall()
     groups: dict[tuple[str | None, str], list[tuple[datetime, float, int, int]]] = {}
-    for started, took, sent, examined, db, text in cursor.fetchall():
+    for started, took, sent, examined, db, text in rows:
         sql = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
         seconds = took.total_seconds() if isinstance(took, timedelta) else float(took)
         groups.setdefault((db or None, normalise_statement(sql)), []).append((started, seconds, sent, examined))
@@ -289,6 +300,9 @@ def _slow_log(cursor: pymysql.cursors.Cursor, since: float, limit: int, threshol
         since=iso(since),
         note=f"statements in mysql.slow_log since `since` (the newest {_SLOW_LOG_ROWS} at most)"
         + (f" that took {threshold:g} s or more (slow_query_threshold)" if threshold else ""),
+        total=len(statements),
+        limit=limit,
+        truncated=len(statements) > limit or len(rows) >= _SLOW_LOG_ROWS,
         statements=statements[:limit],
     )
 

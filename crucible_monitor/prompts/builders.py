@@ -10,6 +10,7 @@ from importlib import resources
 from crucible_monitor.errors import CrucibleError, QueryError
 from crucible_monitor.models import iso
 from crucible_monitor.operations import Operations
+from crucible_monitor.schemas.views import EventGroup
 
 __all__ = ["capacity_report", "daily_health_summary", "explain_spike", "incident_triage"]
 
@@ -37,7 +38,7 @@ async def incident_triage(ops: Operations, alert_id: str | None) -> str:
         now=status.ts,
         alert_clause=f", starting from alert {alert_id}" if alert_id else "",
         status=status.model_dump(mode="json", exclude={"vitals"}),
-        events=[e.model_dump(mode="json") for e in events],
+        events=[g.model_dump(mode="json", exclude={"data"}, exclude_none=True) for g in EventGroup.grouped(events)],
         alerts=[a.model_dump(mode="json", exclude={"fingerprint"}) for a in alerts],
     )
 

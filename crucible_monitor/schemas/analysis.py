@@ -185,7 +185,9 @@ class AnomalyRate(BaseModel):
     bucket_seconds: float
     total: int
     anomalous_ratio: float
-    buckets: list[RateBucket]
+    buckets_total: int = Field(description="Buckets in the range.")
+    empty_buckets: int = Field(description="Buckets without an anomaly, left out of buckets.")
+    buckets: list[RateBucket] = Field(description="The buckets that hold (part of) an anomaly, oldest first.")
 
 
 class ModelInfo(BaseModel):

@@ -54,6 +54,11 @@ class SlowQueries(BaseModel):
     since: str
     note: str
     """What the totals cover."""
+    total: int
+    """Statements (digests) that matched."""
+    limit: int
+    truncated: bool
+    """Fewer statements are listed than matched (or the slow log held more rows than were read)."""
     statements: list[StatementDigest]
 
 
@@ -69,6 +74,10 @@ class LogError(BaseModel):
     exception: str | None
     file: str
     """The log file's name."""
+    count: int = 1
+    """Identical entries (same file, level, channel, exception and message) in the range; ``ts`` is the newest's."""
+    first_seen: str | None = None
+    """The oldest identical entry's time, when ``count`` > 1."""
 
 
 class FailedJob(BaseModel):
@@ -104,15 +113,22 @@ class RecentErrors(BaseModel):
     app: str
     since: str
     errors_total: int
-    """Error entries in the range (``errors`` lists the newest ``limit`` of them)."""
+    """Error entries in the range, repeats included."""
     by_level: dict[str, int]
     top_exceptions: list[ExceptionCount]
+    total: int
+    """Distinct entries (repeats grouped) in the range; ``errors`` lists the newest ``limit`` of them."""
+    limit: int
+    truncated: bool
+    """``errors`` shows fewer than ``total``, or the logs were larger than the scan budget."""
+    scan_incomplete: bool
+    """The logs were larger than the scan budget (64 MiB): older entries in the range were not read."""
     errors: list[LogError]
     failed_jobs: list[FailedJob]
+    failed_jobs_truncated: bool
+    """More jobs failed in the range than ``limit``."""
     problems: list[str]
     """What could not be read: a log file, or failed jobs (no database_url, or the database's error)."""
-    truncated: bool
-    """The logs were larger than the scan budget (64 MiB): older entries in the range were not read."""
 
 
 class EndpointStats(BaseModel):
@@ -144,4 +160,8 @@ class TopEndpoints(BaseModel):
     until: str
     requests: int
     """All requests of the host (or all hosts) in the range."""
+    total: int
+    """Endpoints that qualify for the ranking (timed requests for latency, 4xx or 5xx for errors)."""
+    limit: int
+    truncated: bool
     endpoints: list[EndpointStats]

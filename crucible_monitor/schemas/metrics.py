@@ -48,6 +48,7 @@ class SeriesReport(BaseModel):
     points: list[tuple[str, float]] = Field(description="[ISO 8601 time, value], at most max_points")
     stats: dict[str, float] = Field(description="min, max, avg, p95, last over the range")
     human: dict[str, str] = Field(description="The same statistics as people read them")
+    sparkline: str | None = Field(None, description="The points' shape, oldest first, ▁ lowest to █ highest.")
 
 
 class MetricReport(BaseModel):
@@ -63,6 +64,8 @@ class MetricReport(BaseModel):
     step_seconds: float
     series: list[SeriesReport]
     series_total: int = Field(description="Series that matched, before the report kept the top ones.")
+    series_limit: int = Field(description="The top series kept at most (max_series).")
+    truncated: bool = Field(description="Fewer series are listed than matched.")
 
 
 class MetricsReport(BaseModel):

@@ -138,6 +138,6 @@ class StatusSummary(BaseModel):
     services: dict[str, int] = Field(description="total, up, down")
     checks: dict[str, int] = Field(description="total, failing")
     alerts: dict[str, int] = Field(description="firing, pending, acknowledged")
-    top_by_cpu: list[ProcessView] = Field(description="The top 5 processes by CPU (cores) at the last snapshot.")
-    top_by_memory: list[ProcessView] = Field(description="The top 5 processes by resident memory.")
+    top_by_cpu: list[ProcessView] = Field(description="The top 3 processes by CPU (cores) at the last snapshot.")
+    top_by_memory: list[ProcessView] = Field(description="The top 3 processes by resident memory.")
     hints: list[str]

@@ -1,17 +1,22 @@
 """What the MCP tools return where it differs from the operations' results: ISO times, units with human forms,
-and lists wrapped in a model (with a hint to the next tool) so that every tool has an output schema."""
+and lists wrapped in a model (with a hint to the next tool) so that every tool has an output schema.
+
+Every list says how much it holds: ``total`` entries matched (counted up to :data:`SCAN`), ``limit`` were asked for,
+``truncated`` when the list shows fewer than matched. Events repeated with the same kind, subject and message are one
+entry with their ``count`` and the time each was first and last seen."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Self, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from crucible_monitor.models import iso
 from crucible_monitor.schemas.agent import AuditView
 from crucible_monitor.schemas.alerts import AlertView, SilenceView, TransitionView
 from crucible_monitor.schemas.analysis import AnomalyView, Recommendation
-from crucible_monitor.schemas.metrics import MetricInfo
+from crucible_monitor.schemas.metrics import MetricInfo, MetricsReport
 from crucible_monitor.schemas.readings import CheckResult, ServiceStatus
 from crucible_monitor.schemas.services import EventView
 from crucible_monitor.schemas.system import Quantity
@@ -20,19 +25,45 @@ from crucible_monitor.units import human
 __all__ = [
     "AlertList",
     "AnomalyList",
+    "AUDIT_CAP",
     "AuditList",
+    "EventGroup",
+    "Listed",
     "CheckList",
     "CheckView",
     "EventList",
     "MetricCatalogue",
+    "MetricEntry",
+    "SCAN",
     "RecommendationList",
     "ServiceList",
     "ServiceView",
     "SilenceList",
     "TransitionList",
+    "sparkline",
+    "summarised",
 ]
 
 _View = TypeVar("_View", bound=BaseModel)
+_Item = TypeVar("_Item")
+
+SCAN = 1000
+"""Entries a list tool reads (to count, group and rank them) before it keeps ``limit``: the operations' maximum."""
+AUDIT_CAP = 100
+"""The audit operation answers with the newest 100 records at most."""
+
+
+class Listed(BaseModel):
+    """How much of what matched a list shows."""
+
+    total: int = Field(description=f"Entries that matched (counted up to {SCAN:,}; audit records up to {AUDIT_CAP}).")
+    limit: int
+    truncated: bool = Field(description="True when fewer entries are shown than matched.")
+
+    @staticmethod
+    def counts(items: Sequence[object], limit: int, *, cap: int = SCAN) -> dict[str, int | bool]:
+        """``total``, ``limit`` and ``truncated`` for ``items`` read (``cap`` at most) of which ``limit`` are kept."""
+        return {"total": len(items), "limit": limit, "truncated": len(items) > limit or len(items) >= cap}
 
 
 def _view(view: type[_View], source: BaseModel, **converted: object) -> _View:
@@ -43,6 +74,44 @@ def _view(view: type[_View], source: BaseModel, **converted: object) -> _View:
 
 def _quantity(value: float | None, unit: str) -> Quantity | None:
     return None if value is None else Quantity(value=value, unit=unit, human=human(value, unit))
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+SPARKLINE_CHARS = 20
+
+
+def sparkline(values: Sequence[float], width: int = SPARKLINE_CHARS) -> str:
+    """``values`` as at most ``width`` bars (each the mean of its share of the values), lowest ▁, highest █."""
+    if not values:
+        return ""
+    chunks = [values[i * len(values) // width : (i + 1) * len(values) // width] for i in range(width)]
+    means = [sum(chunk) / len(chunk) for chunk in chunks if chunk]
+    low, high = min(means), max(means)
+    if high == low:
+        return _BARS[0] * len(means)
+    return "".join(_BARS[round((m - low) / (high - low) * (len(_BARS) - 1))] for m in means)
+
+
+def summarised(report: MetricsReport) -> MetricsReport:
+    """``report`` with each series' points replaced by their sparkline (the statistics stay), and the metrics
+    without data named in the hint instead of listed."""
+    empty = [metric.metric for metric in report.reports if not metric.series]
+    reports = [
+        metric.model_copy(
+            update={
+                "series": [
+                    series.model_copy(update={"points": [], "sparkline": sparkline([v for _, v in series.points])})
+                    for series in metric.series
+                ]
+            }
+        )
+        for metric in report.reports
+        if metric.series
+    ]
+    hint = report.hint + "; points=true for the [time, value] points"
+    if empty:
+        hint += f"; no data in the range: {', '.join(empty)}"
+    return report.model_copy(update={"reports": reports, "hint": hint})
 
 
 class ServiceView(BaseModel):
@@ -71,7 +140,7 @@ class ServiceView(BaseModel):
         )
 
 
-class ServiceList(BaseModel):
+class ServiceList(Listed):
     """Watched services, down first."""
 
     services: list[ServiceView]
@@ -108,59 +177,101 @@ class CheckView(BaseModel):
         )
 
 
-class CheckList(BaseModel):
+class CheckList(Listed):
     """HTTP checks, failing first."""
 
     checks: list[CheckView]
     hint: str
 
 
-class MetricCatalogue(BaseModel):
+class MetricEntry(BaseModel):
+    """A metric of the catalogue; its description and collector only when asked for (or searched)."""
+
+    name: str
+    kind: str
+    unit: str
+    labels: list[str]
+    description: str | None = None
+    collector: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        """The fields that are set: a catalogue without descriptions reads no ``null`` twice per metric."""
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+    @classmethod
+    def of(cls, info: MetricInfo, *, described: bool) -> Self:
+        """The entry of ``info``, with its description and collector when ``described``."""
+        return cls.model_validate(info.model_dump(exclude=None if described else {"description", "collector"}))
+
+
+class MetricCatalogue(Listed):
     """Metrics that can be asked for, and the groups (prefixes) get_metrics accepts."""
 
-    metrics: list[MetricInfo]
+    metrics: list[MetricEntry]
     groups: list[str]
 
 
-class EventList(BaseModel):
-    """Events, newest first."""
+class EventGroup(EventView):
+    """An event, or identical ones (same kind, subject and message) repeated: ``ts`` and ``data`` are the newest's."""
 
-    events: list[EventView]
+    count: int = 1
+    first_seen: str | None = Field(None, description="ISO 8601: the oldest of the group, when count > 1.")
+
+    @classmethod
+    def grouped(cls, events: Sequence[EventView]) -> list[Self]:
+        """``events`` (newest first) with repeats folded into their newest, in the order each group last occurred."""
+        groups: dict[tuple[str, str, str], Self] = {}
+        for event in events:
+            key = (event.kind, event.subject, event.message)
+            if key in groups:
+                group = groups[key]
+                group.count += 1
+                group.first_seen = event.ts
+            else:
+                groups[key] = cls.model_validate(event.model_dump())
+        return list(groups.values())
 
 
-class AlertList(BaseModel):
+class EventList(Listed):
+    """Events, newest first; ``total`` counts events, each group counts once against ``limit``."""
+
+    events: list[EventGroup]
+
+
+class AlertList(Listed):
     """Alerts, newest first."""
 
     alerts: list[AlertView]
     hint: str
 
 
-class TransitionList(BaseModel):
+class TransitionList(Listed):
     """Alert transitions, newest first."""
 
     transitions: list[TransitionView]
 
 
-class SilenceList(BaseModel):
+class SilenceList(Listed):
     """Silences and maintenance windows."""
 
     silences: list[SilenceView]
 
 
-class AnomalyList(BaseModel):
+class AnomalyList(Listed):
     """Anomalies, newest first."""
 
     anomalies: list[AnomalyView]
     hint: str
 
 
-class RecommendationList(BaseModel):
+class RecommendationList(Listed):
     """Recommendations, most severe first."""
 
     recommendations: list[Recommendation]
 
 
-class AuditList(BaseModel):
+class AuditList(Listed):
     """Actions attempted on the host, newest first."""
 
     records: list[AuditView]

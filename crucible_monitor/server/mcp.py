@@ -14,7 +14,6 @@ and the restart confirmation in :mod:`crucible_monitor.server.auth`, the prompts
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Iterator
@@ -31,7 +30,7 @@ from crucible_monitor.config import Category
 from crucible_monitor.errors import CrucibleError
 from crucible_monitor.models import Aggregation, EventKind, Severity
 from crucible_monitor.operations import Operations
-from crucible_monitor.params import TIME_FORMS, Seconds, Span, Time, parse_seconds, parse_time
+from crucible_monitor.params import Seconds, Span, Time, parse_seconds, parse_time
 from crucible_monitor.prompts import builders as prompts
 from crucible_monitor.schemas import (
     AlertDetail,
@@ -55,30 +54,38 @@ from crucible_monitor.schemas import (
     TopEndpoints,
 )
 from crucible_monitor.schemas.views import (
+    AUDIT_CAP,
+    SCAN,
     AlertList,
     AnomalyList,
     AuditList,
     CheckList,
     CheckView,
+    EventGroup,
     EventList,
+    Listed,
     MetricCatalogue,
+    MetricEntry,
     RecommendationList,
     ServiceList,
     ServiceView,
     SilenceList,
     TransitionList,
+    summarised,
 )
 from crucible_monitor.server.auth import Confirm, McpAuth
 from crucible_monitor.server.auth import actor as _actor
 from crucible_monitor.server.auth import ask_restart_confirmation as _ask_confirmation
+from crucible_monitor.server.compact import CompactServer, compact_json
 
 __all__ = ["McpAuth", "build_mcp_server"]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
-_TIME_HELP = TIME_FORMS
+_READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)  # idempotentHint means nothing when read-only
+_Limit = Annotated[int, Field(ge=1, le=500)]
+_TIME_HELP = "30m (ago), now, ISO 8601 or Unix seconds"  # parse errors list every form
 
 
 @contextmanager
@@ -117,7 +124,7 @@ def build_mcp_server(
     auth: McpAuth | None = None,
 ) -> MCPServer:
     """An MCP server over ``ops``; with ``auth`` it requires the bearer token (for HTTP)."""
-    mcp = MCPServer(
+    mcp = CompactServer(
         "crucible-monitor",
         version=__version__,
         instructions=(
@@ -141,13 +148,17 @@ def build_mcp_server(
         search: Annotated[
             str | None, Field(description="Only metrics whose name or description contains this.")
         ] = None,
+        limit: _Limit = 200,
+        descriptions: Annotated[bool, Field(description="Also each one's description (always with search).")] = False,
     ) -> MetricCatalogue:
-        """The metric catalogue: name, kind (gauge or counter), unit, labels, description; and the metric groups."""
+        """The metric catalogue: name, kind (gauge or counter), unit, labels (and descriptions); the metric groups."""
         metrics = await _guarded(ops.list_metrics())
         if search:
             needle = search.lower()
             metrics = [m for m in metrics if needle in m.name or needle in m.description.lower()]
-        return MetricCatalogue(metrics=metrics, groups=sorted({m.name.split("_")[0] for m in metrics}))
+        groups = sorted({m.name.split("_")[0] for m in metrics})
+        entries = [MetricEntry.of(m, described=descriptions or bool(search)) for m in metrics[:limit]]
+        return MetricCatalogue(metrics=entries, groups=groups, **Listed.counts(metrics, limit))
 
     @mcp.tool(annotations=_READ)
     async def get_metrics(
@@ -164,8 +175,10 @@ def build_mcp_server(
         ] = None,
         max_points: Annotated[int, Field(ge=2, le=500, description="Points per series at most.")] = 60,
         max_series: Annotated[int, Field(ge=1, le=50, description="Series per metric at most (largest first).")] = 10,
+        points: Annotated[bool, Field(description="Also the [time, value] points (default: a sparkline).")] = False,
     ) -> MetricsReport:
-        """History of a metric or a metric group: min, max, avg, p95, last (raw and human) and bounded points."""
+        """History of a metric or a metric group: per series min, max, avg, p95, last (raw and human) and a
+        sparkline, or bounded points."""
         start, end = _time(since, "since"), _time(until, "until")
         await ctx.report_progress(0, None, f"reading {metric}")
         report = await _guarded(
@@ -181,18 +194,20 @@ def build_mcp_server(
             )
         )
         await ctx.report_progress(len(report.reports), len(report.reports), "done")
-        return report
+        return report if points else summarised(report)
 
     @mcp.tool(annotations=_READ)
     async def list_services(
         state: Annotated[ServiceState, Field(description="Filter by state.")] = "all",
         category: Annotated[Category | None, Field(description="Filter by category.")] = None,
+        limit: _Limit = 100,
     ) -> ServiceList:
         """Watched systemd units and supervisor programs: state, since when, restarts, memory."""
         services = sorted(await _guarded(ops.services(state, category)), key=lambda s: (s.up, s.name))
         return ServiceList(
-            services=[ServiceView.of(s) for s in services],
+            services=[ServiceView.of(s) for s in services[:limit]],
             hint="get_service(name=...) for one service's restarts and log",
+            **Listed.counts(services, limit),
         )
 
     @mcp.tool(annotations=_READ)
@@ -203,12 +218,13 @@ def build_mcp_server(
         return await _guarded(ops.get_service(name))
 
     @mcp.tool(annotations=_READ)
-    async def list_http_checks() -> CheckList:
+    async def list_http_checks(limit: _Limit = 100) -> CheckList:
         """HTTP checks: up or failing (and why: dns, connect, tls, timeout, status, keyword), latency, certificate."""
         checks = sorted(await _guarded(ops.http_checks()), key=lambda c: (c.ok, c.name))
         return CheckList(
-            checks=[CheckView.of(c) for c in checks],
+            checks=[CheckView.of(c) for c in checks[:limit]],
             hint="get_metrics(metric='http_check_duration_seconds', labels={'check': ...}) for latency over time",
+            **Listed.counts(checks, limit),
         )
 
     @mcp.tool(annotations=_READ)
@@ -228,13 +244,12 @@ def build_mcp_server(
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
     ) -> EventList:
         """Service state changes and restarts, check failures and recoveries, collector errors, config changes and
-        actions taken, newest first."""
+        actions taken, newest first; repeats grouped with a count."""
         kind_list: list[str] | None = [str(k) for k in kinds] if kinds else None
-        return EventList(
-            events=await _guarded(
-                ops.events(since=_time(since, "since"), kinds=kind_list, subject=subject, limit=limit)
-            )
-        )
+        events = await _guarded(ops.events(since=_time(since, "since"), kinds=kind_list, subject=subject, limit=SCAN))
+        groups = EventGroup.grouped(events)
+        truncated = len(groups) > limit or len(events) >= SCAN
+        return EventList(events=groups[:limit], total=len(events), limit=limit, truncated=truncated)
 
     @mcp.tool(annotations=_READ)
     async def list_alerts(
@@ -243,8 +258,12 @@ def build_mcp_server(
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> AlertList:
         """Alerts newest first: state, severity, labels, summary, since when, acknowledged or silenced."""
-        alerts = await _guarded(ops.list_alerts(state=state, severity=severity, limit=limit))
-        return AlertList(alerts=alerts, hint="get_alert(alert_id=...) for the history; acknowledge_alert when on it")
+        alerts = await _guarded(ops.list_alerts(state=state, severity=severity, limit=SCAN))
+        return AlertList(
+            alerts=alerts[:limit],
+            hint="get_alert(alert_id=...) for the history; acknowledge_alert when on it",
+            **Listed.counts(alerts, limit),
+        )
 
     @mcp.tool(annotations=_READ)
     async def get_alert(alert_id: Annotated[int, Field(ge=1)]) -> AlertDetail:
@@ -257,12 +276,14 @@ def build_mcp_server(
         limit: Annotated[int, Field(ge=1, le=500)] = 100,
     ) -> TransitionList:
         """Every alert's transitions, newest first."""
-        return TransitionList(transitions=await _guarded(ops.alert_history(since=_time(since, "since"), limit=limit)))
+        transitions = await _guarded(ops.alert_history(since=_time(since, "since"), limit=SCAN))
+        return TransitionList(transitions=transitions[:limit], **Listed.counts(transitions, limit))
 
     @mcp.tool(annotations=_READ)
-    async def list_silences(include_expired: bool = False) -> SilenceList:
+    async def list_silences(include_expired: bool = False, limit: _Limit = 100) -> SilenceList:
         """Silences and maintenance windows, and whether each is in force now."""
-        return SilenceList(silences=await _guarded(ops.list_silences(include_expired=include_expired)))
+        silences = await _guarded(ops.list_silences(include_expired=include_expired))
+        return SilenceList(silences=silences[:limit], **Listed.counts(silences, limit))
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
     async def acknowledge_alert(
@@ -288,8 +309,12 @@ def build_mcp_server(
         limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> AnomalyList:
         """Anomalies the host model found: start, peak, end, score, the series that drove them, a summary."""
-        anomalies = await _guarded(ops.list_anomalies(since=_time(since, "since"), min_score=min_score, limit=limit))
-        return AnomalyList(anomalies=anomalies, hint="explain_anomaly(anomaly_id=...) says why, with evidence")
+        anomalies = await _guarded(ops.list_anomalies(since=_time(since, "since"), min_score=min_score, limit=SCAN))
+        return AnomalyList(
+            anomalies=anomalies[:limit],
+            hint="explain_anomaly(anomaly_id=...) says why, with evidence",
+            **Listed.counts(anomalies, limit),
+        )
 
     @mcp.tool(annotations=_READ)
     async def explain_anomaly(
@@ -328,9 +353,10 @@ def build_mcp_server(
         return await _guarded(ops.anomaly_rate(since=_time(since, "since"), bucket=_seconds(bucket, "bucket")))
 
     @mcp.tool(annotations=_READ)
-    async def get_recommendations() -> RecommendationList:
+    async def get_recommendations(limit: _Limit = 20) -> RecommendationList:
         """Actionable items drawn from anomalies, forecasts and alerts, each with its evidence."""
-        return RecommendationList(recommendations=await _guarded(ops.get_recommendations()))
+        found = await _guarded(ops.get_recommendations())
+        return RecommendationList(recommendations=found[:limit], **Listed.counts(found, limit))
 
     @mcp.tool(annotations=_READ)
     async def slow_queries(
@@ -365,9 +391,11 @@ def build_mcp_server(
     async def get_audit(
         service: Annotated[str | None, Field(description="Only actions on this service.")] = None,
         since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "7d",
+        limit: Annotated[int, Field(ge=1, le=100)] = 20,
     ) -> AuditList:
         """Actions attempted on the host (restarts, including refused and declined ones), with who, why, result."""
-        return AuditList(records=await _guarded(ops.audit(target=service, since=_time(since, "since"))))
+        records = await _guarded(ops.audit(target=service, since=_time(since, "since")))
+        return AuditList(records=records[:limit], **Listed.counts(records, limit, cap=AUDIT_CAP))
 
     if not read_only:
 
@@ -443,7 +471,7 @@ def build_mcp_server(
     @mcp.resource("crucible://config", mime_type="application/json")
     async def config_resource() -> str:
         """The agent's configuration, secrets redacted."""
-        return json.dumps(await _guarded(ops.get_config()))
+        return compact_json(await _guarded(ops.get_config()))
 
     @mcp.resource("crucible://metrics/{name}", mime_type="application/json")
     async def metric_resource(name: str) -> str:

@@ -283,7 +283,29 @@ async def test_recent_errors_reads_the_logs_backwards_and_lists_failed_jobs(
     assert errors.failed_jobs[0].exception_message is not None
     assert errors.failed_jobs[0].exception_message.startswith("cURL error 28: Operation timed out")
     assert errors.problems == []
-    assert not errors.truncated
+    # three distinct entries, two shown: the list says so; the whole range was read
+    assert (errors.total, errors.limit, errors.truncated, errors.scan_incomplete) == (3, 2, True, False)
+    assert not errors.failed_jobs_truncated
+
+
+def test_recent_errors_group_repeated_entries_with_their_count_and_first_and_last_time(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    log = app.path / "storage" / "logs" / "laravel.log"
+    refused = "production.ERROR: SQLSTATE[HY000] [2002] Connection refused"
+    repeated = "".join(f"[2026-11-28 {10 + m // 60}:{m % 60:02d}:00] {refused}\n" for m in range(80))
+    log.write_text(repeated + "[2026-11-28 11:30:00] production.CRITICAL: Disk full\n", encoding="utf-8")
+    since = datetime(2026, 11, 28, 9, 0, tzinfo=UTC).timestamp()
+    errors = recent_errors(app, since, limit=50)
+    assert (errors.errors_total, errors.total, errors.truncated) == (81, 2, False)
+    [critical, refused] = errors.errors
+    assert (critical.message, critical.count, critical.first_seen) == ("Disk full", 1, None)
+    assert (refused.count, refused.ts, refused.first_seen) == (
+        80,
+        "2026-11-28T11:19:00+00:00",
+        "2026-11-28T10:00:00+00:00",
+    )
+    only_one = recent_errors(app, since, limit=1)
+    assert (only_one.total, only_one.truncated, [e.message for e in only_one.errors]) == (2, True, ["Disk full"])
 
 
 async def test_a_database_that_fails_is_one_event_and_the_logs_are_still_read(tmp_path: Path) -> None:

@@ -159,6 +159,10 @@ async def test_slow_queries_come_from_performance_schema_digests(primary: MariaD
     assert statement.schema_name is None
     assert statement.avg_seconds == pytest.approx(statement.total_seconds / 5, abs=1e-6)
     assert result.statements == sorted(result.statements, key=lambda s: s.total_seconds, reverse=True)
+    assert result.limit == 50 and result.total >= len(result.statements) and result.truncated == (result.total > 50)
+    # the test ran several statements since `since` (CREATE, INSERT, SELECT): with limit 1 the list says it is cut
+    one = slow_queries(_config(primary), since, limit=1)
+    assert (len(one.statements), one.limit, one.truncated) == (1, 1, True) and one.total > 1
 
 
 async def test_slow_queries_come_from_the_slow_log_table_and_say_how_to_turn_it_on(primary: MariaDB) -> None:
@@ -179,6 +183,7 @@ async def test_slow_queries_come_from_the_slow_log_table_and_say_how_to_turn_it_
     assert statement.calls == 3
     assert statement.total_seconds >= 0.06
     assert statement.max_seconds >= 0.02
+    assert result.total == len(result.statements) and not result.truncated
 
 
 def test_statements_are_normalised_with_literals_and_lists_as_placeholders() -> None:

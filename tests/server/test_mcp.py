@@ -221,7 +221,7 @@ async def test_get_metrics_is_bounded_summarised_and_reports_progress(agent: Age
 
     async with Client(build_mcp_server(Monitor(agent), read_only=False)) as client:
         result = await client.call_tool(
-            "get_metrics", {"metric": "memory", "max_points": 3}, progress_callback=on_progress
+            "get_metrics", {"metric": "memory", "max_points": 3, "points": True}, progress_callback=on_progress
         )
         assert not result.is_error and result.structured_content is not None
         reports = {r["metric"]: r for r in result.structured_content["reports"]}
