@@ -4,7 +4,9 @@ One :class:`ServicesCollector` reads every watched service per collection: the c
 ``discover`` is on, the web-stack units found on the host, and supervisord's programs. It keeps a
 :class:`ServiceStatus` per service (:meth:`ServicesCollector.statuses`), emits samples labelled
 ``{service, manager, category}`` and records events: ``SERVICE_STATE`` when a state changes between polls,
-``SERVICE_RESTART`` when restarts are detected, and ``COLLECTOR_ERROR`` when a manager that answered stops answering.
+``SERVICE_RESTART`` when restarts are detected, and ``COLLECTOR_ERROR`` when a manager that is configured (or that
+answered before) cannot be read: a blind spot of the collection, until it answers. supervisord's default socket
+missing means supervisor is not installed: one INFO line, not a blind spot.
 
 Restarts: systemd counts them itself (``NRestarts``). supervisord does not, so every ``spawned:`` line of its main
 log (read through ``supervisor.readLog`` from the last offset) counts as one; when the log cannot be followed, a
@@ -26,8 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from crucible_monitor.collectors.base import Collection
-from crucible_monitor.config import Category, ServicesConfig
+from crucible_monitor.collectors.base import BlindSpot, Collection, mask_secrets
+from crucible_monitor.config import Category, ServicesConfig, SupervisorConfig
 from crucible_monitor.managers import describe_error
 from crucible_monitor.managers.supervisor import SUPERVISOR_ERRORS, MainLog, SupervisorClient, full_name
 from crucible_monitor.managers.systemd import (
@@ -103,8 +105,15 @@ def guess_category(name: str, overrides: dict[str, Category], command: str | Non
     return "other"
 
 
+_DEFAULT_SUPERVISOR_URL = SupervisorConfig.model_fields["url"].default
+_KEYS: dict[Manager, str] = {
+    "systemd": "collectors.services.systemd",
+    "supervisor": "collectors.services.supervisor.url",
+}
+
+
 class _SourceError(Exception):
-    """A service manager that was readable cannot be read now."""
+    """A service manager that is configured, or was readable, cannot be read now."""
 
 
 class ServicesCollector:
@@ -234,12 +243,13 @@ class ServicesCollector:
         try:
             client = SupervisorClient(config)
         except ValueError as exc:
-            self._log_once("supervisor", "not watching supervisor: %s", exc, level=logging.WARNING)
-            return None
+            raise _SourceError(f"not watching supervisor: {exc}") from None
         try:
             if not client.socket_exists():
                 if any(manager == "supervisor" for manager, _ in self._statuses):
                     raise _SourceError(f"supervisord's socket {client.socket_path} is gone")
+                if config.url != _DEFAULT_SUPERVISOR_URL:  # configured: a wrong path, not an absent supervisor
+                    raise _SourceError(f"supervisord's socket {client.socket_path} does not exist")
                 self._log_once(
                     "supervisor", "supervisord socket %s does not exist: not watching supervisor", config.url
                 )
@@ -342,7 +352,9 @@ class ServicesCollector:
         self._statuses = others | {(manager, status.name): status for status in statuses}
 
     def _fail(self, manager: Manager, message: str, now: float, out: Collection) -> None:
-        """Mark ``manager``'s services unknown; record the error once, when it starts."""
+        """Mark ``manager``'s services unknown, a blind spot; record the error once, when it starts."""
+        message = mask_secrets(message)
+        out.blind.append(BlindSpot(manager, _KEYS[manager], message))
         for key, status in self._statuses.items():
             if key[0] == manager:
                 unknown = {"state": "unknown", "up": False, "sub_state": None, "pid": None, "memory_bytes": None}
@@ -352,9 +364,8 @@ class ServicesCollector:
             return
         self._failing.add(manager)
         logger.warning("%s", message)
-        out.events.append(
-            Event(EventKind.COLLECTOR_ERROR, manager, message, Severity.WARNING, {"collector": self.name}, now)
-        )
+        data = {"manager": manager, "config_key": _KEYS[manager]}
+        out.events.append(Event(EventKind.COLLECTOR_ERROR, self.name, message, Severity.WARNING, data, now))
 
     def _log_once(self, key: str, message: str, *args: object, level: int = logging.INFO) -> None:
         if key not in self._skip_logged:

@@ -22,7 +22,7 @@ from manual_clock import Clock
 from pydantic import SecretStr
 from supervisor_fixture import Supervisord, free_port, run_supervisord
 
-from crucible_monitor.collectors.base import Collection
+from crucible_monitor.collectors.base import BlindSpot, Collection
 from crucible_monitor.collectors.services import ServicesCollector, guess_category
 from crucible_monitor.config import Category, ServicesConfig, SupervisorConfig, SystemdConfig
 from crucible_monitor.errors import NotFoundError
@@ -335,8 +335,9 @@ async def test_a_failing_systemctl_gives_one_error_event_and_unknown_states() ->
     second = await collector.collect()
 
     (error,) = first.events
-    assert (error.kind, error.subject, error.severity) == (EventKind.COLLECTOR_ERROR, "systemd", Severity.WARNING)
+    assert (error.kind, error.subject, error.severity) == (EventKind.COLLECTOR_ERROR, "services", Severity.WARNING)
     assert "Failed to connect to bus" in error.message
+    assert [(b.target, b.key) for b in first.blind] == [("systemd", "collectors.services.systemd")]
     assert first.samples == second.samples == second.events == []
     assert {s.state for s in collector.statuses()} == {"unknown"}
     assert not any(s.up for s in collector.statuses())
@@ -532,8 +533,10 @@ async def test_a_dead_supervisord_gives_an_error_event_not_an_exception(supervis
     second = await collector.collect()
 
     (error,) = first.events
-    assert (error.kind, error.subject, error.severity) == (EventKind.COLLECTOR_ERROR, "supervisor", Severity.WARNING)
+    assert (error.kind, error.subject, error.severity) == (EventKind.COLLECTOR_ERROR, "services", Severity.WARNING)
+    assert error.data == {"manager": "supervisor", "config_key": "collectors.services.supervisor.url"}
     assert first.samples == second.samples == second.events == []
+    assert first.blind == second.blind  # blind every cycle, reported once
     assert {s.state for s in collector.statuses()} == {"unknown"}
     assert not any(s.up or s.pid for s in collector.statuses())
 
@@ -552,12 +555,15 @@ async def test_a_supervisord_that_stops_answering_gives_an_error_event(superviso
         os.kill(orphan, signal.SIGTERM)  # supervisord could not stop its programs
 
     (error,) = collection.events
-    assert (error.kind, error.subject) == (EventKind.COLLECTOR_ERROR, "supervisor")
+    assert (error.kind, error.subject) == (EventKind.COLLECTOR_ERROR, "services")
     assert "does not answer" in error.message
+    assert [b.key for b in collection.blind] == ["collectors.services.supervisor.url"]
     assert {s.state for s in collector.statuses()} == {"unknown"}
 
 
-async def test_a_missing_socket_is_skipped_with_one_info_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_configured_socket_that_does_not_exist_is_a_blind_spot_logged_once_as_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = ServicesConfig(
         systemd=SystemdConfig(enabled=False), supervisor=SupervisorConfig(url=f"unix://{tmp_path}/none.sock")
     )
@@ -567,8 +573,28 @@ async def test_a_missing_socket_is_skipped_with_one_info_line(tmp_path: Path, ca
         first = await collector.collect()
         second = await collector.collect()
 
-    assert first == second == Collection()
+    expected = BlindSpot(
+        "supervisor", "collectors.services.supervisor.url", f"supervisord's socket {tmp_path}/none.sock does not exist"
+    )
+    assert first.blind == second.blind == [expected]
+    assert [e.kind for e in first.events] == [EventKind.COLLECTOR_ERROR]
+    assert second.events == []
     assert collector.statuses() == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [expected.error]
+
+
+@pytest.mark.skipif(Path("/var/run/supervisor.sock").exists(), reason="supervisord is installed on this host")
+async def test_the_default_socket_absent_means_not_installed_one_info_line_and_no_blind_spot(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    collector = ServicesCollector(ServicesConfig(systemd=SystemdConfig(enabled=False)))
+
+    with caplog.at_level(logging.DEBUG, logger="crucible_monitor"):
+        first = await collector.collect()
+        second = await collector.collect()
+
+    assert first == second == Collection()
     assert [r.levelno for r in caplog.records] == [logging.INFO]
     assert "does not exist" in caplog.records[0].getMessage()
 
@@ -635,13 +661,15 @@ async def test_supervisord_is_also_read_over_http_with_basic_auth(tmp_path: Path
     assert [e.subject for e in collection.events if e.kind is EventKind.SERVICE_RESTART] == ["sleeper"]
 
 
-async def test_an_unsupported_supervisor_url_is_skipped_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_unsupported_supervisor_url_is_a_blind_spot_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
     config = ServicesConfig(systemd=SystemdConfig(enabled=False), supervisor=SupervisorConfig(url="ftp://host/x"))
     collector = ServicesCollector(config)
 
     with caplog.at_level(logging.INFO, logger="crucible_monitor"):
-        assert await collector.collect() == Collection()
-        assert await collector.collect() == Collection()
+        first = await collector.collect()
+        second = await collector.collect()
 
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert "unsupported supervisor URL" in caplog.text
+    assert [b.key for b in first.blind] == [b.key for b in second.blind] == ["collectors.services.supervisor.url"]
+    assert first.samples == second.samples == second.events == []
