@@ -191,6 +191,23 @@ async def test_a_php_fpm_pool_at_a_socket_that_refuses_is_a_blind_spot(tmp_path:
             ]
 
 
+async def test_a_status_page_behind_credentials_is_blind_without_the_password_anywhere(tmp_path: Path) -> None:
+    secret = "fpm-Pa55word"
+    with serve_http() as web:
+        web.script("/status", Reply(404, b"not here"))
+        status_url = web.url("/status").replace("http://", f"http://monitor:{secret}@")
+        php_fpm = {"pools": [{"name": "www", "status_url": status_url}]}
+        async with watching(tmp_path, php_fpm=php_fpm) as watched:
+            finding = await watched.finding("php_fpm")
+            _assert_blind(finding, "collectors.php_fpm.pools[0].status_url", "answered 404", "monitor:***@")
+            seen = [
+                repr(finding),
+                repr(await watched.monitor.collectors()),
+                repr(watched.agent.running.state.events(kinds=[EventKind.COLLECTOR_ERROR])),
+            ]
+    assert not [text for text in seen if secret in text]
+
+
 async def test_a_missing_access_log_is_a_blind_spot_until_it_exists(tmp_path: Path) -> None:
     log = tmp_path / "caddy" / "access.log"
     async with watching(tmp_path, access_logs={"files": [{"path": str(log)}]}) as watched:
