@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from crucible_monitor.collectors.base import BlindSpot, Collection, mask_secrets
+from crucible_monitor.collectors.base import BlindSpot, Collection, Problems, mask_secrets
 from crucible_monitor.config import Category, ServicesConfig, SupervisorConfig
 from crucible_monitor.managers import describe_error
 from crucible_monitor.managers.supervisor import SUPERVISOR_ERRORS, MainLog, SupervisorClient, full_name
@@ -143,6 +143,9 @@ class ServicesCollector:
         self._main_log = MainLog()
         self._spawns: dict[str, tuple[int, float]] = {}  # last pid and start time per program
         self._commands: dict[str, str] = {}
+        self._missing_units: list[BlindSpot] = []
+        self._unit_problems = Problems(self.name, "systemd")
+        """Configured systemd units that the last read could not watch (invalid names, not found)."""
 
     def statuses(self) -> list[ServiceStatus]:
         """Every watched service's last known status, by manager then name."""
@@ -160,6 +163,7 @@ class ServicesCollector:
             sources.append(("systemd", self._read_systemd))
         if self._config.supervisor.enabled:
             sources.append(("supervisor", self._read_supervisor))
+        self._missing_units = []
         for manager, read in sources:
             try:
                 result = read(now)
@@ -171,6 +175,8 @@ class ServicesCollector:
                     self._failing.discard(manager)
                     logger.info("%s answers again", manager)
                 self._apply(manager, *result, now, collection)
+        collection.events += self._unit_problems.update(self._missing_units, now)
+        collection.blind += self._missing_units
         return collection
 
     # -- systemd --------------------------------------------------------------------------------------------
@@ -183,11 +189,15 @@ class ServicesCollector:
         if not self._systemd_ok:
             return None
         units: list[str] = []
-        for unit in self._config.systemd.units:
+        configured: dict[str, str] = {}  # unit → its config key
+        for index, unit in enumerate(self._config.systemd.units):
+            key = f"collectors.services.systemd.units[{index}]"
             try:
                 units.append(validate_unit_name(unit))
-            except ValueError:
-                self._log_once(f"unit:{unit}", "skipping systemd unit %r: not a valid unit name", unit)
+            except ValueError:  # a blind spot: logged and recorded by _unit_problems
+                self._missing_units.append(BlindSpot(f"unit {unit}", key, f"{unit!r} is not a valid unit name"))
+            else:
+                configured.setdefault(units[-1], key)
         try:
             if self._config.systemd.discover:
                 units += discover_units(self._run(systemctl_list_units_argv()))
@@ -200,7 +210,11 @@ class ServicesCollector:
         for properties in parse_systemctl_show(text):
             unit = properties.get("Id", "")
             if properties.get("LoadState") == "not-found":
-                self._log_once(f"unit:{unit}", "skipping systemd unit %s: not found", unit, level=logging.WARNING)
+                if unit in configured:
+                    spot = BlindSpot(f"unit {unit}", configured[unit], f"systemd unit {unit} not found")
+                    self._missing_units.append(spot)
+                else:
+                    self._log_once(f"unit:{unit}", "skipping systemd unit %s: not found", unit, level=logging.WARNING)
                 continue
             try:
                 status = self._systemd_status(properties, now)

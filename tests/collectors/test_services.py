@@ -215,17 +215,25 @@ async def test_systemd_samples_are_all_declared_and_every_declared_metric_is_emi
     assert_contract(collector, collection, complete=True)
 
 
-async def test_a_unit_that_is_not_found_is_skipped_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_configured_unit_that_is_not_found_is_a_blind_spot_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     collector = ServicesCollector(systemd_config(discover=False), run=RecordedSystemctl("show-1.txt"))
 
     with caplog.at_level(logging.INFO, logger="crucible_monitor"):
         first = await collector.collect()
-        await collector.collect()
+        second = await collector.collect()
 
     assert collector.statuses() == []
     assert first.samples == []
     warnings = [r for r in caplog.records if "nginx.service" in r.getMessage()]
     assert [r.levelno for r in warnings] == [logging.WARNING]
+    spot = BlindSpot(
+        "unit nginx.service", "collectors.services.systemd.units[0]", "systemd unit nginx.service not found"
+    )
+    assert first.blind == second.blind == [spot]
+    assert [(e.kind, e.data) for e in first.events] == [(EventKind.COLLECTOR_ERROR, {"config_key": spot.key})]
+    assert second.events == []
 
 
 async def test_the_first_poll_records_no_events_even_for_failed_units() -> None:
@@ -233,7 +241,7 @@ async def test_the_first_poll_records_no_events_even_for_failed_units() -> None:
 
     collection = await collector.collect()
 
-    assert collection.events == []
+    assert [e for e in collection.events if e.kind is not EventKind.COLLECTOR_ERROR] == []  # nginx: a blind spot
 
 
 async def test_state_changes_and_restarts_between_two_snapshots_give_events() -> None:
