@@ -89,7 +89,7 @@ def summarize(
         host=system.host,
         ts=system.ts or "",
         status=status,
-        headline=_headline(findings, system),
+        headline=_headline(findings, system, [c.name for c in collectors if c.ok and c.last_success is None]),
         findings=findings,
         vitals=_vitals(system),
         services={"total": len(services), "up": len(services) - down, "down": down},
@@ -355,8 +355,11 @@ def _vitals(system: SystemSnapshot) -> dict[str, Quantity]:
     return vitals
 
 
-def _headline(findings: Sequence[Finding], system: SystemSnapshot) -> str:
+def _headline(findings: Sequence[Finding], system: SystemSnapshot, unread: Sequence[str]) -> str:
+    """The worst three problems; "All clear" only when none exists and every collector has read its sources."""
     serious = [f for f in findings if f.severity != "info"]
+    if not serious and unread:
+        return f"Nothing wrong seen yet, but not read yet: {', '.join(unread)} (their first collection is pending)."
     if not serious:
         cpu = human_ratio(system.cpu.usage_ratio) if system.cpu.usage_ratio is not None else "unknown"
         memory = human_ratio(system.memory.used_ratio) if system.memory.used_ratio is not None else "unknown"

@@ -223,6 +223,20 @@ async def test_a_missing_access_log_is_a_blind_spot_until_it_exists(tmp_path: Pa
         ]
 
 
+async def test_all_clear_waits_until_every_collector_has_read_its_sources(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.touch()
+    async with watching(tmp_path, access_logs={"files": [{"path": str(log)}]}) as watched:
+        before = await watched.monitor.status_summary()
+        await watched.agent.run_collector("access_logs")
+        between = await watched.monitor.status_summary()
+        await watched.agent.run_collector("agent")
+        after = await watched.monitor.status_summary()
+    assert before.headline.startswith("Nothing wrong seen yet, but not read yet: access_logs, agent ")
+    assert between.headline.startswith("Nothing wrong seen yet, but not read yet: agent ")
+    assert after.headline.startswith("All clear")
+
+
 async def test_a_collector_that_fails_as_a_whole_is_a_blind_spot_until_it_runs_again(tmp_path: Path) -> None:
     ca_file = tmp_path / "ca.pem"
     with serve_http() as web:

@@ -147,6 +147,7 @@ class CollectorHealth:
             runs=self.runs,
             errors_total=self.errors_total,
             last_run=iso(self.last_run) if self.last_run else None,
+            last_success=iso(self.last_success) if self.last_success else None,
             last_duration_seconds=self.last_duration,
             samples_last_run=self.samples_last_run,
             last_error=self.last_error if detailed else None,

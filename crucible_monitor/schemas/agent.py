@@ -35,6 +35,7 @@ class CollectorStatus(BaseModel):
     runs: int
     errors_total: int
     last_run: str | None = Field(None, description="ISO 8601")
+    last_success: str | None = Field(None, description="ISO 8601; null until a run has completed.")
     last_duration_seconds: float | None = None
     samples_last_run: int = 0
     last_error: str | None = Field(None, description="Only on authenticated endpoints.")
