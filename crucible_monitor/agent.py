@@ -231,7 +231,7 @@ class Agent:
         own = AgentCollector(lambda: self.health, self.store.stats, clock=self.clock)
         return [
             *build_collectors(config, clock=self.clock),
-            ScheduledCollector(own, config.agent.collect_interval, None),
+            ScheduledCollector(own, config.agent.collect_interval, None, "agent"),
         ]
 
     async def apply_config(self, config: Config) -> None:
@@ -280,7 +280,7 @@ class Agent:
         self.collectors[name] = scheduled.collector
         self._scheduled[name] = scheduled
         seconds = scheduled.interval.total_seconds()
-        self.health[name] = CollectorHealth(interval=seconds)
+        self.health[name] = CollectorHealth(interval=seconds, key=scheduled.key)
         self._scheduler.add_job(
             self.run_collector,
             # fire on the interval's grid (10:00:00, 10:00:10...), so that samples can carry the tick itself
@@ -294,7 +294,8 @@ class Agent:
         )
 
     async def run_collector(self, name: str) -> None:
-        """Run one collection: store its samples and events; a failure is logged, counted and recorded."""
+        """Run one collection: store its samples and events, note what it could not read (its blind spots); a
+        failure is logged, counted and recorded."""
         collector = self.collectors[name]
         health = self.health[name]
         started = self.clock()
@@ -310,29 +311,16 @@ class Agent:
             health.last_stamp = tick
             stamped = [replace(s, ts=tick) if tick != s.ts else s for s in collection.samples]
             health.samples_last_run = self.store.append(stamped)
-            if collection.events and self._running is not None:
-                self._running.state.add_events(collection.events)
+            self._record([*collection.events, *health.succeeded(name, collection.blind, started)])
         except Exception as exc:  # a job's top level: one collector failing must not stop the others
-            health.errors_total += 1
-            was_ok = health.ok
-            health.last_error = f"{type(exc).__name__}: {exc}"
             logger.exception("collector %s failed", name)
-            if was_ok and self._running is not None:
-                self._running.state.add_events(
-                    [
-                        Event(
-                            EventKind.COLLECTOR_ERROR,
-                            name,
-                            f"collector {name} failed: {health.last_error}",
-                            severity=Severity.WARNING,
-                        )
-                    ]
-                )
-            return
+            self._record(health.failed(name, f"{type(exc).__name__}: {exc}", started))
         finally:
             health.last_duration = self.clock() - started
-        health.last_error = None
-        health.last_success = started
+
+    def _record(self, events: list[Event]) -> None:
+        if events and self._running is not None:
+            self._running.state.add_events(events)
 
     def _schedule_alerting(self, alerting: AlertingConfig) -> None:
         if self._scheduler is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from crucible_monitor import __version__
@@ -206,25 +207,30 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Tables of system, services and HTTP checks from a running agent."""
+    """The agent's state (and its blind spots: what it cannot read), then tables of system, services and checks."""
     from crucible_monitor.remote import RemoteMonitor
 
     async def fetch() -> tuple[Any, ...]:
         async with RemoteMonitor.from_config(_load(args)) as remote:
             return (
                 await remote.health(),
+                await remote.collectors(),
                 await remote.system_status(),
                 await remote.services(),
                 await remote.http_checks(),
             )
 
-    health, system, services, checks = asyncio.run(fetch())
+    health, collectors, system, services, checks = asyncio.run(fetch())
     console = Console()
     console.print(
         f"[bold]{system.host}[/]  crucible-monitor {health.version}  "
         f"agent {'[green]ok[/]' if health.status == 'ok' else '[yellow]degraded[/]'}, "
         f"up {human_duration(health.uptime_seconds)}"
     )
+    for collector in collectors:
+        spots = "; ".join(f"{spot.target or 'a source'} ({spot.config_key})" for spot in collector.blind)
+        if spots:
+            console.print(f"[yellow]blind[/] {escape(collector.name)}: {escape(spots)}")
     overview = Table(title="System", show_header=False, title_justify="left")
     overview.add_row(
         "CPU", _ratio(system.cpu.usage_ratio) + (f" of {system.cpu.count} cores" if system.cpu.count else "")

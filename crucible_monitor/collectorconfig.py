@@ -86,7 +86,11 @@ class SystemdConfig(StrictModel):
 class SupervisorConfig(StrictModel):
     """supervisord programs, read through its XML-RPC API."""
 
-    enabled: bool = Field(True, description="Skipped with one log line when the socket does not exist.")
+    enabled: bool = Field(
+        True,
+        description="The default socket absent: not installed, one log line. Another url that does not answer: a "
+        "blind spot.",
+    )
     url: str = Field("unix:///var/run/supervisor.sock", description="unix:///path.sock or http://host:port.")
     username: str | None = None
     password: SecretStr | None = None

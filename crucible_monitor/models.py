@@ -80,6 +80,7 @@ class EventKind(StrEnum):
     CHECK_FAILED = "check_failed"
     CHECK_RECOVERED = "check_recovered"
     COLLECTOR_ERROR = "collector_error"
+    COLLECTOR_RECOVERED = "collector_recovered"
     ALERT = "alert"
     ANOMALY = "anomaly"
     AGENT = "agent"

@@ -29,6 +29,7 @@ _VITAL_CATEGORIES = ("web", "database", "php")
 _CERT_CRITICAL_DAYS = 7
 _CERT_WARNING_DAYS = 21
 _PRESSURE_WARNING = 0.2
+_BLIND_SHOWN = 2
 
 
 @dataclass(frozen=True)
@@ -74,17 +75,7 @@ def summarize(
         *_service_findings(services, context),
         *_check_findings(checks, context),
         *_resource_findings(system, context),
-        *(
-            Finding(
-                severity="warning",
-                subject=f"collector {c.name}",
-                problem=f"failing: {c.last_error or 'error'} ({c.errors_total} errors since start)",
-                since=c.last_run,
-                hint="the agent's own data may be incomplete; check the agent's log (journalctl -u crucible-monitor)",
-            )
-            for c in collectors
-            if not c.ok
-        ),
+        *_collector_findings(collectors),
     ]
     findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
     status = (
@@ -98,7 +89,7 @@ def summarize(
         host=system.host,
         ts=system.ts or "",
         status=status,
-        headline=_headline(findings, system),
+        headline=_headline(findings, system, [c.name for c in collectors if c.ok and c.last_success is None]),
         findings=findings,
         vitals=_vitals(system),
         services={"total": len(services), "up": len(services) - down, "down": down},
@@ -127,6 +118,32 @@ def _alert_findings(alerts: Sequence[AlertView]) -> list[Finding]:
                 problem=(alert.annotations.get("summary") or alert.name) + acked,
                 since=alert.fired_at or alert.active_since,
                 hint=f"get_alert(alert_id={alert.id}) for its history; acknowledge_alert when someone is on it",
+            )
+        )
+    return found
+
+
+def _collector_findings(collectors: Sequence[CollectorStatus]) -> list[Finding]:
+    """A blind-spot finding per collector that failed or could not read a configured source: nothing is known
+    there, so nothing there can be called clear."""
+    found = []
+    for collector in collectors:
+        if collector.ok:
+            continue
+        spots = [f"{spot.error or 'cannot be read'} ({spot.config_key})" for spot in collector.blind]
+        shown = "; ".join(spots[:_BLIND_SHOWN]) + (
+            f" (+{len(spots) - _BLIND_SHOWN} more)" if len(spots) > _BLIND_SHOWN else ""
+        )
+        failing = f", {collector.errors_total} failed runs since start" if collector.last_error else ""
+        since = min((spot.since for spot in collector.blind if spot.since), default=None)
+        window = f", since='{since}'" if since else ""
+        found.append(
+            Finding(
+                severity="warning",
+                subject=f"collector:{collector.name}",
+                problem=f"blind: {shown or 'cannot read its source'}{failing}",
+                since=since,
+                hint=f"get_events(kinds=['collector_error'], subject='{collector.name}'{window})",
             )
         )
     return found
@@ -342,15 +359,20 @@ def _vitals(system: SystemSnapshot) -> dict[str, Quantity]:
     return vitals
 
 
-def _headline(findings: Sequence[Finding], system: SystemSnapshot) -> str:
+def _headline(findings: Sequence[Finding], system: SystemSnapshot, unread: Sequence[str]) -> str:
+    """The worst three problems; "All clear" only when none exists and every collector has read its sources."""
     serious = [f for f in findings if f.severity != "info"]
+    if not serious and unread:
+        return f"Nothing wrong seen yet, but not read yet: {', '.join(unread)} (their first collection is pending)."
     if not serious:
         cpu = human_ratio(system.cpu.usage_ratio) if system.cpu.usage_ratio is not None else "unknown"
         memory = human_ratio(system.memory.used_ratio) if system.memory.used_ratio is not None else "unknown"
         return f"All clear: CPU {cpu}, memory {memory}, no service down, no check failing."
     parts = [f"{f.subject}: {f.problem}" for f in serious[:3]]
     more = f" (+{len(serious) - 3} more)" if len(serious) > 3 else ""
-    return f"{len(serious)} problem{'s' if len(serious) > 1 else ''}: " + "; ".join(parts) + more
+    unseen = [f.subject.removeprefix("collector:") for f in serious[3:] if f.subject.startswith("collector:")]
+    blind = f"; blind: {', '.join(unseen)}" if unseen else ""
+    return f"{len(serious)} problem{'s' if len(serious) > 1 else ''}: " + "; ".join(parts) + more + blind
 
 
 def _hints(findings: Sequence[Finding]) -> list[str]:

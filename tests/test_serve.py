@@ -16,7 +16,7 @@ from crucible_monitor.cli import main
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[ServedAgent]:
-    supervisor = f"collectors:\n  services:\n    supervisor:\n      url: unix://{tmp_path}/absent.sock\n"
+    supervisor = "collectors:\n  services:\n    supervisor:\n      enabled: false\n"
     with serve_agent(tmp_path, supervisor) as agent:
         yield agent
 

@@ -9,7 +9,15 @@ import pytest
 from crucible_monitor.alerts.rules import ThresholdRule
 from crucible_monitor.alerts.shorthand import CRITICAL_RATIO, shorthand_levels, shorthand_rules
 from crucible_monitor.config import AlertsConfig
-from crucible_monitor.schemas import CpuView, FilesystemView, Finding, MemoryView, SystemSnapshot
+from crucible_monitor.schemas import (
+    BlindSpotView,
+    CollectorStatus,
+    CpuView,
+    FilesystemView,
+    Finding,
+    MemoryView,
+    SystemSnapshot,
+)
 from crucible_monitor.status import Context, summarize
 
 SINCE = 1_700_000_000.0
@@ -83,3 +91,37 @@ def test_the_status_levels_are_the_ones_the_shorthand_rules_fire_and_clear_at() 
     assert levels.cpu is not None and levels.cpu.critical == CRITICAL_RATIO
     assert levels.disk is not None and levels.disk.critical == 0.99
     assert levels.slow_check == timedelta(seconds=2)
+
+
+def test_the_headline_names_blind_collectors_it_has_no_room_for() -> None:
+    system = SystemSnapshot(
+        host="h",
+        ts=None,
+        cpu=CpuView(count=4, usage_ratio=0.99),
+        memory=MemoryView(),
+        filesystems=[],
+        disks=[],
+        network=[],
+    )
+    context = Context(
+        alerts=[], thresholds=AlertsConfig(), restarts_last_hour={}, check_failing_since={}, since_above=lambda *a: None
+    )
+    spots = [
+        BlindSpotView(config_key=f"collectors.php_fpm.pools[{i}].status_url", error=f"pool p{i}") for i in range(3)
+    ]
+    collectors = [
+        CollectorStatus(name=name, ok=False, interval_seconds=10, runs=1, errors_total=0, blind=spots)
+        for name in ("a", "b", "c", "php_fpm")
+    ]
+
+    summary = summarize(system, [], [], collectors, context)
+
+    assert summary.findings[0].subject == "CPU"  # critical first
+    assert summary.headline.startswith("5 problems: CPU: ")
+    assert summary.headline.endswith("(+2 more); blind: c, php_fpm")
+    (php_fpm,) = [f for f in summary.findings if f.subject == "collector:php_fpm"]
+    assert php_fpm.problem == (
+        "blind: pool p0 (collectors.php_fpm.pools[0].status_url); pool p1 (collectors.php_fpm.pools[1].status_url)"
+        " (+1 more)"
+    )
+    assert php_fpm.hint == "get_events(kinds=['collector_error'], subject='php_fpm')"  # since unknown: the default

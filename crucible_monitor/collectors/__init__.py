@@ -19,11 +19,13 @@ __all__ = ["Collection", "Collector", "ScheduledCollector", "build_collectors"]
 
 @dataclass(frozen=True, slots=True)
 class ScheduledCollector:
-    """A collector, how often it runs, and the settings it was built from (to tell when a config change matters)."""
+    """A collector, how often it runs, the settings it was built from (to tell when a config change matters) and
+    their config key (``collectors.mysql``)."""
 
     collector: Collector
     interval: timedelta
     settings: object
+    key: str = ""
 
 
 def build_collectors(config: Config, *, clock: Callable[[], float] = time.time) -> list[ScheduledCollector]:
@@ -37,17 +39,20 @@ def build_collectors(config: Config, *, clock: Callable[[], float] = time.time) 
     built: list[ScheduledCollector] = []
     if settings.system.enabled:
         system = settings.system
-        built.append(ScheduledCollector(SystemCollector(system, clock=clock), system.interval or default, system))
+        collector: Collector = SystemCollector(system, clock=clock)
+        built.append(ScheduledCollector(collector, system.interval or default, system, "collectors.system"))
         if system.top_processes:
-            built.append(ScheduledCollector(ProcessesCollector(system, clock=clock), system.processes_interval, system))
+            collector = ProcessesCollector(system, clock=clock)
+            built.append(ScheduledCollector(collector, system.processes_interval, system, "collectors.system"))
     if settings.services.enabled:
         services = settings.services
-        built.append(
-            ScheduledCollector(ServicesCollector(services, clock=clock), services.interval or default, services)
-        )
+        collector = ServicesCollector(services, clock=clock)
+        built.append(ScheduledCollector(collector, services.interval or default, services, "collectors.services"))
     built.extend(
-        ScheduledCollector(HttpCheckCollector(check, clock=clock), check.interval, check)
-        for check in settings.http_checks
+        ScheduledCollector(
+            HttpCheckCollector(check, clock=clock), check.interval, check, f"collectors.http_checks[{i}]"
+        )
+        for i, check in enumerate(settings.http_checks)
     )
     # The application collectors (and their drivers: PyMySQL, redis, orjson) are imported only when configured:
     # an agent without them starts faster and stays smaller.
@@ -55,27 +60,36 @@ def build_collectors(config: Config, *, clock: Callable[[], float] = time.time) 
         from crucible_monitor.collectors.mysql import MysqlCollector
 
         mysql = settings.mysql
-        built.append(ScheduledCollector(MysqlCollector(mysql, clock=clock), mysql.interval or default, mysql))
+        collector = MysqlCollector(mysql, clock=clock)
+        built.append(ScheduledCollector(collector, mysql.interval or default, mysql, "collectors.mysql"))
     tailing = config.agent.data_dir / "tailing"  # read positions of tailed logs
     access_logs = settings.access_logs
     if access_logs.enabled and access_logs.files:
         from crucible_monitor.collectors.access_logs import AccessLogsCollector
 
         collector = AccessLogsCollector(access_logs, state_dir=tailing, clock=clock)
-        built.append(ScheduledCollector(collector, access_logs.interval or default, access_logs))
+        built.append(
+            ScheduledCollector(collector, access_logs.interval or default, access_logs, "collectors.access_logs")
+        )
     if settings.laravel.enabled and settings.laravel.apps:
         from crucible_monitor.collectors.laravel import LaravelCollector
 
         every = settings.laravel.interval or default
         built.extend(
-            ScheduledCollector(LaravelCollector(app, state_dir=tailing, clock=clock), every, app)
-            for app in settings.laravel.apps
+            ScheduledCollector(
+                LaravelCollector(app, state_dir=tailing, clock=clock, key=f"collectors.laravel.apps[{i}]"),
+                every,
+                app,
+                f"collectors.laravel.apps[{i}]",
+            )
+            for i, app in enumerate(settings.laravel.apps)
         )
     php_fpm = settings.php_fpm
     if php_fpm.enabled and php_fpm.pools:
         from crucible_monitor.collectors.php_fpm import PhpFpmCollector
 
-        built.append(ScheduledCollector(PhpFpmCollector(php_fpm, clock=clock), php_fpm.interval or default, php_fpm))
+        collector = PhpFpmCollector(php_fpm, clock=clock)
+        built.append(ScheduledCollector(collector, php_fpm.interval or default, php_fpm, "collectors.php_fpm"))
     names = [s.collector.name for s in built]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate collector names: {sorted(names)}")

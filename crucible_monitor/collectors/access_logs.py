@@ -41,7 +41,7 @@ from crucible_monitor.collectors.access_log_parsers import (
     parse_caddy_line,
     parse_combined_line,
 )
-from crucible_monitor.collectors.base import Collection, Problems
+from crucible_monitor.collectors.base import BlindSpot, Collection, Problems
 from crucible_monitor.collectors.tailing import Tailer
 from crucible_monitor.config import AccessLogFileConfig, AccessLogsConfig
 from crucible_monitor.configtypes import format_duration
@@ -195,11 +195,12 @@ class AccessLogsCollector:
     def _collect(self) -> Collection:
         now = self._clock()
         cycle: dict[str, _VhostCycle] = {}
-        problems: list[str] = []
-        for source in self._sources:
+        problems: list[str | BlindSpot] = []
+        for index, source in enumerate(self._sources):
             for chunk in source.tailer.read():
                 self._ingest(source, chunk.data, cycle)
-            problems += source.tailer.problems
+            key = f"collectors.access_logs.files[{index}].path"
+            problems += [BlindSpot(source.config.path, key, problem) for problem in source.tailer.problems]
         self._prune(now)
         samples = self._samples(cycle)
         for source in self._sources:
@@ -207,7 +208,7 @@ class AccessLogsCollector:
                 source.tailer.save()
             except OSError:
                 logger.exception("cannot save the positions of %s", source.config.path)
-        return Collection(samples=samples, events=self._problems.update(problems, now))
+        return self._problems.collection(samples, problems, now)
 
     def _ingest(self, source: _Source, data: bytes, cycle: dict[str, _VhostCycle]) -> None:
         lines = data.split(b"\n")

@@ -32,7 +32,7 @@ from pathlib import Path
 import pymysql
 import redis
 
-from crucible_monitor.collectors.base import Collection, Problems
+from crucible_monitor.collectors.base import BlindSpot, Collection, Problems
 from crucible_monitor.collectors.laravel_logs import (
     ERROR_LEVELS,
     LEVELS,
@@ -229,9 +229,18 @@ class LaravelCollector:
 
     catalogue: Sequence[MetricSpec] = CATALOGUE
 
-    def __init__(self, app: LaravelAppConfig, *, state_dir: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        app: LaravelAppConfig,
+        *,
+        state_dir: Path,
+        clock: Callable[[], float] = time.time,
+        key: str = "collectors.laravel.apps[0]",
+    ) -> None:
         self.app = app
         self.name = f"laravel:{app.name}"
+        self.key = key
+        """The config key of this app's settings (blind spots name the settings under it)."""
         self._clock = clock
         self._tailer = Tailer(app.log_patterns(), state_dir / f"laravel-{app.name}.json")
         self._database = AppDatabase(app.database_url.get_secret_value()) if app.database_url else None
@@ -257,9 +266,9 @@ class LaravelCollector:
         now = self._clock()
         labels = {"app": self.app.name}
         samples: list[Sample] = []
-        problems: list[str] = []
+        problems: list[str | BlindSpot] = []
         self._read_logs()
-        problems += self._tailer.problems
+        problems += [BlindSpot(f"logs of {self.app.name}", f"{self.key}.logs", p) for p in self._tailer.problems]
         samples += [
             Sample("laravel_log_entries_total", float(count), {**labels, "level": level})
             for level, count in self._levels.items()
@@ -272,9 +281,11 @@ class LaravelCollector:
             try:
                 samples += read(now)
             except (pymysql.MySQLError, sqlite3.Error) as exc:
-                problems.append(f"database: {describe_error(exc)}")
+                error = f"database: {describe_error(exc)}"
+                problems.append(BlindSpot(f"database of {self.app.name}", f"{self.key}.database_url", error))
             except redis.RedisError as exc:
-                problems.append(f"redis: {describe_error(exc)}")
+                error = f"redis: {describe_error(exc)}"
+                problems.append(BlindSpot(f"redis of {self.app.name}", f"{self.key}.redis_url", error))
         heartbeat = self.app.scheduler_heartbeat
         if heartbeat is not None:
             try:
@@ -286,7 +297,7 @@ class LaravelCollector:
             self._tailer.save()
         except OSError:
             logger.exception("cannot save the log positions of laravel app %s", self.app.name)
-        return Collection(samples=samples, events=self._problems.update(problems, now))
+        return self._problems.collection(samples, problems, now)
 
     def _read_logs(self) -> None:
         zone = self.app.zone

@@ -32,7 +32,7 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
-from crucible_monitor.collectors.base import Collection, Problems
+from crucible_monitor.collectors.base import BlindSpot, Collection, Problems
 from crucible_monitor.config import MysqlConfig
 from crucible_monitor.errors import CollectorError
 from crucible_monitor.models import MetricKind, MetricSpec, Sample, iso
@@ -112,6 +112,8 @@ _STATUS = {
 _SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 _PICOSECONDS = 1e12
 _ER_PARSE_ERROR = 1064
+_ER_ACCESS_DENIED = 1045
+_CANNOT_CONNECT = (2002, 2003, 2005, 2006, 2013)  # no socket, refused, unknown host, gone away, lost
 _MAX_DIGEST_CHARS = 1000
 _SLOW_LOG_ROWS = 10_000
 _LITERALS = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\"|\b0x[0-9a-fA-F]+\b|\b\d+(?:\.\d+)?\b")
@@ -344,7 +346,7 @@ class MysqlCollector:
 
     def _collect(self) -> Collection:
         now = self._clock()
-        problems: list[str] = []
+        problems: list[str | BlindSpot] = []
         try:
             if self._connection is None:
                 self._connection = connect(self.config)
@@ -357,11 +359,24 @@ class MysqlCollector:
         except pymysql.MySQLError as exc:
             self._close()
             self._buffer_pool = None
-            problems.append(f"cannot query the server: {describe(exc)}")
+            problems.append(self._blind(exc))
             samples = [Sample("mysql_up", 0.0)]
         else:
             samples.append(Sample("mysql_up", 1.0))
-        return Collection(samples=samples, events=self._problems.update(problems, now))
+        return self._problems.collection(samples, problems, now)
+
+    def _blind(self, exc: pymysql.MySQLError) -> BlindSpot:
+        """The server as a blind spot, under the setting most likely wrong for this error."""
+        config = self.config
+        where = str(config.unix_socket) if config.unix_socket is not None else f"{config.host}:{config.port}"
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        key = "collectors.mysql"
+        if code == _ER_ACCESS_DENIED:
+            wrong = "defaults_file" if config.password is None and config.defaults_file is not None else "password"
+            key += f".{wrong}"
+        elif code in _CANNOT_CONNECT:
+            key += ".unix_socket" if config.unix_socket is not None else ".host"
+        return BlindSpot(f"server {where}", key, f"cannot query the server: {describe(exc)}")
 
     def _status(self, cursor: pymysql.cursors.Cursor) -> list[Sample]:
         names = ", ".join(f"'{name}'" for name in _STATUS)
@@ -383,7 +398,7 @@ class MysqlCollector:
                 samples.append(Sample("mysql_innodb_buffer_pool_hit_ratio", round(max(hit, 0.0), 6)))
         return samples
 
-    def _replication(self, cursor: pymysql.cursors.Cursor, problems: list[str]) -> list[Sample]:
+    def _replication(self, cursor: pymysql.cursors.Cursor, problems: list[str | BlindSpot]) -> list[Sample]:
         try:
             cursor.execute(self._replica_statement)
         except pymysql.err.ProgrammingError as exc:

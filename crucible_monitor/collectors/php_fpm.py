@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from crucible_monitor.collectors.base import Collection, Problems
+from crucible_monitor.collectors.base import BlindSpot, Collection, Problems, mask_secrets
 from crucible_monitor.config import PhpFpmConfig, PhpFpmPoolConfig
 from crucible_monitor.models import MetricKind, MetricSpec, Sample
 
@@ -173,11 +173,13 @@ class PhpFpmCollector:
         results = await asyncio.gather(*(self._read(pool) for pool in self.config.pools))
         now = self._clock()
         samples: list[Sample] = []
-        problems: list[str] = []
-        for pool, result in zip(self.config.pools, results, strict=True):
+        problems: list[str | BlindSpot] = []
+        for index, (pool, result) in enumerate(zip(self.config.pools, results, strict=True)):
             labels = {"pool": pool.name}
-            if isinstance(result, str):
-                problems.append(f"pool {pool.name}: {result}")
+            if isinstance(result, tuple):
+                field, error = result
+                key = f"collectors.php_fpm.pools[{index}].{field}"
+                problems.append(BlindSpot(f"pool {pool.name}", key, f"pool {pool.name}: {error}"))
                 samples.append(Sample("php_fpm_up", 0.0, labels))
                 continue
             samples.append(Sample("php_fpm_up", 1.0, labels))
@@ -187,31 +189,32 @@ class PhpFpmCollector:
                 if key in result
             ]
             samples += [Sample(metric, float(result[key]), labels) for key, metric in _GAUGES.items() if key in result]
-        return Collection(samples=samples, events=self._problems.update(problems, now))
+        return self._problems.collection(samples, problems, now)
 
-    async def _read(self, pool: PhpFpmPoolConfig) -> dict[str, Any] | str:
-        """The pool's status fields, or what went wrong."""
+    async def _read(self, pool: PhpFpmPoolConfig) -> dict[str, Any] | tuple[str, str]:
+        """The pool's status fields, or the setting to look at (``status_url``, ``status_path``) and what went wrong."""
         timeout = pool.timeout.total_seconds()
         parts = urlsplit(pool.status_url)
+        page = "status_url"
         try:
             if parts.scheme in ("unix", "tcp"):
                 status, body = await fastcgi_get(pool.status_url, pool.status_path, "json", timeout=timeout)
-                where = f"{pool.status_path} over FastCGI"
+                where, page = f"{pool.status_path} over FastCGI", "status_path"
             else:
                 response = await self._http().get(pool.status_url, params={"json": ""}, timeout=timeout)
-                status, body, where = response.status_code, response.content, pool.status_url
+                status, body, where = response.status_code, response.content, mask_secrets(pool.status_url)
         except FastCgiError as exc:
-            return f"cannot read the status page: {str(exc)[:_MAX_ERROR_CHARS]}"
+            return page, f"cannot read the status page: {str(exc)[:_MAX_ERROR_CHARS]}"
         except httpx.HTTPError as exc:
-            return f"cannot read the status page: {(str(exc) or type(exc).__name__)[:_MAX_ERROR_CHARS]}"
+            return page, f"cannot read the status page: {(str(exc) or type(exc).__name__)[:_MAX_ERROR_CHARS]}"
         if status != 200:
-            return f"the status page at {where} answered {status} (is pm.status_path set to it?)"
+            return page, f"the status page at {where} answered {status} (is pm.status_path set to it?)"
         try:
             fields = json.loads(body)
         except ValueError:
-            return f"the status page at {where} is not JSON"
+            return page, f"the status page at {where} is not JSON"
         if not isinstance(fields, dict) or "active processes" not in fields:
-            return f"the status page at {where} is not PHP-FPM's"
+            return page, f"the status page at {where} is not PHP-FPM's"
         return fields
 
     def _http(self) -> httpx.AsyncClient:

@@ -4,7 +4,9 @@ One :class:`ServicesCollector` reads every watched service per collection: the c
 ``discover`` is on, the web-stack units found on the host, and supervisord's programs. It keeps a
 :class:`ServiceStatus` per service (:meth:`ServicesCollector.statuses`), emits samples labelled
 ``{service, manager, category}`` and records events: ``SERVICE_STATE`` when a state changes between polls,
-``SERVICE_RESTART`` when restarts are detected, and ``COLLECTOR_ERROR`` when a manager that answered stops answering.
+``SERVICE_RESTART`` when restarts are detected, and ``COLLECTOR_ERROR`` when a manager that is configured (or that
+answered before) cannot be read: a blind spot of the collection, until it answers. supervisord's default socket
+missing means supervisor is not installed: one INFO line, not a blind spot.
 
 Restarts: systemd counts them itself (``NRestarts``). supervisord does not, so every ``spawned:`` line of its main
 log (read through ``supervisor.readLog`` from the last offset) counts as one; when the log cannot be followed, a
@@ -27,8 +29,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from crucible_monitor.collectors.base import Collection
-from crucible_monitor.config import Category, ServicesConfig
+from crucible_monitor.collectors.base import BlindSpot, Collection, Problems, mask_secrets
+from crucible_monitor.config import Category, ServicesConfig, SupervisorConfig
 from crucible_monitor.managers import describe_error
 from crucible_monitor.managers.supervisor import SUPERVISOR_ERRORS, MainLog, SupervisorClient, full_name
 from crucible_monitor.managers.systemd import (
@@ -104,8 +106,15 @@ def guess_category(name: str, overrides: dict[str, Category], command: str | Non
     return "other"
 
 
+_DEFAULT_SUPERVISOR_URL = SupervisorConfig.model_fields["url"].default
+_KEYS: dict[Manager, str] = {
+    "systemd": "collectors.services.systemd",
+    "supervisor": "collectors.services.supervisor.url",
+}
+
+
 class _SourceError(Exception):
-    """A service manager that was readable cannot be read now."""
+    """A service manager that is configured, or was readable, cannot be read now."""
 
 
 class ServicesCollector:
@@ -135,6 +144,9 @@ class ServicesCollector:
         self._main_log = MainLog()
         self._spawns: dict[str, tuple[int, float]] = {}  # last pid and start time per program
         self._commands: dict[str, str] = {}
+        self._missing_units: list[BlindSpot] = []
+        self._unit_problems = Problems(self.name, "systemd")
+        """Configured systemd units that the last read could not watch (invalid names, not found)."""
 
     def statuses(self) -> list[ServiceStatus]:
         """Every watched service's last known status, by manager then name."""
@@ -152,6 +164,7 @@ class ServicesCollector:
             sources.append(("systemd", self._read_systemd))
         if self._config.supervisor.enabled:
             sources.append(("supervisor", self._read_supervisor))
+        self._missing_units = []
         for manager, read in sources:
             try:
                 result = read(now)
@@ -163,6 +176,8 @@ class ServicesCollector:
                     self._failing.discard(manager)
                     logger.info("%s answers again", manager)
                 self._apply(manager, *result, now, collection)
+        collection.events += self._unit_problems.update(self._missing_units, now)
+        collection.blind += self._missing_units
         if not self._failing:
             self._warn_unwatched()
         return collection
@@ -198,11 +213,15 @@ class ServicesCollector:
         if not self._systemd_ok:
             return None
         units: list[str] = []
-        for unit in self._config.systemd.units:
+        configured: dict[str, str] = {}  # unit → its config key
+        for index, unit in enumerate(self._config.systemd.units):
+            key = f"collectors.services.systemd.units[{index}]"
             try:
                 units.append(validate_unit_name(unit))
-            except ValueError:
-                self._log_once(f"unit:{unit}", "skipping systemd unit %r: not a valid unit name", unit)
+            except ValueError:  # a blind spot: logged and recorded by _unit_problems
+                self._missing_units.append(BlindSpot(f"unit {unit}", key, f"{unit!r} is not a valid unit name"))
+            else:
+                configured.setdefault(units[-1], key)
         either = self._either_units()
         units += [unit for unit in either if unit not in units]
         try:
@@ -217,7 +236,10 @@ class ServicesCollector:
         for properties in parse_systemctl_show(text):
             unit = properties.get("Id", "")
             if properties.get("LoadState") == "not-found":
-                if unit not in either:  # a name from ``services`` may be a supervisor program instead
+                if unit in configured:
+                    spot = BlindSpot(f"unit {unit}", configured[unit], f"systemd unit {unit} not found")
+                    self._missing_units.append(spot)
+                elif unit not in either:  # a name from ``services`` may be a supervisor program instead
                     self._log_once(f"unit:{unit}", "skipping systemd unit %s: not found", unit, level=logging.WARNING)
                 continue
             try:
@@ -261,12 +283,13 @@ class ServicesCollector:
         try:
             client = SupervisorClient(config)
         except ValueError as exc:
-            self._log_once("supervisor", "not watching supervisor: %s", exc, level=logging.WARNING)
-            return None
+            raise _SourceError(f"not watching supervisor: {exc}") from None
         try:
             if not client.socket_exists():
                 if any(manager == "supervisor" for manager, _ in self._statuses):
                     raise _SourceError(f"supervisord's socket {client.socket_path} is gone")
+                if config.url != _DEFAULT_SUPERVISOR_URL:  # configured: a wrong path, not an absent supervisor
+                    raise _SourceError(f"supervisord's socket {client.socket_path} does not exist")
                 self._log_once(
                     "supervisor", "supervisord socket %s does not exist: not watching supervisor", config.url
                 )
@@ -370,7 +393,9 @@ class ServicesCollector:
         self._statuses = others | {(manager, status.name): status for status in statuses}
 
     def _fail(self, manager: Manager, message: str, now: float, out: Collection) -> None:
-        """Mark ``manager``'s services unknown; record the error once, when it starts."""
+        """Mark ``manager``'s services unknown, a blind spot; record the error once, when it starts."""
+        message = mask_secrets(message)
+        out.blind.append(BlindSpot(manager, _KEYS[manager], message))
         for key, status in self._statuses.items():
             if key[0] == manager:
                 unknown = {"state": "unknown", "up": False, "sub_state": None, "pid": None, "memory_bytes": None}
@@ -380,9 +405,8 @@ class ServicesCollector:
             return
         self._failing.add(manager)
         logger.warning("%s", message)
-        out.events.append(
-            Event(EventKind.COLLECTOR_ERROR, manager, message, Severity.WARNING, {"collector": self.name}, now)
-        )
+        data = {"manager": manager, "config_key": _KEYS[manager]}
+        out.events.append(Event(EventKind.COLLECTOR_ERROR, self.name, message, Severity.WARNING, data, now))
 
     def _log_once(self, key: str, message: str, *args: object, level: int = logging.INFO) -> None:
         if key not in self._skip_logged:

@@ -17,7 +17,7 @@ Import from here (``from crucible_monitor.schemas import X``); the modules split
 
 from __future__ import annotations
 
-from crucible_monitor.schemas.agent import AuditView, CollectorStatus, ConfigUpdate, Health, StorageView
+from crucible_monitor.schemas.agent import AuditView, BlindSpotView, CollectorStatus, ConfigUpdate, Health, StorageView
 from crucible_monitor.schemas.alerts import (
     Acknowledgement,
     AcknowledgeRequest,
@@ -126,6 +126,7 @@ __all__ = [
     "AlertState",
     "AlertView",
     "AuditView",
+    "BlindSpotView",
     "CheckResult",
     "CollectorStatus",
     "ConfigUpdate",

@@ -12,21 +12,34 @@ from crucible_monitor.models import iso
 if TYPE_CHECKING:
     from crucible_monitor.storage.state import AuditRecord
 
-__all__ = ["AuditView", "CollectorStatus", "ConfigUpdate", "Health", "StorageView"]
+__all__ = ["AuditView", "BlindSpotView", "CollectorStatus", "ConfigUpdate", "Health", "StorageView"]
+
+
+class BlindSpotView(BaseModel):
+    """A configured source the collector could not read at its last run (or all of them, when the run failed)."""
+
+    config_key: str = Field(
+        description="The config key that configures it, e.g. collectors.php_fpm.pools[0].status_url."
+    )
+    target: str | None = Field(None, description="What it is (a pool, a file); only on authenticated endpoints.")
+    error: str | None = Field(None, description="What went wrong, secrets masked; only on authenticated endpoints.")
+    since: str | None = Field(None, description="ISO 8601: blind since.")
 
 
 class CollectorStatus(BaseModel):
     """How one collector has been doing since the agent started."""
 
     name: str
-    ok: bool
+    ok: bool = Field(description="False when the last run failed or could not read a configured source (see blind).")
     interval_seconds: float
     runs: int
     errors_total: int
     last_run: str | None = Field(None, description="ISO 8601")
+    last_success: str | None = Field(None, description="ISO 8601; null until a run has completed.")
     last_duration_seconds: float | None = None
     samples_last_run: int = 0
     last_error: str | None = Field(None, description="Only on authenticated endpoints.")
+    blind: list[BlindSpotView] = Field(default_factory=list, description="What it could not read: empty when ok.")
 
 
 class StorageView(BaseModel):

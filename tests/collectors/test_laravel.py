@@ -321,6 +321,9 @@ async def test_a_database_that_fails_is_one_event_and_the_logs_are_still_read(tm
     assert first.events[0].message.startswith("laravel app shop: database: MySQL error 2002")
     assert "secret" not in first.events[0].message
     assert second.events == []
+    assert [(b.target, b.key) for b in second.blind] == [
+        ("database of shop", "collectors.laravel.apps[0].database_url")
+    ]
     assert _values(second.samples, "laravel_log_entries_total")[(("level", "error"),)] == 0
 
 

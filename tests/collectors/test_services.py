@@ -22,7 +22,7 @@ from manual_clock import Clock
 from pydantic import SecretStr
 from supervisor_fixture import Supervisord, free_port, run_supervisord
 
-from crucible_monitor.collectors.base import Collection
+from crucible_monitor.collectors.base import BlindSpot, Collection
 from crucible_monitor.collectors.services import ServicesCollector, guess_category
 from crucible_monitor.config import Category, ServicesConfig, SupervisorConfig, SystemdConfig
 from crucible_monitor.errors import NotFoundError
@@ -215,17 +215,25 @@ async def test_systemd_samples_are_all_declared_and_every_declared_metric_is_emi
     assert_contract(collector, collection, complete=True)
 
 
-async def test_a_unit_that_is_not_found_is_skipped_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_configured_unit_that_is_not_found_is_a_blind_spot_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     collector = ServicesCollector(systemd_config(discover=False), run=RecordedSystemctl("show-1.txt"))
 
     with caplog.at_level(logging.INFO, logger="crucible_monitor"):
         first = await collector.collect()
-        await collector.collect()
+        second = await collector.collect()
 
     assert collector.statuses() == []
     assert first.samples == []
     warnings = [r for r in caplog.records if "nginx.service" in r.getMessage()]
     assert [r.levelno for r in warnings] == [logging.WARNING]
+    spot = BlindSpot(
+        "unit nginx.service", "collectors.services.systemd.units[0]", "systemd unit nginx.service not found"
+    )
+    assert first.blind == second.blind == [spot]
+    assert [(e.kind, e.data) for e in first.events] == [(EventKind.COLLECTOR_ERROR, {"config_key": spot.key})]
+    assert second.events == []
 
 
 async def test_the_first_poll_records_no_events_even_for_failed_units() -> None:
@@ -233,7 +241,7 @@ async def test_the_first_poll_records_no_events_even_for_failed_units() -> None:
 
     collection = await collector.collect()
 
-    assert collection.events == []
+    assert [e for e in collection.events if e.kind is not EventKind.COLLECTOR_ERROR] == []  # nginx: a blind spot
 
 
 async def test_state_changes_and_restarts_between_two_snapshots_give_events() -> None:
@@ -335,8 +343,9 @@ async def test_a_failing_systemctl_gives_one_error_event_and_unknown_states() ->
     second = await collector.collect()
 
     (error,) = first.events
-    assert (error.kind, error.subject, error.severity) == (EventKind.COLLECTOR_ERROR, "systemd", Severity.WARNING)
+    assert (error.kind, error.subject, error.severity) == (EventKind.COLLECTOR_ERROR, "services", Severity.WARNING)
     assert "Failed to connect to bus" in error.message
+    assert [(b.target, b.key) for b in first.blind] == [("systemd", "collectors.services.systemd")]
     assert first.samples == second.samples == second.events == []
     assert {s.state for s in collector.statuses()} == {"unknown"}
     assert not any(s.up for s in collector.statuses())
@@ -532,8 +541,10 @@ async def test_a_dead_supervisord_gives_an_error_event_not_an_exception(supervis
     second = await collector.collect()
 
     (error,) = first.events
-    assert (error.kind, error.subject, error.severity) == (EventKind.COLLECTOR_ERROR, "supervisor", Severity.WARNING)
+    assert (error.kind, error.subject, error.severity) == (EventKind.COLLECTOR_ERROR, "services", Severity.WARNING)
+    assert error.data == {"manager": "supervisor", "config_key": "collectors.services.supervisor.url"}
     assert first.samples == second.samples == second.events == []
+    assert first.blind == second.blind  # blind every cycle, reported once
     assert {s.state for s in collector.statuses()} == {"unknown"}
     assert not any(s.up or s.pid for s in collector.statuses())
 
@@ -552,12 +563,15 @@ async def test_a_supervisord_that_stops_answering_gives_an_error_event(superviso
         os.kill(orphan, signal.SIGTERM)  # supervisord could not stop its programs
 
     (error,) = collection.events
-    assert (error.kind, error.subject) == (EventKind.COLLECTOR_ERROR, "supervisor")
+    assert (error.kind, error.subject) == (EventKind.COLLECTOR_ERROR, "services")
     assert "does not answer" in error.message
+    assert [b.key for b in collection.blind] == ["collectors.services.supervisor.url"]
     assert {s.state for s in collector.statuses()} == {"unknown"}
 
 
-async def test_a_missing_socket_is_skipped_with_one_info_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_configured_socket_that_does_not_exist_is_a_blind_spot_logged_once_as_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = ServicesConfig(
         systemd=SystemdConfig(enabled=False), supervisor=SupervisorConfig(url=f"unix://{tmp_path}/none.sock")
     )
@@ -567,8 +581,28 @@ async def test_a_missing_socket_is_skipped_with_one_info_line(tmp_path: Path, ca
         first = await collector.collect()
         second = await collector.collect()
 
-    assert first == second == Collection()
+    expected = BlindSpot(
+        "supervisor", "collectors.services.supervisor.url", f"supervisord's socket {tmp_path}/none.sock does not exist"
+    )
+    assert first.blind == second.blind == [expected]
+    assert [e.kind for e in first.events] == [EventKind.COLLECTOR_ERROR]
+    assert second.events == []
     assert collector.statuses() == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [expected.error]
+
+
+@pytest.mark.skipif(Path("/var/run/supervisor.sock").exists(), reason="supervisord is installed on this host")
+async def test_the_default_socket_absent_means_not_installed_one_info_line_and_no_blind_spot(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    collector = ServicesCollector(ServicesConfig(systemd=SystemdConfig(enabled=False)))
+
+    with caplog.at_level(logging.DEBUG, logger="crucible_monitor"):
+        first = await collector.collect()
+        second = await collector.collect()
+
+    assert first == second == Collection()
     assert [r.levelno for r in caplog.records] == [logging.INFO]
     assert "does not exist" in caplog.records[0].getMessage()
 
@@ -635,16 +669,18 @@ async def test_supervisord_is_also_read_over_http_with_basic_auth(tmp_path: Path
     assert [e.subject for e in collection.events if e.kind is EventKind.SERVICE_RESTART] == ["sleeper"]
 
 
-async def test_an_unsupported_supervisor_url_is_skipped_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_unsupported_supervisor_url_is_a_blind_spot_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
     config = ServicesConfig(systemd=SystemdConfig(enabled=False), supervisor=SupervisorConfig(url="ftp://host/x"))
     collector = ServicesCollector(config)
 
     with caplog.at_level(logging.INFO, logger="crucible_monitor"):
-        assert await collector.collect() == Collection()
-        assert await collector.collect() == Collection()
+        first = await collector.collect()
+        second = await collector.collect()
 
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert "unsupported supervisor URL" in caplog.text
+    assert [b.key for b in first.blind] == [b.key for b in second.blind] == ["collectors.services.supervisor.url"]
+    assert first.samples == second.samples == second.events == []
 
 
 # ---------------------------------------------------------------------------------------------------------------

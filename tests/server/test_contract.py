@@ -157,7 +157,7 @@ def _config(tmp_path: Path) -> Config:
             "agent": {"data_dir": str(tmp_path / "data"), "api_token": TOKEN, "hostname": "contract-host"},
             "storage": {"fsync": False},
             "collectors": {
-                "services": {"systemd": {"enabled": False}, "supervisor": {"url": f"unix://{tmp_path}/absent.sock"}},
+                "services": {"systemd": {"enabled": False}, "supervisor": {"enabled": False}},
                 "laravel": {"apps": [{"name": "shop", "path": str(shop), "queue_driver": "none"}]},
                 "access_logs": {"files": [{"path": str(tmp_path / "access.log"), "format": "caddy"}]},
             },

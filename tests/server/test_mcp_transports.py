@@ -30,7 +30,7 @@ INIT = {
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[ServedAgent]:
-    extra = f"collectors:\n  services:\n    supervisor:\n      url: unix://{tmp_path}/absent.sock\n"
+    extra = "collectors:\n  services:\n    supervisor:\n      enabled: false\n"
     with serve_agent(tmp_path, extra) as served:
         yield served
 
