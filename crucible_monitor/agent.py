@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TypeVar
@@ -82,14 +82,14 @@ def alerting_config(config: Config) -> AlertingConfig:
 
 
 def _tick(started: float, interval: float) -> float:
-    """The grid time a collection belongs to (when it started less than 1 s after it), else when it started.
+    """The grid time a collection belongs to: the latest multiple of the interval (on the wall clock) at or before
+    its start, also when it runs late under load.
 
     All samples of one collection share one timestamp on a regular grid; that costs nothing to store (delta
     encoding) where jittered times cost a third of the bytes, and it lines up series from different collectors.
     Never a time in the future: jobs fire just after their grid time.
     """
-    grid = math.floor(started / interval) * interval
-    return grid if started - grid < min(1.0, interval / 10) else started
+    return math.floor(started / interval) * interval
 
 
 class Agent:
@@ -285,7 +285,7 @@ class Agent:
             self.run_collector,
             # fire on the interval's grid (10:00:00, 10:00:10...), so that samples can carry the tick itself
             IntervalTrigger(
-                seconds=seconds, start_date=datetime.fromtimestamp(math.ceil(time.time() / seconds) * seconds)
+                seconds=seconds, start_date=datetime.fromtimestamp(math.ceil(time.time() / seconds) * seconds, tz=UTC)
             ),
             args=[name],
             id=f"collector:{name}",

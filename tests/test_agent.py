@@ -6,6 +6,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from manual_clock import Clock
 
 from crucible_monitor.agent import Agent
 from crucible_monitor.config import Config
@@ -59,6 +60,20 @@ async def test_a_failing_collector_is_counted_and_recorded_while_the_others_go_o
         assert len(errors) == 1, "one event when the collector starts failing, not one per run"
         [errors_total] = agent.store.latest("agent_collector_errors_total", {"collector": "system"})
         assert errors_total.value == 3
+    finally:
+        await agent.stop()
+
+
+async def test_samples_are_stamped_on_the_wall_clock_grid_also_when_a_run_is_late(tmp_path: Path) -> None:
+    clock = Clock(1_800_000_000.0)  # a whole second: the 1 s grid
+    agent = Agent(_config(tmp_path), clock=clock)
+    await agent.start(schedule=False)
+    try:
+        for late_by, grid in ((0.05, 1_800_000_000.0), (0.7, 1_800_000_005.0)):
+            clock.now = grid + late_by  # the second run starts 0.7 s late, as under load
+            await agent.run_collector("system")
+            [memory] = agent.store.latest("memory_total_bytes")
+            assert memory.ts == grid
     finally:
         await agent.stop()
 
