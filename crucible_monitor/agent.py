@@ -42,8 +42,8 @@ from crucible_monitor.collectors.http_checks import HttpCheckCollector
 from crucible_monitor.collectors.processes import ProcessesCollector
 from crucible_monitor.collectors.services import ServicesCollector
 from crucible_monitor.config import Config
-from crucible_monitor.errors import AgentNotStarted, StorageError
-from crucible_monitor.models import Event, EventKind, MetricSpec, Severity
+from crucible_monitor.errors import AgentNotStarted, DiskFull, StorageError
+from crucible_monitor.models import Event, EventKind, MetricSpec, Sample, Severity, iso
 from crucible_monitor.schemas import AnomalyScore, CheckResult, FillForecast, ProcessSnapshot, ServiceStatus
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
@@ -59,6 +59,7 @@ _C = TypeVar("_C")
 _MAINTENANCE_EVERY = timedelta(hours=1)
 _EVENT_RETENTION = timedelta(days=90)
 _FORECAST_EVERY = timedelta(minutes=15)
+_DISK_FULL_LOG_EVERY = 60.0  # seconds between log lines while the disk is full
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,8 @@ class Agent:
         self._scheduler: AsyncIOScheduler | None = None
         self._workers: ProcessPoolExecutor | None = None
         self._closing = False
+        self._disk_full_since: float | None = None
+        self._disk_full_logged = -math.inf
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -310,13 +313,33 @@ class Agent:
                 tick = max(started, health.last_stamp + 0.001)  # an extra run between ticks keeps its own time
             health.last_stamp = tick
             stamped = [replace(s, ts=tick) if tick != s.ts else s for s in collection.samples]
-            health.samples_last_run = self.store.append(stamped)
+            health.samples_last_run = self._store(stamped)
             self._record([*collection.events, *health.succeeded(name, collection.blind, started)])
         except Exception as exc:  # a job's top level: one collector failing must not stop the others
             logger.exception("collector %s failed", name)
             self._record(health.failed(name, f"{type(exc).__name__}: {exc}", started))
         finally:
             health.last_duration = self.clock() - started
+
+    def _store(self, samples: list[Sample]) -> int:
+        """Append to the store. While the disk is full the samples are held in memory: a log line a minute at most,
+        and one event once space returns (``state.db`` may sit on the same full disk)."""
+        try:
+            stored = self.store.append(samples)
+        except DiskFull as exc:
+            now = self.clock()
+            self._disk_full_since = self._disk_full_since or now
+            if now - self._disk_full_logged >= _DISK_FULL_LOG_EVERY:
+                self._disk_full_logged = now
+                logger.warning("%s", exc)
+            return 0
+        if self._disk_full_since is not None:
+            held = stored - len(samples)
+            message = f"the disk was full from {iso(self._disk_full_since)}: {held} samples held in memory, now written"
+            self._disk_full_since = None
+            logger.info("%s", message)
+            self._record([Event(EventKind.AGENT, "storage", message, Severity.WARNING)])
+        return stored
 
     def _record(self, events: list[Event]) -> None:
         if events and self._running is not None:

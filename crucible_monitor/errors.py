@@ -4,6 +4,7 @@ CrucibleError
  ├── ConfigError        a config file or value is invalid (names file, line and key)
  ├── CollectorError     a collector could not read its source
  ├── StorageError       the data directory cannot be written or read
+ │    └── DiskFull      no space: samples held in memory until there is
  ├── QueryError         a metrics query names an unknown metric, aggregation or range
  ├── NotFoundError      an id (alert, service, check) that does not exist
  │    └── AgentNotStarted  what exists only while the agent runs (state.db, alerting, analysis), asked too early
@@ -23,6 +24,7 @@ __all__ = [
     "CrucibleError",
     "NotFoundError",
     "QueryError",
+    "DiskFull",
     "StorageError",
     "error_for_status",
     "status_for",
@@ -43,6 +45,10 @@ class CollectorError(CrucibleError):
 
 class StorageError(CrucibleError):
     """The data directory cannot be written or read."""
+
+
+class DiskFull(StorageError):
+    """The WAL could not be written for lack of space: the batch is held in memory (bounded) until space returns."""
 
 
 class QueryError(CrucibleError):

@@ -112,12 +112,16 @@ class Monitor:
         for stored in state.events(kinds=[EventKind.CHECK_FAILED], limit=1000):
             failing_since.setdefault(stored.event.subject, stored.event.ts)
         alerts = await self.list_alerts(state="active")
+        stats = self.agent.store.stats()
         context = Context(
             alerts=alerts,
             thresholds=self.agent.config.alerts,
             restarts_last_hour=restarts,
             check_failing_since=failing_since,
             since_above=lambda metric, labels, threshold: since_above(self.agent.store, metric, labels, threshold, now),
+            held_samples=stats.held_rows,
+            held_since=stats.held_since,
+            dropped_samples=stats.dropped_rows,
         )
         return summarize(
             await self.system_status(),

@@ -47,6 +47,10 @@ class Context:
     restarts_last_hour: Mapping[str, int]
     check_failing_since: Mapping[str, float]
     since_above: Callable[[str, dict[str, str], float], float | None]
+    held_samples: int = 0
+    """Samples held in memory because the disk is full (see ``MetricStore.append``)."""
+    held_since: float | None = None
+    dropped_samples: int = 0
 
     @property
     def levels(self) -> Levels:
@@ -76,6 +80,7 @@ def summarize(
         *_check_findings(checks, context),
         *_resource_findings(system, context),
         *_collector_findings(collectors),
+        *_storage_findings(context),
     ]
     findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
     status = (
@@ -121,6 +126,23 @@ def _alert_findings(alerts: Sequence[AlertView]) -> list[Finding]:
             )
         )
     return found
+
+
+def _storage_findings(context: Context) -> list[Finding]:
+    """Critical while the disk is full: collection goes on into memory, nothing of it is durable yet."""
+    if not context.held_samples:
+        return []
+    given_up = f", {context.dropped_samples} given up" if context.dropped_samples else ""
+    return [
+        Finding(
+            severity="critical",
+            subject="storage",
+            problem=f"disk full: collecting to memory, {context.held_samples} samples pending{given_up}",
+            since=iso(context.held_since) if context.held_since else None,
+            hint="get_system_status after freeing space on the data directory's filesystem; get_metrics(metric="
+            "'filesystem_used_ratio')",
+        )
+    ]
 
 
 def _collector_findings(collectors: Sequence[CollectorStatus]) -> list[Finding]:

@@ -12,6 +12,7 @@ in the agent, so that the agent does not keep Parquet's writer code and buffers.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import threading
@@ -26,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crucible_monitor.config import StorageConfig
-from crucible_monitor.errors import StorageError
+from crucible_monitor.errors import DiskFull, StorageError
 from crucible_monitor.models import Aggregation, Sample, labels_key, labels_match, parse_labels_key
 from crucible_monitor.storage import aggregate
 from crucible_monitor.storage.files import (
@@ -89,6 +90,10 @@ class LatestPoint:
         return (self.value - self.previous_value) / (self.ts - self.previous_ts)
 
 
+MAX_HELD_ROWS = 1_000_000
+"""Most samples held in memory while the disk is full (some 40 MB: hours of a busy host at 10 s)."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoreStats:
     """Sizes for health output."""
@@ -97,6 +102,11 @@ class StoreStats:
     wal_bytes: int
     pending_rows: int
     days: dict[str, int]
+    held_rows: int = 0
+    """Samples held in memory while the disk is full (written when space returns)."""
+    held_since: float | None = None
+    dropped_rows: int = 0
+    """Samples given up because the hold was full (oldest first)."""
 
 
 class MetricStore:
@@ -120,6 +130,9 @@ class MetricStore:
         self._lock = threading.RLock()
         self._pending: dict[int, list[Row]] = {}  # WAL segment → rows not yet in Parquet
         self._flushing: list[Row] = []  # rows being written, still served from memory
+        self._held: list[Row] = []  # rows the WAL had no space for, oldest first (written before the next batch)
+        self._held_since: float | None = None
+        self._dropped = 0
         self._latest: dict[tuple[str, str], tuple[int, float, int | None, float | None]] = {}
         self._opened = False
 
@@ -157,26 +170,41 @@ class MetricStore:
     # -- writing --------------------------------------------------------------------------------------------
 
     def append(self, samples: Iterable[Sample]) -> int:
-        """Store a batch. Once this returns, every sample in it survives a crash. Returns the rows stored.
+        """Store a batch. Once this returns, every sample in it survives a crash. Returns the rows stored (with any
+        that were held for lack of space, written first).
 
         Samples with a non-finite value are dropped (NaN cannot be stored faithfully or queried sensibly).
 
         Raises:
-            StorageError: the WAL could not be written; nothing of the batch is stored.
+            DiskFull: no space for the WAL; the batch is held in memory (at most :data:`MAX_HELD_ROWS` rows, the
+                oldest given up first) and written by the first append that finds space.
+            StorageError: the WAL could not be written otherwise; nothing of the batch is stored.
         """
         rows: list[Row] = [
             (round(s.ts * 1000), s.metric, labels_key(s.labels), float(s.value))
             for s in samples
             if math.isfinite(s.value)
         ]
-        if not rows:
+        if not rows and not self._held:
             return 0
         with self._lock:
-            self.wal.append(rows)
-            self._pending.setdefault(self.wal.active_segment, []).extend(rows)
+            batch = [*self._held, *rows]
+            try:
+                self.wal.append(batch)
+            except StorageError as exc:
+                if not isinstance(exc.__cause__, OSError) or exc.__cause__.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                self._held = batch[-MAX_HELD_ROWS:]
+                self._dropped += len(batch) - len(self._held)
+                self._held_since = self._held_since or self.clock()
+                for row in rows:
+                    self._remember(row)
+                raise DiskFull(f"{exc}: {len(self._held)} samples held in memory until there is space") from exc
+            self._pending.setdefault(self.wal.active_segment, []).extend(batch)
             for row in rows:
                 self._remember(row)
-        return len(rows)
+            self._held, self._held_since = [], None
+        return len(batch)
 
     def _remember(self, row: Row) -> None:
         ts, metric, labels, value = row
@@ -234,7 +262,16 @@ class MetricStore:
         days, parquet, wal = disk_usage(self.directory)
         with self._lock:
             pending = sum(len(r) for r in self._pending.values())
-        return StoreStats(disk_bytes=parquet + wal, wal_bytes=wal, pending_rows=pending, days=days)
+            held, since, dropped = len(self._held), self._held_since, self._dropped
+        return StoreStats(
+            disk_bytes=parquet + wal,
+            wal_bytes=wal,
+            pending_rows=pending,
+            days=days,
+            held_rows=held,
+            held_since=since,
+            dropped_rows=dropped,
+        )
 
     # -- reading --------------------------------------------------------------------------------------------
 
