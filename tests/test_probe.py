@@ -1,0 +1,181 @@
+"""``check-config --probe`` against the real things: a MariaDB (wrong password, then the right one), supervisord
+(a socket path where none is, then its own), php-fpm (a pool on a socket that refuses, one on the real pool), an
+access log (missing, then present), HTTP checks (a host that cannot resolve, a loopback server) and ``logs.files``.
+
+Each run goes through the CLI's ``main`` with a config file, as an operator types it; the table is read at a wide
+terminal so each row is one line. System and systemd collectors are off: the host's own state does not matter.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from loopback_servers import Reply, serve_http
+from services import short_directory
+from services.mariadb import run_mariadb
+from services.php_fpm import run_php_fpm
+from supervisor_fixture import run_supervisord
+
+from crucible_monitor.cli import main
+from crucible_monitor.probe import fix_for
+
+PASSWORD = "right-Pa55word"
+WRONG = "wrong-Pa55word"
+
+
+@contextmanager
+def refusing_socket() -> Iterator[Path]:
+    """A unix socket path that refuses connections: bound, never listened on, closed."""
+    with short_directory() as directory:
+        path = directory / "pool.sock"
+        with socket.socket(socket.AF_UNIX) as closed:
+            closed.bind(str(path))
+        yield path
+
+
+def _write(tmp_path: Path, name: str, collectors: dict[str, Any], logs: dict[str, str]) -> Path:
+    config = {
+        "agent": {"data_dir": str(tmp_path / "data")},
+        "collectors": {"system": {"enabled": False}, **collectors},
+        "logs": {"files": logs},
+    }
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def _probe(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, str], str]:
+    """Run ``check-config PATH --probe``: its exit status, the table's line per config key, all the output."""
+    code = main(["check-config", str(path), "--probe"])
+    out = capsys.readouterr().out
+    rows = {}
+    for line in out.splitlines():
+        cells = [cell.strip() for cell in line.split("│")]
+        if len(cells) > 3 and cells[2].startswith(("collectors.", "logs.")):
+            rows[cells[2]] = line
+    return code, rows, out
+
+
+def _row(rows: dict[str, str], key: str, result: str, *words: str) -> None:
+    assert key in rows, sorted(rows)
+    cells = [cell.strip() for cell in rows[key].split("│")]
+    assert cells[3] == result, rows[key]
+    for word in words:
+        assert word in rows[key], rows[key]
+
+
+def test_probe_names_each_failed_target_with_its_key_and_fix_and_passes_when_all_are_right(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    access_log = tmp_path / "access.log"
+    app_log = tmp_path / "app.log"
+    app_log.write_text("started\n", encoding="utf-8")
+    (tmp_path / "sv").mkdir()
+    with (
+        run_mariadb(tmp_path / "db") as db,
+        run_supervisord(tmp_path / "sv", {"sleeper": {"command": "/bin/sleep 1000"}}) as sv,
+        run_php_fpm(tmp_path / "fpm") as fpm,
+        refusing_socket() as refusing,
+        short_directory() as nowhere,
+        serve_http() as web,
+    ):
+        web.script("/health", Reply(200, b"ok"))
+        db.execute("CREATE USER 'crucible'@'127.0.0.1' IDENTIFIED BY %s", (PASSWORD,))
+        mysql = {"enabled": True, "host": "127.0.0.1", "port": db.port, "user": "crucible"}
+        checks = [{"name": "site", "url": web.url("/health")}, {"name": "gone", "url": "https://no-such-host.invalid/"}]
+        wrong = _write(
+            tmp_path,
+            "wrong.yaml",
+            {
+                "mysql": {**mysql, "password": WRONG},
+                "services": {"systemd": {"enabled": False}, "supervisor": {"url": f"unix://{nowhere / 'sv.sock'}"}},
+                "php_fpm": {
+                    "pools": [
+                        {"name": "closed", "status_url": f"unix://{refusing}"},
+                        {"name": "www", "status_url": f"unix://{fpm.socket}"},
+                    ]
+                },
+                "access_logs": {"files": [{"path": str(access_log)}]},
+                "http_checks": checks,
+            },
+            {"app": str(app_log), "old": str(tmp_path / "old.log")},
+        )
+        code, rows, out = _probe(wrong, capsys)
+        assert code == 1, out
+        assert WRONG not in out and PASSWORD not in out
+        _row(rows, "collectors.mysql.password", "failed", "Access denied", "check the user and password")
+        _row(rows, "collectors.services.supervisor.url", "failed", "does not exist", "is the service running")
+        _row(rows, "collectors.php_fpm.pools[0].status_url", "failed", "refused", "is the service running")
+        _row(rows, "collectors.php_fpm.pools[1]", "ok", "pool www")
+        _row(rows, "collectors.access_logs.files[0].path", "failed", str(access_log), "fix the path")
+        _row(rows, "collectors.http_checks[0].url", "ok")
+        _row(rows, "collectors.http_checks[1].url", "failed", "no-such-host.invalid", "DNS")
+        _row(rows, "logs.files.app", "ok")
+        _row(rows, "logs.files.old", "failed", "No such file", "fix the path")
+        assert "6 of 9 failed" in out
+        assert web.count("/health") == 0  # resolved and connected to, never requested
+
+        access_log.write_text("", encoding="utf-8")
+        right = _write(
+            tmp_path,
+            "right.yaml",
+            {
+                "mysql": {**mysql, "password": PASSWORD},
+                "services": {"systemd": {"enabled": False}, "supervisor": {"url": sv.url}},
+                "php_fpm": {"pools": [{"name": "www", "status_url": f"unix://{fpm.socket}"}]},
+                "access_logs": {"files": [{"path": str(access_log)}]},
+                "http_checks": checks[:1],
+            },
+            {"app": str(app_log)},
+        )
+        code, rows, out = _probe(right, capsys)
+        assert code == 0, out
+        assert set(rows) == {
+            "collectors.mysql",
+            "collectors.services.supervisor.url",
+            "collectors.php_fpm.pools[0]",
+            "collectors.access_logs.files[0].path",
+            "collectors.http_checks[0].url",
+            "logs.files.app",
+        }
+        assert all("│ ok" in line for line in rows.values()), out
+        assert "0 of 6 failed" in out and PASSWORD not in out
+
+
+def test_a_password_in_a_url_is_never_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    with refusing_socket() as refusing:
+        status_url = f"unix://{refusing}"
+        collectors = {
+            "services": {"enabled": False},
+            "php_fpm": {"pools": [{"name": "app", "status_url": status_url}]},
+            "http_checks": [{"name": "api", "url": f"http://monitor:{PASSWORD}@127.0.0.1:1/health"}],
+        }
+        code, rows, out = _probe(_write(tmp_path, "secret.yaml", collectors, {}), capsys)
+    assert code == 1
+    assert PASSWORD not in out
+    _row(rows, "collectors.http_checks[0].url", "failed", "monitor:", "refused")
+
+
+@pytest.mark.parametrize(
+    ("error", "advice"),
+    [
+        ("cannot query the server: MySQL error 1045: Access denied for user", "user and password"),
+        ("cannot read /var/log/x.log: Permission denied", "needs read access to /var/log/x.log"),
+        ("pool www: [Errno 111] Connection refused", "is the service running"),
+        ("no file /var/log/caddy/access.log", "fix the path"),
+        ("[Errno -2] Name or service not known", "DNS"),
+    ],
+)
+def test_common_errors_map_to_advice_naming_the_key(error: str, advice: str) -> None:
+    fix = fix_for("collectors.some.key", error)
+    assert advice in fix and "collectors.some.key" in fix
