@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import logging
 import os
 import re
 import tempfile
@@ -198,28 +199,25 @@ _PATH = re.compile(r"/[^\s:'\"()]+")
 
 
 def fix_for(key: str, error: str, *, resolve: bool = False) -> str:
-    """Advice for a common ``error`` of the target configured at ``key``."""
+    """Advice for a common ``error`` of the target configured at ``key`` (the table shows the key beside it)."""
     text = error.lower()
     if resolve or any(words in text for words in _RESOLVE):
-        return f"the host name does not resolve: check the host in {key} and the host's DNS (/etc/resolv.conf)"
+        return "the host name does not resolve: check the name, and the host's DNS (/etc/resolv.conf)"
     if "access denied" in text or "1045" in text or ("auth" in text and ("fail" in text or "invalid" in text)):
-        return f"check the user and password at {key} (or the password_file / defaults_file it reads them from)"
+        return "check the user and password (or the password_file / defaults_file they are read from)"
     if "permission denied" in text:
         path = _PATH.search(error)
         where = path.group(0) if path else "it"
-        user = getpass.getuser()
-        return (
-            f"the agent's user ({user}) needs read access to {where} ({key}); e.g. the file's group (adm in /var/log)"
-        )
+        return f"the agent's user ({getpass.getuser()}) needs read access to {where} (e.g. the adm group in /var/log)"
     if "refused" in text:
-        return f"is the service running and listening there? is the address or socket path at {key} right?"
+        return "is the service running and listening there? is the address or socket path right?"
     if "no such file" in text or "does not exist" in text or "no file " in text or "no directory " in text:
-        if _under(key, "collectors.services.supervisor") or "socket" in text or "status_url" in key:
-            return f"is the service running (its socket is created when it starts)? is the path at {key} right?"
-        return f"no such file: fix the path at {key}, or create the file"
+        if ".sock" in text or key.endswith(("url", "unix_socket", "host")):
+            return "is the service running (it creates its socket when it starts)? is the path right?"
+        return "correct the path, or create the file"
     if "timed out" in text or "timeout" in text or "no answer within" in text:
-        return f"no answer in time: is the host at {key} right, and is a firewall dropping the connection?"
-    return f"see the error; the setting is {key}"
+        return "no answer in time: is the host right? is a firewall dropping the connection?"
+    return "see the error"
 
 
 def _failed(target: str, key: str, error: str, *, resolve: bool = False) -> ProbeRow:
@@ -228,12 +226,12 @@ def _failed(target: str, key: str, error: str, *, resolve: bool = False) -> Prob
 
 
 def _secret_values(value: object) -> Iterator[str]:
-    """Every secret in a config tree: SecretStr values, and the passwords inside them when they are URLs."""
+    """Every secret in a config tree: SecretStr values, or their passwords when they are URLs."""
     if isinstance(value, SecretStr):
         secret = value.get_secret_value()
-        yield secret
-        password = urlsplit(secret).password if "://" in secret else None
-        if password:
+        if "://" not in secret:
+            yield secret
+        elif password := urlsplit(secret).password:  # a URL: its password is the secret (shown through mask_url)
             yield password
             yield unquote(password)
     elif isinstance(value, BaseModel):
@@ -262,18 +260,30 @@ async def probe(config: Config) -> list[ProbeRow]:
     http = [
         _http_row(i, c.name, str(c.url), min(CONNECT_TIMEOUT, c.timeout.total_seconds())) for i, c in enumerate(checks)
     ]
-    collected, reached = await asyncio.gather(_collector_rows(config), asyncio.gather(*http))
+    quiet = logging.getLogger("crucible_monitor.collectors")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # what the collectors would log is in the rows
+    try:
+        collected, reached = await asyncio.gather(_collector_rows(config), asyncio.gather(*http))
+    finally:
+        quiet.setLevel(level)
     logs = [_log_row(name, path) for name, path in config.logs.files.items()]
     secrets = sorted({s for s in _secret_values(config) if len(s) >= 3}, key=len, reverse=True)
     return _scrub([*collected, *reached, *logs], secrets)
 
 
 def probe_table(rows: Sequence[ProbeRow]) -> Table:
-    """The rows as a table: target, config key, ok/failed, and the error and the fix of each failure."""
-    table = Table(title=f"Probe: {sum(not r.ok for r in rows)} of {len(rows)} failed", title_justify="left")
-    for column in ("target", "config key", "result", "error", "fix"):
-        table.add_column(column, overflow="fold")
+    """The rows as a table: target, config key, ok/failed, and for each failure its error and (below) the fix."""
+    failed = sum(not r.ok for r in rows)
+    table = Table(title=f"Probe: {failed} of {len(rows)} failed", title_justify="left", expand=True)
+    table.add_column("target", overflow="fold", ratio=3)
+    table.add_column("config key", overflow="fold", ratio=3)
+    table.add_column("result", no_wrap=True)
+    table.add_column("error and fix", overflow="fold", ratio=5)
     for row in rows:
         result = Text("ok", style="green") if row.ok else Text("failed", style="red")
-        table.add_row(Text(row.target), Text(row.key), result, Text(row.error), Text(row.fix))
+        why = Text(row.error)
+        if row.fix:
+            why.append("\nfix: ", style="bold").append(row.fix)
+        table.add_row(Text(row.target), Text(row.key), result, why)
     return table

@@ -20,6 +20,7 @@ from loopback_servers import Reply, serve_http
 from services import short_directory
 from services.mariadb import run_mariadb
 from services.php_fpm import run_php_fpm
+from services.redis_server import run_redis
 from supervisor_fixture import run_supervisord
 
 from crucible_monitor.cli import main
@@ -54,11 +55,17 @@ def _probe(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[st
     """Run ``check-config PATH --probe``: its exit status, the table's line per config key, all the output."""
     code = main(["check-config", str(path), "--probe"])
     out = capsys.readouterr().out
-    rows = {}
+    rows: dict[str, str] = {}
+    key = ""
     for line in out.splitlines():
         cells = [cell.strip() for cell in line.split("│")]
-        if len(cells) > 3 and cells[2].startswith(("collectors.", "logs.")):
-            rows[cells[2]] = line
+        if len(cells) < 4:
+            continue
+        if cells[2].startswith(("collectors.", "logs.")):
+            key = cells[2]
+            rows[key] = line
+        elif key and not cells[2]:  # the fix, on the row's second line
+            rows[key] += line
     return code, rows, out
 
 
@@ -85,9 +92,27 @@ def test_probe_names_each_failed_target_with_its_key_and_fix_and_passes_when_all
         refusing_socket() as refusing,
         short_directory() as nowhere,
         serve_http() as web,
+        run_redis(tmp_path / "redis") as cache,
     ):
         web.script("/health", Reply(200, b"ok"))
         db.execute("CREATE USER 'crucible'@'127.0.0.1' IDENTIFIED BY %s", (PASSWORD,))
+        db.execute("CREATE DATABASE shop")
+        db.execute("CREATE TABLE shop.failed_jobs (id INT)")
+        db.execute("GRANT SELECT ON shop.* TO 'crucible'@'127.0.0.1'")
+        for name in ("shop", "blog"):
+            (tmp_path / name / "storage" / "logs").mkdir(parents=True)
+
+        def app(name: str, password: str, redis_url: str) -> dict[str, Any]:
+            database = f"mysql://crucible:{password}@127.0.0.1:{db.port}/shop"
+            path = str(tmp_path / name)
+            return {
+                "name": name,
+                "path": path,
+                "queue_driver": "none",
+                "database_url": database,
+                "redis_url": redis_url,
+            }
+
         mysql = {"enabled": True, "host": "127.0.0.1", "port": db.port, "user": "crucible"}
         checks = [{"name": "site", "url": web.url("/health")}, {"name": "gone", "url": "https://no-such-host.invalid/"}]
         wrong = _write(
@@ -104,6 +129,9 @@ def test_probe_names_each_failed_target_with_its_key_and_fix_and_passes_when_all
                 },
                 "access_logs": {"files": [{"path": str(access_log)}]},
                 "http_checks": checks,
+                "laravel": {
+                    "apps": [app("shop", WRONG, cache.url), app("blog", PASSWORD, f"unix://{nowhere / 'redis.sock'}")]
+                },
             },
             {"app": str(app_log), "old": str(tmp_path / "old.log")},
         )
@@ -114,12 +142,17 @@ def test_probe_names_each_failed_target_with_its_key_and_fix_and_passes_when_all
         _row(rows, "collectors.services.supervisor.url", "failed", "does not exist", "is the service running")
         _row(rows, "collectors.php_fpm.pools[0].status_url", "failed", "refused", "is the service running")
         _row(rows, "collectors.php_fpm.pools[1]", "ok", "pool www")
-        _row(rows, "collectors.access_logs.files[0].path", "failed", str(access_log), "fix the path")
+        _row(rows, "collectors.access_logs.files[0].path", "failed", str(access_log), "correct the path")
         _row(rows, "collectors.http_checks[0].url", "ok")
         _row(rows, "collectors.http_checks[1].url", "failed", "no-such-host.invalid", "DNS")
         _row(rows, "logs.files.app", "ok")
-        _row(rows, "logs.files.old", "failed", "No such file", "fix the path")
-        assert "6 of 9 failed" in out
+        _row(rows, "logs.files.old", "failed", "No such file", "correct the path")
+        _row(rows, "collectors.laravel.apps[0].logs", "ok")
+        _row(rows, "collectors.laravel.apps[0].database_url", "failed", "Access denied", "user and password")
+        _row(rows, "collectors.laravel.apps[0].redis_url", "ok")
+        _row(rows, "collectors.laravel.apps[1].database_url", "ok", "mysql://crucible:**********@")
+        _row(rows, "collectors.laravel.apps[1].redis_url", "failed", "No such file", "is the service running")
+        assert "8 of 15 failed" in out
         assert web.count("/health") == 0  # resolved and connected to, never requested
 
         access_log.write_text("", encoding="utf-8")
@@ -132,6 +165,7 @@ def test_probe_names_each_failed_target_with_its_key_and_fix_and_passes_when_all
                 "php_fpm": {"pools": [{"name": "www", "status_url": f"unix://{fpm.socket}"}]},
                 "access_logs": {"files": [{"path": str(access_log)}]},
                 "http_checks": checks[:1],
+                "laravel": {"apps": [app("shop", PASSWORD, cache.url)]},
             },
             {"app": str(app_log)},
         )
@@ -144,9 +178,12 @@ def test_probe_names_each_failed_target_with_its_key_and_fix_and_passes_when_all
             "collectors.access_logs.files[0].path",
             "collectors.http_checks[0].url",
             "logs.files.app",
+            "collectors.laravel.apps[0].logs",
+            "collectors.laravel.apps[0].database_url",
+            "collectors.laravel.apps[0].redis_url",
         }
         assert all("│ ok" in line for line in rows.values()), out
-        assert "0 of 6 failed" in out and PASSWORD not in out
+        assert "0 of 9 failed" in out and PASSWORD not in out
 
 
 def test_a_password_in_a_url_is_never_printed(
@@ -172,10 +209,9 @@ def test_a_password_in_a_url_is_never_printed(
         ("cannot query the server: MySQL error 1045: Access denied for user", "user and password"),
         ("cannot read /var/log/x.log: Permission denied", "needs read access to /var/log/x.log"),
         ("pool www: [Errno 111] Connection refused", "is the service running"),
-        ("no file /var/log/caddy/access.log", "fix the path"),
+        ("no file /var/log/caddy/access.log", "correct the path"),
         ("[Errno -2] Name or service not known", "DNS"),
     ],
 )
-def test_common_errors_map_to_advice_naming_the_key(error: str, advice: str) -> None:
-    fix = fix_for("collectors.some.key", error)
-    assert advice in fix and "collectors.some.key" in fix
+def test_common_errors_map_to_advice(error: str, advice: str) -> None:
+    assert advice in fix_for("collectors.some.key", error)
