@@ -27,7 +27,7 @@ from rich.text import Text
 
 from crucible_monitor.collectors import ScheduledCollector, build_collectors
 from crucible_monitor.collectors.base import BlindSpot, mask_secrets
-from crucible_monitor.config import Config
+from crucible_monitor.config import Config, SupervisorConfig
 from crucible_monitor.configtypes import REDACTED, mask_url
 
 __all__ = ["ProbeRow", "fix_for", "probe", "probe_table"]
@@ -36,7 +36,6 @@ COLLECT_TIMEOUT = 20.0
 """Seconds one collector may take before it counts as not answering."""
 CONNECT_TIMEOUT = 3.0
 """The most seconds an HTTP check's connection may take (less when the check's own timeout is shorter)."""
-_DEFAULT_SUPERVISOR_URL = "unix:///var/run/supervisor.sock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +73,8 @@ def _collector_targets(config: Config) -> list[_Target]:
         targets.append(_Target(f"procfs {settings.system.procfs}", "collectors.system"))
     supervisor = settings.services.supervisor
     if settings.services.enabled and supervisor.enabled:
-        absent = supervisor.url == _DEFAULT_SUPERVISOR_URL and not Path(urlsplit(supervisor.url).path).exists()
+        default = SupervisorConfig.model_fields["url"].default
+        absent = supervisor.url == default and not Path(urlsplit(supervisor.url).path).exists()
         if not absent:  # the default socket absent means supervisor is not installed: nothing to reach
             targets.append(_Target(f"supervisor {mask_url(supervisor.url)}", "collectors.services.supervisor.url"))
     mysql = settings.mysql
@@ -226,14 +226,18 @@ def _failed(target: str, key: str, error: str, *, resolve: bool = False) -> Prob
 
 
 def _secret_values(value: object) -> Iterator[str]:
-    """Every secret in a config tree: SecretStr values, or their passwords when they are URLs."""
-    if isinstance(value, SecretStr):
-        secret = value.get_secret_value()
-        if "://" not in secret:
-            yield secret
-        elif password := urlsplit(secret).password:  # a URL: its password is the secret (shown through mask_url)
-            yield password
-            yield unquote(password)
+    """Every secret in a config tree: SecretStr values (their passwords when they are URLs), and the passwords of
+    plain URLs (an HTTP check's ``https://user:pass@host``)."""
+    if isinstance(value, SecretStr | str):
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if "://" not in text:
+            if isinstance(value, SecretStr):
+                yield text
+            return
+        with contextlib.suppress(ValueError):  # not a URL after all: mask_secrets still covers it
+            if password := urlsplit(text).password:  # a URL: its password is the secret (shown through mask_url)
+                yield password
+                yield unquote(password)
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             yield from _secret_values(getattr(value, name))

@@ -193,14 +193,25 @@ def test_a_password_in_a_url_is_never_printed(
     with refusing_socket() as refusing:
         status_url = f"unix://{refusing}"
         collectors = {
-            "services": {"enabled": False},
+            "services": {
+                "systemd": {"enabled": False},
+                "supervisor": {"url": f"unix://{refusing}.missing", "username": "monitor", "password": PASSWORD},
+            },
             "php_fpm": {"pools": [{"name": "app", "status_url": status_url}]},
-            "http_checks": [{"name": "api", "url": f"http://monitor:{PASSWORD}@127.0.0.1:1/health"}],
+            "http_checks": [
+                {
+                    "name": "api",
+                    "url": f"http://monitor:{PASSWORD}@127.0.0.1:1/health",
+                    "headers": {"Authorization": f"Bearer {PASSWORD}"},
+                }
+            ],
         }
         code, rows, out = _probe(_write(tmp_path, "secret.yaml", collectors, {}), capsys)
     assert code == 1
     assert PASSWORD not in out
-    _row(rows, "collectors.http_checks[0].url", "failed", "monitor:", "refused")
+    _row(rows, "collectors.http_checks[0].url", "failed", "monitor:**********@", "refused")
+    _row(rows, "collectors.services.supervisor.url", "failed", "does not exist")
+    _row(rows, "collectors.php_fpm.pools[0].status_url", "failed", "refused")
 
 
 @pytest.mark.parametrize(
