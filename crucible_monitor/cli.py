@@ -173,7 +173,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate a config file; print a summary, or every error with file, line and key."""
+    """Validate a config file; print a summary, or every error with file, line and key. With ``--probe``, also
+    reach every configured target once and exit 1 if any fails."""
     from crucible_monitor.agent import alerting_config
 
     path = discover(args.path or args.config)[0]
@@ -195,7 +196,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     console.print(table)
     for note in config_notes(path) if path else []:
         console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-    return 0
+    if not args.probe:
+        return 0
+    from crucible_monitor.probe import probe, probe_table
+
+    rows = asyncio.run(probe(config))
+    console.print(probe_table(rows))
+    return 1 if any(not row.ok for row in rows) else 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -392,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--format", choices=["table", "sparkline", "json"], default="sparkline")
     check = add("check-config", cmd_check_config, "validate a config file and exit non-zero if it is invalid")
     check.add_argument("path", nargs="?", help="the YAML file to check (default: the one the agent would read)")
+    check.add_argument(
+        "--probe", action="store_true", help="also connect to every configured target; exit 1 if any fails"
+    )
     add("token", cmd_token, "print the API token clients must send")
     add("mcp", cmd_mcp, "serve MCP over stdio (for Claude Code, Claude Desktop, Crush)", reach)
     return parser
