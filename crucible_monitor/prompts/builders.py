@@ -120,7 +120,5 @@ async def explain_spike(ops: Operations, metric: str, at: float) -> str:
         description=catalogue[metric].description,
         unit=report.reports[0].unit if report.reports else catalogue[metric].unit,
         series=[s.model_dump(mode="json") for r in report.reports for s in r.series],
-        events=[
-            fenced_event(e).model_dump(mode="json", include={"ts", "kind", "subject", "message"}) for e in window
-        ],
+        events=[fenced_event(e).model_dump(mode="json", include={"ts", "kind", "subject", "message"}) for e in window],
     )

@@ -330,7 +330,9 @@ def fenced_errors(errors: RecentErrors) -> RecentErrors:
                 for e in errors.errors
             ],
             "failed_jobs": [
-                j.model_copy(update={"exception": fenced(j.exception), "exception_message": fenced(j.exception_message)})
+                j.model_copy(
+                    update={"exception": fenced(j.exception), "exception_message": fenced(j.exception_message)}
+                )
                 for j in errors.failed_jobs
             ],
             "problems": [fence(p) for p in errors.problems],
