@@ -23,7 +23,8 @@ def _fill(template: str, **values: object) -> str:
     """A template from this package (``<template>.md``) with ``$names`` filled in (JSON for data)."""
     text = resources.files("crucible_monitor.prompts").joinpath(f"{template}.md").read_text(encoding="utf-8")
     filled = {
-        k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":"), default=str) for k, v in values.items()
+        k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":"), default=str, ensure_ascii=False)
+        for k, v in values.items()
     }
     return string.Template(text).substitute(filled)
 

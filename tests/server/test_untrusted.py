@@ -14,9 +14,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from loopback_servers import Reply, serve_http
 from mcp import Client
 from mcp_agent import agent_config, running_agent, text
 
@@ -104,6 +106,7 @@ async def test_a_password_in_a_command_line_is_masked_in_every_result(
         async with Client(build_mcp_server(Monitor(agent), read_only=False)) as client:
             status = text(await client.call_tool("get_system_status", {}))
             explained = text(await client.call_tool("explain_anomaly", {"start": "5m"}))
+            triage = text(await client.get_prompt("incident_triage", {}))
         app = build_app(agent, TOKEN, manage_agent=False)
         headers = {"Authorization": f"Bearer {TOKEN}"}
         transport = httpx.ASGITransport(app)
@@ -116,5 +119,26 @@ async def test_a_password_in_a_command_line_is_masked_in_every_result(
     processes = json.loads(system)["top_processes"]["by_memory"]
     assert [p["pid"] for p in processes] == [secret_process.pid]
     assert processes[0]["cmdline"].endswith("--password=**********")  # the API shows it raw, but masked
-    for result in (status, explained, system, summary):
+    assert f'"cmdline":"{OPEN}' in triage  # the prompt's status is the tool's, fenced
+    for result in (status, explained, triage, system, summary):
         assert PASSWORD not in result
+
+
+async def test_check_errors_events_and_app_errors_come_back_fenced(tmp_path: Path) -> None:
+    with serve_http() as server:
+        server.script("/broken", Reply(503, INJECTION.encode()))
+        checks: list[dict[str, Any]] = [{"name": "checkout", "url": server.url("/broken"), "retries": 0}]
+        async with running_agent(agent_config(tmp_path, http_checks=checks)) as agent:
+            await agent.run_collector("http_check:checkout")
+            async with Client(build_mcp_server(Monitor(agent), read_only=False)) as client:
+                listed = (await client.call_tool("list_http_checks", {})).structured_content
+                events = (await client.call_tool("get_events", {"since": "1h"})).structured_content
+                errors = await client.call_tool("recent_errors", {"app": "shop", "since": "2026-11-01T00:00:00Z"})
+    assert listed is not None and events is not None and errors.structured_content is not None
+    [check] = listed["checks"]
+    assert check["ok"] is False and check["error"].startswith(OPEN) and check["error"].endswith(CLOSE)
+    failures = [e for e in events["events"] if e["subject"] == "checkout"]
+    assert failures and all(e["message"].startswith(OPEN) and e["message"].endswith(CLOSE) for e in failures)
+    entries = errors.structured_content["errors"]
+    assert entries and all(e["message"].startswith(OPEN) and e["message"].endswith(CLOSE) for e in entries)
+    assert any(e["exception"] == f"{OPEN}App\\Exceptions\\PaymentFailed{CLOSE}" for e in entries)
