@@ -21,6 +21,7 @@ from crucible_monitor.schemas import (
     SystemSnapshot,
 )
 from crucible_monitor.units import human, human_duration, human_ratio
+from crucible_monitor.untrusted import trim
 
 __all__ = ["Context", "summarize"]
 
@@ -342,7 +343,7 @@ def _resource_findings(system: SystemSnapshot, context: Context) -> list[Finding
     return found
 
 
-_CMDLINE_CHARS = 60  # the summary names a process; get_service and explain_anomaly say more
+_CMDLINE_CHARS = 58  # the summary names a process (60 characters fenced); explain_anomaly says more
 
 
 def _processes(processes: Sequence[ProcessInfo], count: int = 3) -> list[ProcessView]:
@@ -352,7 +353,7 @@ def _processes(processes: Sequence[ProcessInfo], count: int = 3) -> list[Process
             pid=p.pid,
             name=p.name,
             user=p.user,
-            cmdline=p.cmdline if len(p.cmdline) <= _CMDLINE_CHARS else p.cmdline[: _CMDLINE_CHARS - 1] + "…",
+            cmdline=trim(p.cmdline, _CMDLINE_CHARS),
             cpu=_q(p.cpu_cores, "cores") if p.cpu_cores is not None else None,
             memory=_q(p.memory_bytes, "bytes"),
             started_at=_since(p.started_at),

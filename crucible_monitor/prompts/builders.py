@@ -1,4 +1,5 @@
-"""The MCP prompts' text: each builder reads what it needs from any Operations and fills its template."""
+"""The MCP prompts' text: each builder reads what it needs from any Operations and fills its template; text read
+from the host (event messages, processes) is fenced as data, as in the tools' results."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from importlib import resources
 from crucible_monitor.errors import CrucibleError, QueryError
 from crucible_monitor.models import iso
 from crucible_monitor.operations import Operations
-from crucible_monitor.schemas.views import EventGroup
+from crucible_monitor.schemas.views import EventGroup, fenced_event, fenced_status
 
 __all__ = ["capacity_report", "daily_health_summary", "explain_spike", "incident_triage"]
 
@@ -22,14 +23,15 @@ def _fill(template: str, **values: object) -> str:
     """A template from this package (``<template>.md``) with ``$names`` filled in (JSON for data)."""
     text = resources.files("crucible_monitor.prompts").joinpath(f"{template}.md").read_text(encoding="utf-8")
     filled = {
-        k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":"), default=str) for k, v in values.items()
+        k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":"), default=str, ensure_ascii=False)
+        for k, v in values.items()
     }
     return string.Template(text).substitute(filled)
 
 
 async def incident_triage(ops: Operations, alert_id: str | None) -> str:
     """Status, the last hour's events and the active alerts, then a guided investigation."""
-    status = await ops.status_summary()
+    status = fenced_status(await ops.status_summary())
     events = await ops.events(since=time.time() - _HOUR, limit=30)
     alerts = await ops.list_alerts()
     return _fill(
@@ -97,7 +99,7 @@ async def daily_health_summary(ops: Operations) -> str:
         host=status.host,
         now=status.ts,
         status=status.model_dump(mode="json", include={"status", "headline", "findings", "services", "checks"}),
-        events=[e.model_dump(mode="json", include={"ts", "kind", "subject", "message"}) for e in events],
+        events=[fenced_event(e).model_dump(mode="json", include={"ts", "kind", "subject", "message"}) for e in events],
         peaks=peaks,
     )
 
@@ -119,5 +121,5 @@ async def explain_spike(ops: Operations, metric: str, at: float) -> str:
         description=catalogue[metric].description,
         unit=report.reports[0].unit if report.reports else catalogue[metric].unit,
         series=[s.model_dump(mode="json") for r in report.reports for s in r.series],
-        events=[e.model_dump(mode="json", include={"ts", "kind", "subject", "message"}) for e in window],
+        events=[fenced_event(e).model_dump(mode="json", include={"ts", "kind", "subject", "message"}) for e in window],
     )

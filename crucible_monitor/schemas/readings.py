@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from crucible_monitor.config import Category
 from crucible_monitor.models import iso
+from crucible_monitor.untrusted import mask_secrets
 
 if TYPE_CHECKING:
     from crucible_monitor.storage.state import StoredEvent
@@ -65,6 +66,12 @@ class ProcessInfo(BaseModel):
     cpu_cores: float | None
     memory_bytes: int
     started_at: float | None
+
+    @field_validator("cmdline")
+    @classmethod
+    def _masked(cls, cmdline: str) -> str:
+        """Secrets in a command line are masked as it is read: no store, API or tool shows them."""
+        return mask_secrets(cmdline)
 
 
 class ProcessSnapshot(BaseModel):

@@ -3,7 +3,10 @@ and lists wrapped in a model (with a hint to the next tool) so that every tool h
 
 Every list says how much it holds: ``total`` entries matched (counted up to :data:`SCAN`), ``limit`` were asked for,
 ``truncated`` when the list shows fewer than matched. Events repeated with the same kind, subject and message are one
-entry with their ``count`` and the time each was first and last seen."""
+entry with their ``count`` and the time each was first and last seen.
+
+Text read from the host (log lines, command lines, descriptions, error texts, event messages) is fenced as data
+(:func:`crucible_monitor.untrusted.fence`) here, where the model's view is built; the operations keep it raw."""
 
 from __future__ import annotations
 
@@ -15,12 +18,14 @@ from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_seri
 from crucible_monitor.models import iso
 from crucible_monitor.schemas.agent import AuditView
 from crucible_monitor.schemas.alerts import AlertView, SilenceView, TransitionView
-from crucible_monitor.schemas.analysis import AnomalyView, Recommendation
+from crucible_monitor.schemas.analysis import AnomalyView, Explanation, ProcessRef, Recommendation
+from crucible_monitor.schemas.applications import RecentErrors
 from crucible_monitor.schemas.metrics import MetricInfo, MetricsReport
-from crucible_monitor.schemas.readings import CheckResult, ServiceStatus
-from crucible_monitor.schemas.services import EventView
-from crucible_monitor.schemas.system import Quantity
+from crucible_monitor.schemas.readings import CheckResult, EventRef, ServiceStatus
+from crucible_monitor.schemas.services import EventView, LogTail, ServiceDetail
+from crucible_monitor.schemas.system import ProcessView, Quantity, StatusSummary
 from crucible_monitor.units import human
+from crucible_monitor.untrusted import COMMAND_CHARS, fence, fenced
 
 __all__ = [
     "AlertList",
@@ -40,6 +45,12 @@ __all__ = [
     "ServiceView",
     "SilenceList",
     "TransitionList",
+    "fenced_detail",
+    "fenced_errors",
+    "fenced_event",
+    "fenced_explanation",
+    "fenced_status",
+    "fenced_tail",
     "sparkline",
     "summarised",
 ]
@@ -137,6 +148,7 @@ class ServiceView(BaseModel):
             status,
             since=iso(status.since) if status.since else None,
             memory=_quantity(status.memory_bytes, "bytes"),
+            description=fenced(status.description),
         )
 
 
@@ -169,6 +181,7 @@ class CheckView(BaseModel):
         return _view(
             cls,
             check,
+            error=fenced(check.error),
             latency=_quantity(check.duration_seconds, "seconds"),
             checked_at=iso(check.checked_at),
             certificate_expires=iso(check.tls_expires_at) if check.tls_expires_at else None,
@@ -229,7 +242,7 @@ class EventGroup(EventView):
                 group.count += 1
                 group.first_seen = event.ts
             else:
-                groups[key] = cls.model_validate(event.model_dump())
+                groups[key] = cls.model_validate(fenced_event(event).model_dump())
         return list(groups.values())
 
 
@@ -275,3 +288,78 @@ class AuditList(Listed):
     """Actions attempted on the host, newest first."""
 
     records: list[AuditView]
+
+
+_Event = TypeVar("_Event", bound=EventRef)
+_Process = TypeVar("_Process", ProcessView, ProcessRef)
+
+
+def fenced_event(event: _Event) -> _Event:
+    """``event`` with its message (which may quote an error or a log line) and the texts of its data fenced."""
+    update: dict[str, object] = {"message": fence(event.message)}
+    if isinstance(event, EventView):
+        update["data"] = {k: fence(v) if isinstance(v, str) else v for k, v in event.data.items()}
+    return event.model_copy(update=update)
+
+
+def fenced_tail(tail: LogTail) -> LogTail:
+    """``tail`` with each line fenced."""
+    return tail.model_copy(update={"lines": [fence(line) for line in tail.lines]})
+
+
+def fenced_detail(detail: ServiceDetail) -> ServiceDetail:
+    """``detail`` with the description, the events' messages, the log lines and the log's error fenced."""
+    service = detail.service.model_copy(update={"description": fenced(detail.service.description)})
+    return detail.model_copy(
+        update={
+            "service": service,
+            "recent_events": [fenced_event(e) for e in detail.recent_events],
+            "log": fenced_tail(detail.log) if detail.log else None,
+            "log_error": fenced(detail.log_error),
+        }
+    )
+
+
+def fenced_errors(errors: RecentErrors) -> RecentErrors:
+    """``errors`` with the log entries' messages and exceptions, the failed jobs' exceptions and the problems
+    fenced."""
+    return errors.model_copy(
+        update={
+            "errors": [
+                e.model_copy(update={"message": fence(e.message), "exception": fenced(e.exception)})
+                for e in errors.errors
+            ],
+            "failed_jobs": [
+                j.model_copy(
+                    update={"exception": fenced(j.exception), "exception_message": fenced(j.exception_message)}
+                )
+                for j in errors.failed_jobs
+            ],
+            "problems": [fence(p) for p in errors.problems],
+        }
+    )
+
+
+def _fenced_processes(processes: Sequence[_Process]) -> list[_Process]:
+    return [p.model_copy(update={"name": fence(p.name), "cmdline": fence(p.cmdline, COMMAND_CHARS)}) for p in processes]
+
+
+def fenced_status(status: StatusSummary) -> StatusSummary:
+    """``status`` with the top processes' names and command lines fenced."""
+    return status.model_copy(
+        update={
+            "top_by_cpu": _fenced_processes(status.top_by_cpu),
+            "top_by_memory": _fenced_processes(status.top_by_memory),
+        }
+    )
+
+
+def fenced_explanation(explanation: Explanation) -> Explanation:
+    """``explanation`` with its events' messages and its processes' names and command lines fenced."""
+    return explanation.model_copy(
+        update={
+            "events": [fenced_event(e) for e in explanation.events],
+            "top_processes_by_cpu": _fenced_processes(explanation.top_processes_by_cpu),
+            "top_processes_by_memory": _fenced_processes(explanation.top_processes_by_memory),
+        }
+    )

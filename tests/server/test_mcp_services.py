@@ -18,6 +18,7 @@ from supervisor_fixture import Supervisord, run_supervisord, wait_until
 from crucible_monitor.agent import Agent
 from crucible_monitor.monitor import Monitor
 from crucible_monitor.server.mcp import build_mcp_server
+from crucible_monitor.untrusted import fence
 
 pytestmark = pytest.mark.anyio
 
@@ -91,7 +92,7 @@ async def test_services_logs_and_files_are_read_without_a_shell(setup: Supervise
         assert services is not None and [s["name"] for s in services["services"]] == ["web-worker"]
         detail = (await client.call_tool("get_service", {"name": "web-worker"})).structured_content
         assert detail is not None and detail["service"]["up"] is True
-        assert "worker ready" in detail["log"]["lines"] and "[stderr] failed job 42" in detail["log"]["lines"]
+        assert {fence("worker ready"), fence("[stderr] failed job 42")} <= set(detail["log"]["lines"])  # fenced
         unknown = await client.call_tool("get_service", {"name": "nginx"})
         assert unknown.is_error and "watched: mailer, web-worker" in text(unknown)
 
@@ -100,7 +101,7 @@ async def test_services_logs_and_files_are_read_without_a_shell(setup: Supervise
         errors = await client.call_tool("tail_logs", {"source": "laravel", "contains": "error"})
         assert errors.structured_content is not None
         assert errors.structured_content["lines"] == [
-            "[2026-11-28 10:01:00] production.ERROR: SQLSTATE[HY000] [2002] Connection refused"
+            fence("[2026-11-28 10:01:00] production.ERROR: SQLSTATE[HY000] [2002] Connection refused")
         ]
         bad = await client.call_tool("tail_logs", {"source": "/etc/shadow"})
         assert bad.is_error and "valid: laravel, mailer, web-worker" in text(bad)
