@@ -7,7 +7,8 @@
   not infinitely surprised by a small step).
 - Restarts (``service_restart`` events), failing HTTP checks (``http_check_up``), Laravel exceptions by class
   (increases of ``laravel_exceptions_total``).
-- Processes new to the top lists, or grown, between the process snapshots of the two windows.
+- Processes new to the top lists, or grown, between the process snapshots of the two windows (CPU: the mean over
+  a window's snapshots, memory: the highest).
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ Floats = npt.NDArray[np.float64]
 MOVED_Z = 3.0
 """|z| from which a series counts as moved."""
 LIST_LIMIT = 5
-"""Entries kept per list."""
-_BUCKETS = 30  # buckets per window, each at least _MIN_STEP wide
-_MIN_STEP = 10.0
+"""Entries kept per list (processes: :data:`PROCESS_LIMIT`)."""
+PROCESS_LIMIT = 3
+_BUCKETS = 30  # buckets per window, each a whole number of seconds
 _MAD_TO_SIGMA = 1.4826
 _RELATIVE_FLOOR = 0.1
 _Z_CAP = 999.0
@@ -68,10 +69,10 @@ class Evidence:
     latest: Mapping[str, Any] | None = None
     totals: dict[str, int] = field(default_factory=dict)
 
-    def keep(self, name: str, items: Sequence[Any]) -> list[Any]:
-        """The first :data:`LIST_LIMIT` of ``items``; their count goes to ``totals[name]``."""
+    def keep(self, name: str, items: Sequence[Any], limit: int = LIST_LIMIT) -> list[Any]:
+        """The first ``limit`` of ``items``; their count goes to ``totals[name]``."""
         self.totals[name] = len(items)
-        return list(items[:LIST_LIMIT])
+        return list(items[:limit])
 
 
 def gather(
@@ -86,7 +87,7 @@ def gather(
     windows, oldest first."""
     length = end - start
     before = start - length
-    step = max(_MIN_STEP, math.ceil(length / _BUCKETS / _MIN_STEP) * _MIN_STEP)
+    step = float(max(1, math.ceil(length / _BUCKETS)))
     evidence = Evidence(before_start=before)
     moved, evidence.data_before = _moved(store, catalogue, before, start, end, step)
     evidence.moved = evidence.keep("moved", moved)
@@ -98,8 +99,8 @@ def gather(
     evidence.snapshots = len(inside)
     evidence.latest = inside[-1] if inside else None
     by_cpu, by_memory = _processes(inside, earlier)
-    evidence.by_cpu = evidence.keep("processes_by_cpu_growth", by_cpu)
-    evidence.by_memory = evidence.keep("processes_by_memory_growth", by_memory)
+    evidence.by_cpu = evidence.keep("processes_by_cpu_growth", by_cpu, PROCESS_LIMIT)
+    evidence.by_memory = evidence.keep("processes_by_memory_growth", by_memory, PROCESS_LIMIT)
     return evidence
 
 
@@ -120,7 +121,7 @@ def _moved(
     moves: list[_Move] = []
     seen_before = False
     stamps, columns = read_columns(store, KEY_SERIES, start=before, end=end, step=step)
-    window = stamps >= start
+    window = stamps > start - step  # the bucket holding the window's start belongs to it
     for key in KEY_SERIES:
         column = columns.get(key.name)
         if column is None:
@@ -139,8 +140,9 @@ def _moved(
         for series in store.query(spec.name, start=before, end=end, step=step, agg="rate" if rate else "avg"):
             ts = np.asarray(series.timestamps, dtype=np.float64)
             values = np.asarray(series.values, dtype=np.float64)
-            seen_before |= bool(np.isfinite(values[ts < start]).any())
-            found = _compare(spec.name, series.labels, unit, values[ts < start], values[ts >= start], 0.0)
+            inside = ts > start - step
+            seen_before |= bool(np.isfinite(values[~inside]).any())
+            found = _compare(spec.name, series.labels, unit, values[~inside], values[inside], 0.0)
             if found is not None:
                 others[spec.name].append(found)
     for group in others.values():
@@ -177,6 +179,10 @@ def _compare(
 
 def _round(value: float) -> float:
     return float(f"{value:.4g}")
+
+
+def _cores(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 # -- events and application series ----------------------------------------------------------------------------------
@@ -224,7 +230,7 @@ def _error_bursts(store: MetricStore, before: float, start: float, end: float, s
     running = {
         s.labels.get("app", "")
         for s in store.query(_LOG_METRIC, start=before, end=start, step=step, agg="last")
-        if any(math.isfinite(v) for v in s.values)
+        if any(math.isfinite(v) and ts <= start - step for ts, v in zip(s.timestamps, s.values, strict=True))
     }
     out = []
     for series in store.query(_EXCEPTIONS_METRIC, start=before, end=end, step=step, agg="last"):
@@ -234,11 +240,12 @@ def _error_bursts(store: MetricStore, before: float, start: float, end: float, s
         for ts, value in zip(series.timestamps, series.values, strict=True):
             if not math.isfinite(value):
                 continue
+            inside = ts > start - step
             if previous is None:
-                increase = value if app in running and ts >= start else 0.0
+                increase = value if app in running and inside else 0.0
             else:
                 increase = value - previous if value >= previous else value
-            counts["window" if ts >= start else "before"] += int(round(increase))
+            counts["window" if inside else "before"] += int(round(increase))
             previous = value
         if counts["window"] > 0:
             exception = series.labels.get("exception", "")
@@ -250,14 +257,17 @@ def _error_bursts(store: MetricStore, before: float, start: float, end: float, s
 
 
 def _peaks(snapshots: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
-    """Per pid: its name, and its highest CPU (cores) and memory (bytes) over the snapshots' top lists."""
+    """Per pid: its name, its mean CPU (cores) over the snapshots (0 where it is not in a top list: a sustained burn
+    outweighs a one-off spike) and its highest memory (bytes)."""
     out: dict[int, dict[str, Any]] = {}
     for snapshot in snapshots:
         for p in [*snapshot.get("by_cpu", []), *snapshot.get("by_memory", [])]:
-            peak = out.setdefault(p["pid"], {"name": p["name"], "cpu_cores": None, "memory_bytes": 0})
+            peak = out.setdefault(p["pid"], {"name": p["name"], "cpu": {}, "memory_bytes": 0})
             if p.get("cpu_cores") is not None:
-                peak["cpu_cores"] = max(peak["cpu_cores"] or 0.0, p["cpu_cores"])
+                peak["cpu"][snapshot["ts"]] = p["cpu_cores"]
             peak["memory_bytes"] = max(peak["memory_bytes"], p["memory_bytes"])
+    for peak in out.values():
+        peak["cpu_cores"] = sum(peak.pop("cpu").values()) / len(snapshots) if snapshots else None
     return out
 
 
@@ -275,8 +285,8 @@ def _processes(
             pid=pid,
             name=peak["name"],
             change="grew" if old else "new" if earlier else "top",
-            cpu_cores=peak["cpu_cores"],
-            cpu_cores_before=old["cpu_cores"] if old else None,
+            cpu_cores=_cores(peak["cpu_cores"]),
+            cpu_cores_before=_cores(old["cpu_cores"]) if old else None,
             memory_bytes=peak["memory_bytes"],
             memory_bytes_before=memory_before if old else None,
             memory=human_bytes(peak["memory_bytes"]),

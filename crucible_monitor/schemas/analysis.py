@@ -155,9 +155,9 @@ class ProcessChange(BaseModel):
     change: Literal["new", "grew", "top"] = Field(
         description="new: not among the top processes before the window; top: no snapshot before it to compare with."
     )
-    cpu_cores: float | None
+    cpu_cores: float | None = Field(description="Mean cores over the window's process snapshots.")
     cpu_cores_before: float | None
-    memory_bytes: int
+    memory_bytes: int = Field(description="The highest in the window's snapshots.")
     memory_bytes_before: int | None
     memory: str = Field(description="`memory_bytes` in human form.")
 
