@@ -3,8 +3,9 @@
 - Series: the host's key series (:data:`~crucible_monitor.analysis.features.KEY_SERIES`, summed over their labels)
   and every other gauge (bucket averages) and counter (per-second rates) of the catalogue, series by series. Each is
   compared by a robust z: (median in the window - median before) / spread, the spread being 1.4826 × the MAD before,
-  at least the unit's smallest meaningful change and a tenth of the level before (a series flat before the window is
-  not infinitely surprised by a small step).
+  at least the unit's smallest meaningful change (a key series' ``min_mad``) and a tenth of the level before (a
+  series flat before the window is not infinitely surprised by a small step). A bucket holding the window's start
+  belongs to the window.
 - Restarts (``service_restart`` events), failing HTTP checks (``http_check_up``), Laravel exceptions by class
   (increases of ``laravel_exceptions_total``).
 - Processes new to the top lists, or grown, between the process snapshots of the two windows (CPU: the mean over
@@ -155,14 +156,15 @@ def _moved(
 def _compare(
     metric: str, labels: dict[str, str], unit: str, before: Floats, window: Floats, min_spread: float
 ) -> MovedSeries | None:
-    """The move of one series, or None when it did not move or one window has no data."""
+    """The move of one series, or None when it did not move or one window has no data; ``min_spread`` (a key
+    series' own) replaces the unit's floor."""
     before, window = before[np.isfinite(before)], window[np.isfinite(window)]
     if not len(before) or not len(window):
         return None
     level, value = float(np.median(before)), float(np.median(window))
     mad = float(np.median(np.abs(before - level)))
-    floor = _FLOORS.get(unit, _RATE_FLOOR if unit.endswith("/s") else _GAUGE_FLOOR)
-    spread = max(_MAD_TO_SIGMA * mad, min_spread, floor, _RELATIVE_FLOOR * abs(level))
+    floor = min_spread or _FLOORS.get(unit, _RATE_FLOOR if unit.endswith("/s") else _GAUGE_FLOOR)
+    spread = max(_MAD_TO_SIGMA * mad, floor, _RELATIVE_FLOOR * abs(level))
     z = max(-_Z_CAP, min(_Z_CAP, (value - level) / spread))
     if abs(z) < MOVED_Z:
         return None
