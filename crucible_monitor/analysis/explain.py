@@ -151,9 +151,12 @@ class Explainer:
             for a in contributing
         ]
         state = self.anomalies.state
-        stored = state.events(since=start - EVENTS_BEFORE, until=end, limit=500)
-        events = [EventRef.of(s) for s in stored[:_EVENTS_SHOWN]]
-        evidence.totals["events"] = len(stored)
+        stored = state.events(since=start - EVENTS_BEFORE, until=end, limit=_EVENTS_SHOWN)
+        events = [EventRef.of(s) for s in stored]
+        [count] = state.execute(
+            "SELECT count(*) AS n FROM events WHERE ts >= ? AND ts < ?", (start - EVENTS_BEFORE, end)
+        )
+        evidence.totals["events"] = int(count["n"])
         similar = self._similar(row) if row is not None else []
         recurring = sum(1 for s in similar if s.same_time_of_day or s.same_time_of_week) >= 2
         by_cpu = [ProcessRef(**p) for p in (snapshot or {}).get("by_cpu", [])]
@@ -163,7 +166,9 @@ class Explainer:
         summary = describe(keys, start, end, ongoing, contributing, snapshot) if modelled else ""
         summary = " ".join(p for p in (summary, evidence_summary(evidence, start, end, modelled=modelled)) if p)
         if events:
-            summary += f" {len(stored)} event(s) in or just before the window, the latest: {events[0].message}."
+            summary += (
+                f" {evidence.totals['events']} event(s) in or just before the window, the latest: {events[0].message}."
+            )
         if recurring:
             summary += f" It recurs: {len(similar)} earlier anomalies of the same series, some at this time of day."
         model_id = int(row["model_id"]) if row is not None else fitted.id if fitted is not None else None
