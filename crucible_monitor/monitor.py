@@ -400,16 +400,20 @@ class Monitor:
     async def explain_anomaly(
         self, anomaly_id: int | None = None, *, start: float | None = None, end: float | None = None
     ) -> Explanation:
-        """Why an anomaly (or a time window, ``end`` defaulting to now) was unusual: series vs baseline, events,
-        processes, similar ones.
+        """Why an anomaly (or a time window, ``end`` defaulting to now) was unusual: what moved against the window
+        before (no model needed), restarts, failing checks, exceptions, processes, events; series vs baseline and
+        similar anomalies once a model exists.
 
         Raises:
             NotFoundError: no anomaly has this id.
-            QueryError: neither an id nor a window.
+            QueryError: neither an id nor a window, or an empty window.
         """
         engine = self._analysis()
         end = self.agent.clock() if start is not None and end is None else end
-        return await asyncio.to_thread(lambda: engine.explain_anomaly(anomaly_id, start=start, end=end))
+        catalogue = self.agent.catalogue()
+        return await asyncio.to_thread(
+            lambda: engine.explain_anomaly(anomaly_id, start=start, end=end, catalogue=catalogue)
+        )
 
     async def forecast_capacity(self, resource: str, *, horizon: float | None = None) -> Forecast:
         """When a resource (memory, filesystem:<mount>, inodes:<mount>) fills, with the fit quality stated.

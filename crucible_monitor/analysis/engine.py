@@ -17,7 +17,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ from crucible_monitor.analysis.registry import (
     TrainingWindow,
 )
 from crucible_monitor.config import AnalysisConfig
-from crucible_monitor.models import iso
+from crucible_monitor.models import MetricSpec, iso
 from crucible_monitor.schemas import (
     AnomalyRate,
     AnomalyScore,
@@ -108,7 +108,7 @@ class AnomalyEngine:
         self.process_snapshots = ProcessSnapshots(state)
         self._progress = Progress(state)
         self.anomalies = AnomalyLog(state, self.process_snapshots, config, host=host, keys=self._keys)
-        self.explainer = Explainer(store, self.anomalies)
+        self.explainer = Explainer(store, self.anomalies, self.process_snapshots)
         self.capacity = Capacity(store, config, clock)
         self._config = config
         self._fitted = self.registry.load_latest()
@@ -232,18 +232,25 @@ class AnomalyEngine:
         return self.anomalies.scores(start, end)
 
     def explain_anomaly(
-        self, anomaly_id: int | None = None, *, start: float | None = None, end: float | None = None
+        self,
+        anomaly_id: int | None = None,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        catalogue: Mapping[str, MetricSpec] | None = None,
     ) -> Explanation:
         """Why an anomaly (by id), or a window of time, looks anomalous: the series, events, processes and history.
 
-        A window overlapping a stored anomaly explains that anomaly; otherwise the window's buckets are compared
-        with the baselines directly.
+        The window is compared with the one before it (the key series and the ``catalogue``'s metrics, restarts,
+        checks, exceptions, processes), which needs no model; a window overlapping a stored anomaly explains that
+        anomaly, and a fitted model adds its attribution.
 
         Raises:
             NotFoundError: no anomaly with this id.
-            QueryError: neither an id nor a window was given, or the window is empty; or no model is fitted yet.
+            QueryError: neither an id nor a window was given, or the window is empty.
         """
-        return self.explainer.explain(self._fitted, anomaly_id, start=start, end=end)
+        live = self._snapshots() if self._snapshots is not None else None
+        return self.explainer.explain(self._fitted, anomaly_id, start=start, end=end, catalogue=catalogue, live=live)
 
     def anomaly_rate(self, since: float, until: float | None = None, bucket: float = 3600.0) -> AnomalyRate:
         """Anomalies per bucket and the share of time inside one, for this host.

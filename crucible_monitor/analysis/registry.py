@@ -238,6 +238,16 @@ class ProcessSnapshots:
         data["ts"] = rows[0]["ts"]
         return data
 
+    def between(self, start: float, end: float, live: ProcessSnapshot | None = None) -> list[dict[str, Any]]:
+        """The stored snapshots in ``[start, end)``, oldest first, and ``live`` (not stored yet) when it falls there."""
+        rows = self.state.execute(
+            "SELECT ts, data FROM process_snapshots WHERE ts >= ? AND ts < ? ORDER BY ts", (start, end)
+        )
+        out = [{**json.loads(r["data"]), "ts": r["ts"]} for r in rows]
+        if live is not None and start <= live.ts < end and all(s["ts"] != live.ts for s in out):
+            out.append({**_stored(live), "ts": live.ts})
+        return out
+
 
 class Progress:
     """How far scoring has got (``scored_until``), kept across restarts."""

@@ -142,9 +142,34 @@ async def test_a_cpu_burn_becomes_one_anomaly_explained_by_cpu_and_the_burning_p
     assert "CPU usage was 97.0 %" in explanation.summary
     assert [e.subject for e in explanation.events] == ["php8.2-fpm"]
     assert {t.tool for t in explanation.next_tools} >= {"get_metrics", "get_system_status", "list_services"}
+    assert explanation.method.startswith(f"host model {model.id}: attribution against its baselines")
+    assert {"previous_window", "host_model", "process_snapshots"} <= set(explanation.basis)
+    assert explanation.moved[0].metric == "cpu_usage_ratio" and explanation.moved[0].z > 3  # the window before: quiet
+    assert explanation.totals["events"] == 1
 
     by_window = engine.explain_anomaly(start=BURN + 120, end=BURN + 180)
     assert by_window.anomaly is not None and by_window.anomaly.id == anomaly.id
+
+
+async def test_a_window_before_any_model_is_compared_with_the_one_before_it(
+    tmp_path: Path, store: MetricStore, state: StateDB, host: Host, clock: Clock
+) -> None:
+    engine = _engine(store, state, tmp_path, clock)
+    for minute in range(10):
+        host.minute(BURN + minute * MINUTE, cpu=0.95 if minute >= 5 else None)
+    clock.now = BURN + 10 * MINUTE
+    explanation = engine.explain_anomaly(start=BURN + 5 * MINUTE, end=BURN + 10 * MINUTE)
+    assert explanation.method.startswith("no model yet: compared with the previous window")
+    assert explanation.basis == ["previous_window"] and explanation.series == []
+    top = explanation.moved[0]
+    assert (top.metric, top.labels, top.value, top.unit) == ("cpu_usage_ratio", {"cpu": "total"}, 0.95, "ratio")
+    assert top.z > 3 and top.change.endswith("→ 95.0 %")
+    assert explanation.moved[1].metric == "load1"  # the key series lead
+    assert 'cpu_usage_ratio{cpu="total"} rose' in explanation.summary
+
+    empty = engine.explain_anomaly(start=START - 7200, end=START - 3600)  # before any data: nothing to compare
+    assert empty.moved == [] and empty.basis == []
+    assert empty.method.endswith("which holds no data: series are not compared")
 
 
 async def test_a_quiet_continuation_opens_no_anomaly(

@@ -111,8 +111,9 @@ def cases(now: float, alert_id: int) -> dict[str, list[Case]]:
         "delete_silence": [Case(("no-such-silence",), {"by": "tester"}, error=NotFoundError)],
         "alert_history": [Case(kwargs={"since": now - DAY, "limit": 50}), Case(kwargs={"limit": 50})],
         "list_anomalies": [Case(kwargs={"since": now - 7 * DAY, "min_score": 0.5}), Case()],
-        "explain_anomaly": [  # a fresh agent has no host model yet: a window cannot be explained
-            Case(kwargs=hour_ago, error=QueryError),
+        "explain_anomaly": [  # a fresh agent has no host model yet: a window is compared with the one before it
+            Case(kwargs=hour_ago),
+            Case(kwargs={"start": now, "end": now - 3600}, error=QueryError),
             Case((999_999,), error=NotFoundError),
         ],
         "forecast_capacity": [
