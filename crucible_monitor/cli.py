@@ -223,9 +223,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         console.print(asyncio.run(screen()))
         return 0
     with Live(asyncio.run(screen()), console=console, auto_refresh=False) as live:
-        while True:
-            time.sleep(args.watch)
-            live.update(asyncio.run(screen()), refresh=True)
+        try:
+            while True:
+                time.sleep(args.watch)
+                live.update(asyncio.run(screen()), refresh=True)
+        except KeyboardInterrupt:  # Ctrl-C is how a watch ends
+            return 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:

@@ -4,6 +4,12 @@ columns: the headline first, middle-truncated names, sparklines that keep their 
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,3 +109,25 @@ def test_status_with_no_agent_says_how_to_start_one(tmp_path: Path, capsys: pyte
     err = " ".join(capsys.readouterr().err.split())
     assert f"no agent answers at http://127.0.0.1:{port}" in err
     assert f"crucible-monitor serve --listen 127.0.0.1:{port}" in err
+
+
+def test_status_watch_redraws_in_place_until_ctrl_c(served: ServedAgent) -> None:
+    leader, follower = pty.openpty()  # a terminal, so that rich redraws in place
+    command = [sys.executable, "-m", "crucible_monitor.cli", "status", "--watch", "0.2", "--config", str(served.config)]
+    env = {**os.environ, "COLUMNS": "80", "LINES": "200", "TERM": "xterm"}
+    process = subprocess.Popen(command, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    output = b""
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while output.count(b"Services") < 3 and time.monotonic() < deadline:
+            if select.select([leader], [], [], 1.0)[0]:
+                output += os.read(leader, 65536)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=STARTUP_TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(leader)
+    assert output.count(b"Services") >= 3, "three screens drawn"
+    assert b"\x1b[" in output and b"\x1b[2K" in output, "redrawn in place: cursor moved up, lines erased"
