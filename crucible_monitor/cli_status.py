@@ -155,13 +155,18 @@ def _alerts(alerts: Sequence[AlertView], width: int) -> Table:
     rows = [
         (
             a.severity,
-            a.name + "".join(f" {k}={v}" for k, v in a.labels.items() if k not in ("alertname", "severity")),
+            f"{a.name}: {a.annotations['summary']}" if a.annotations.get("summary") else _alert_labels(a),
             _short_time(a.fired_at or a.active_since),
             "ack" if a.acknowledgement else ("silenced" if a.silenced_by else ""),
         )
         for a in alerts
     ]
     return _table("Firing alerts", ("Severity", "Alert", "Since", "Note"), rows, width, stretch=1)
+
+
+def _alert_labels(alert: AlertView) -> str:
+    skip = ("alertname", "severity", "host")
+    return alert.name + "".join(f" {k}={v}" for k, v in alert.labels.items() if k not in skip)
 
 
 def _system(system: SystemSnapshot) -> Table:

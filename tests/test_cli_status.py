@@ -40,10 +40,11 @@ def test_a_narrow_sparkline_drops_the_oldest_points_and_keeps_the_newest() -> No
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedAgent]:
     tmp = tmp_path_factory.mktemp("cli")
-    programs = {PROGRAM: {"command": "/bin/sleep 1000"}}
+    failing = {"command": "/bin/false", "autorestart": "false", "startsecs": "0", "startretries": "0"}
+    programs = {PROGRAM: {"command": "/bin/sleep 1000"}, "nightly-report": failing}
     (tmp / "sv").mkdir()
     with run_supervisord(tmp / "sv", programs) as sv:
-        extra = f"collectors:\n  services:\n    supervisor:\n      url: {sv.url}\n"
+        extra = f"collectors:\n  services:\n    supervisor:\n      url: {sv.url}\nalerts:\n  service_down: immediate\n"
         with serve_agent(tmp, extra) as agent:
             with httpx.Client(base_url=agent.base_url, headers={"Authorization": f"Bearer {agent.token()}"}) as c:
                 wait_until(
@@ -51,10 +52,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedAgent]:
                     STARTUP_TIMEOUT,
                     "the supervisor program listed",
                 )
+                wait_until(
+                    lambda: "ServiceDown" in c.get("/api/v1/alerts", params={"state": "firing"}).text,
+                    STARTUP_TIMEOUT,
+                    "nightly-report's ServiceDown alert firing",
+                )
             yield agent
 
 
-def test_status_at_80_columns_leads_with_the_headline_and_fits(
+def test_status_at_80_columns_leads_with_the_headline_and_alerts_and_fits(
     served: ServedAgent, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "80")
@@ -69,7 +75,10 @@ def test_status_at_80_columns_leads_with_the_headline_and_fits(
     assert PROGRAM not in out, "the long program name is cut to fit"
     row = next(line for line in lines if "laravel" in line)
     assert "…" in row and "-priority" in row, "cut in the middle: both ends stay"
-    assert out.index("Services") > out.index("System") > out.index(lines[0])
+    assert out.index("Services") > out.index("System") > out.index("Firing alerts") > out.index(lines[0])
+    alerts = out[out.index("Firing alerts") : out.index("System")]
+    alert = next(line for line in alerts.splitlines() if "ServiceDown" in line)
+    assert "critical" in alert and "nightly-report" in alert, "severity, name and the service label"
 
 
 def test_query_a_group_lists_its_metrics_and_the_sparkline_ends_with_the_newest_point(
