@@ -1,8 +1,10 @@
-"""`crucible-monitor status` shows a section per application collector: a real MariaDB, a real PHP-FPM pool and an
-access log the test writes (combined format), read by a real `crucible-monitor serve`."""
+"""`crucible-monitor status` shows a section per application collector: a real MariaDB, a real PHP-FPM pool, a Laravel
+app's SQLite database in Laravel 11's schema and an access log the test writes (combined format), read by a real
+`crucible-monitor serve`."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -14,6 +16,29 @@ from supervisor_fixture import wait_until
 
 from crucible_monitor.cli import main
 
+SCHEMA = Path(__file__).parent / "fixtures" / "apps" / "laravel" / "schema.sqlite.sql"
+
+
+def _laravel_app(root: Path) -> Path:
+    """A Laravel app's folder with a SQLite database: two jobs waiting on ``default``, one failed job."""
+    (root / "storage" / "logs").mkdir(parents=True)
+    database = root / "database.sqlite"
+    now = int(time.time())
+    with sqlite3.connect(database) as connection:
+        connection.executescript(SCHEMA.read_text(encoding="utf-8"))
+        for _ in range(2):
+            connection.execute(
+                "INSERT INTO jobs (queue, payload, attempts, available_at, created_at) "
+                "VALUES ('default', '{}', 0, ?, ?)",
+                (now - 10, now - 10),
+            )
+        connection.execute(
+            "INSERT INTO failed_jobs (uuid, connection, queue, payload, exception) "
+            "VALUES ('u-1', 'database', 'default', '{}', 'RuntimeException: boom')"
+        )
+    connection.close()
+    return database
+
 
 def test_status_has_mysql_php_fpm_and_access_log_sections(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -21,6 +46,7 @@ def test_status_has_mysql_php_fpm_and_access_log_sections(
     monkeypatch.setenv("COLUMNS", "80")
     log = tmp_path / "access.log"
     log.write_text("", encoding="utf-8")
+    database = _laravel_app(tmp_path / "shop")
     with run_mariadb(tmp_path / "db") as db, run_php_fpm(tmp_path / "fpm") as fpm:
         extra = (
             "collectors:\n  services:\n    supervisor:\n      enabled: false\n"
@@ -29,6 +55,9 @@ def test_status_has_mysql_php_fpm_and_access_log_sections(
             f"        status_url: unix://{fpm.socket}\n"
             f"  access_logs:\n    enabled: true\n    interval: 1s\n    files:\n      - path: {log}\n"
             "        format: combined\n        host: shop.test\n"
+            f"  laravel:\n    enabled: true\n    interval: 1s\n    apps:\n      - name: shop\n"
+            f"        path: {tmp_path / 'shop'}\n        queue_driver: database\n"
+            f"        database_url: sqlite:///{database}\n"
         )
         (tmp_path / "agent").mkdir()
         with serve_agent(tmp_path / "agent", extra) as agent:
@@ -46,7 +75,7 @@ def test_status_has_mysql_php_fpm_and_access_log_sections(
 
             def sections() -> bool:
                 shown[0] = screen()
-                return all(map(shown[0].__contains__, ("MySQL", "PHP-FPM", "Access logs"))) and _cell(
+                return all(map(shown[0].__contains__, ("MySQL", "PHP-FPM", "Laravel", "Access logs"))) and _cell(
                     shown[0], "shop.test", 3
                 ) not in (None, "-")
 
@@ -57,6 +86,7 @@ def test_status_has_mysql_php_fpm_and_access_log_sections(
     connections = next(line for line in lines if "Connections" in line)
     assert " / " in connections and "%" in connections, "open connections against max_connections"
     assert _cell(out, "app", 2) not in (None, "-"), "the pool's active processes"
+    assert (_cell(out, "shop", 2), _cell(out, "shop", 3)) == ("2", "1"), "ready and failed jobs"
     requests, errors = float(_cell(out, "shop.test", 2) or 0), float(_cell(out, "shop.test", 3) or 0)
     assert requests > errors > 0, "requests/s and 5xx/s of the vhost"
 
