@@ -85,21 +85,29 @@ _APP_METRICS = {
 
 async def fetch_status(ops: Operations) -> StatusData:
     """Read everything ``status`` shows; the application metrics only for the collectors that run."""
-    health = await ops.health()
+    health, catalogue = await asyncio.gather(ops.health(), ops.list_metrics())
+    known = {m.name for m in catalogue}
     names = {c.name.split(":")[0] for c in health.collectors}
     now = time.time()
-    metrics = [m for group, ms in _APP_METRICS.items() if group in names for m in ms]
+    metrics = [m for group, ms in _APP_METRICS.items() if group in names for m in ms if m in known]
+    summary, alerts, system, services, checks = await asyncio.gather(
+        ops.status_summary(),
+        ops.list_alerts(state="firing", limit=20),
+        ops.system_status(),
+        ops.services(),
+        ops.http_checks(),
+    )
     reports = await asyncio.gather(
         *(ops.metrics_report(m, start=now - _APP_WINDOW, end=now, max_points=2, max_series=50) for m in metrics)
     )
     return StatusData(
         health=health,
-        summary=await ops.status_summary(),
-        alerts=await ops.list_alerts(state="firing", limit=20),
+        summary=summary,
+        alerts=alerts,
         collectors=health.collectors,
-        system=await ops.system_status(),
-        services=await ops.services(),
-        checks=await ops.http_checks(),
+        system=system,
+        services=services,
+        checks=checks,
         apps={r.metric: r for report in reports for r in report.reports},
     )
 
