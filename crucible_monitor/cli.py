@@ -12,30 +12,29 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from crucible_monitor import __version__
 from crucible_monitor.config import Config, config_notes, iter_secrets, load_config, with_listen_addr
 from crucible_monitor.configfile import CONFIG_ENV, discover
 from crucible_monitor.errors import ConfigError, CrucibleError, QueryError
-from crucible_monitor.units import human_bytes, human_duration, human_ratio
 
 if TYPE_CHECKING:
     from crucible_monitor.operations import Operations
-    from crucible_monitor.schemas import MetricHistory
+    from crucible_monitor.remote import RemoteMonitor
+    from crucible_monitor.schemas import MetricReport, MetricsReport
 
 __all__ = ["main"]
 
+_T = TypeVar("_T")
+
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 3
-
-_SPARK = "▁▂▃▄▅▆▇█"
 
 
 class RedactSecrets(logging.Filter):
@@ -214,70 +213,35 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """The agent's state (and its blind spots: what it cannot read), then tables of system, services and checks."""
-    from crucible_monitor.remote import RemoteMonitor
+    """The headline and findings, firing alerts, then system, services, checks and each application collector;
+    ``--watch`` redraws it every few seconds until Ctrl-C."""
+    from rich.live import Live
 
-    async def fetch() -> tuple[Any, ...]:
-        async with RemoteMonitor.from_config(_load(args)) as remote:
-            return (
-                await remote.health(),
-                await remote.collectors(),
-                await remote.system_status(),
-                await remote.services(),
-                await remote.http_checks(),
-            )
+    from crucible_monitor.cli_status import fetch_status, render_status
 
-    health, collectors, system, services, checks = asyncio.run(fetch())
+    config = _load(args)
     console = Console()
-    console.print(
-        f"[bold]{system.host}[/]  crucible-monitor {health.version}  "
-        f"agent {'[green]ok[/]' if health.status == 'ok' else '[yellow]degraded[/]'}, "
-        f"up {human_duration(health.uptime_seconds)}"
-    )
-    for collector in collectors:
-        spots = "; ".join(f"{spot.target or 'a source'} ({spot.config_key})" for spot in collector.blind)
-        if spots:
-            console.print(f"[yellow]blind[/] {escape(collector.name)}: {escape(spots)}")
-    overview = Table(title="System", show_header=False, title_justify="left")
-    overview.add_row(
-        "CPU", _ratio(system.cpu.usage_ratio) + (f" of {system.cpu.count} cores" if system.cpu.count else "")
-    )
-    overview.add_row("Load", " ".join(f"{v:.2f}" for v in system.load.values()) or "-")
-    memory = system.memory
-    overview.add_row(
-        "Memory", f"{_bytes(memory.used_bytes)} / {_bytes(memory.total_bytes)} ({_ratio(memory.used_ratio)})"
-    )
-    if memory.swap_total_bytes:
-        overview.add_row("Swap", f"{_bytes(memory.swap_used_bytes)} / {_bytes(memory.swap_total_bytes)}")
-    for fs in system.filesystems:
-        overview.add_row(
-            f"Disk {fs.mountpoint}", f"{_bytes(fs.used_bytes)} / {_bytes(fs.size_bytes)} ({_ratio(fs.used_ratio)})"
-        )
-    console.print(overview)
-    if services:
-        table = Table(
-            "Service", "Manager", "Category", "State", "Restarts", "Since", title="Services", title_justify="left"
-        )
-        for s in services:
-            state = f"[green]{s.state}[/]" if s.up else f"[red]{s.state}[/]"
-            since = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.since)) if s.since else "-"
-            table.add_row(s.name, s.manager, s.category, state, str(s.restarts), since)
-        console.print(table)
-    if checks:
-        table = Table("Check", "Result", "Status", "Latency", "TLS days", title="HTTP checks", title_justify="left")
-        for c in checks:
-            result = "[green]up[/]" if c.ok else f"[red]{c.failure}[/]"
-            latency = f"{c.duration_seconds * 1000:.0f} ms" if c.duration_seconds is not None else "-"
-            days = f"{c.tls_days_left:.0f}" if c.tls_days_left is not None else "-"
-            table.add_row(c.name, result, str(c.status_code or "-"), latency, days)
-        console.print(table)
-    return 0
+
+    async def screen() -> Any:
+        async with _reach(config) as remote:
+            return render_status(await _call(remote, fetch_status(remote)), console.width)
+
+    if args.watch is None:
+        console.print(asyncio.run(screen()))
+        return 0
+    with Live(asyncio.run(screen()), console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(args.watch)
+                live.update(asyncio.run(screen()), refresh=True)
+        except KeyboardInterrupt:  # Ctrl-C is how a watch ends
+            return 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    """One metric's history from a running agent, as a table, sparklines or JSON."""
+    """A metric's history (or a group's: ``memory`` is every memory_* metric) from a running agent, as
+    sparklines, a table or JSON."""
     from crucible_monitor.params import parse_labels, parse_seconds, parse_time
-    from crucible_monitor.remote import RemoteMonitor
 
     now = time.time()
     try:
@@ -287,54 +251,76 @@ def cmd_query(args: argparse.Namespace) -> int:
         labels = parse_labels(args.labels) if args.labels else None
     except ValueError as exc:
         raise QueryError(str(exc)) from None
+    config = _load(args)
 
-    async def fetch() -> MetricHistory:
-        async with RemoteMonitor.from_config(_load(args)) as remote:
+    async def fetch() -> MetricsReport:
+        async with _reach(config) as remote:
             ops: Operations = remote
-            return await ops.history(args.metric, start=start, end=end, step=step, agg=args.agg, labels=labels)
-
-    history = asyncio.run(fetch())
-    console = Console()
-    if args.format == "json":
-        print(history.model_dump_json(indent=2))
-        return 0
-    if not history.series:
-        console.print(f"no data for {history.metric} between {history.start} and {history.end}")
-        return 0
-    if args.format == "sparkline":
-        table = Table(
-            "Series", "Trend", "Min", "Max", "Last", title=f"{history.metric} ({history.agg}, {history.unit})"
-        )
-        for series in history.series:
-            values = [v for _, v in series.points]
-            table.add_row(
-                _label_text(series.labels),
-                _sparkline(values, 60),
-                _fmt(min(values)),
-                _fmt(max(values)),
-                _fmt(values[-1]),
+            report = ops.metrics_report(
+                args.metric, start=start, end=end, step=step, agg=args.agg, labels=labels, max_points=500, max_series=50
             )
-        console.print(table)
+            return await _call(remote, report)
+
+    result = asyncio.run(fetch())
+    if args.format == "json":
+        print(result.model_dump_json(indent=2))
         return 0
-    table = Table("Time", *(_label_text(s.labels) for s in history.series), title=f"{history.metric} ({history.agg})")
-    stamps = sorted({ts for s in history.series for ts, _ in s.points})
-    columns = [dict(s.points) for s in history.series]
-    for ts in stamps:
-        table.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)), *(_fmt(c.get(ts)) for c in columns))
-    console.print(table)
+    console = Console()
+    for report in result.reports:
+        _print_report(console, report, args.format)
     return 0
 
 
+def _print_report(console: Console, report: MetricReport, form: str) -> None:
+    """One metric of a query: sparklines that keep their newest points, or a table of every point."""
+    from crucible_monitor.cli_status import fit_middle, sparkline
+
+    title = f"{report.metric} ({report.agg}, {report.unit})"
+    if not report.series:
+        console.print(f"no data for {report.metric} between {report.start} and {report.end}", markup=False)
+        return
+    if form == "sparkline":
+        stats = [(_fmt(s.stats["min"]), _fmt(s.stats["max"]), _fmt(s.stats["last"])) for s in report.series]
+        numbers = max(len(v) for row in stats for v in row) * 3 + 9  # three columns and their borders
+        label_width = min(max(len(_label_text(s.labels)) for s in report.series), max(12, console.width // 4))
+        trend_width = max(5, console.width - numbers - label_width - 7)
+        table = Table("Series", "Trend", "Min", "Max", "Last", title=title, title_justify="left")
+        for series, (low, high, last) in zip(report.series, stats, strict=True):
+            values = [v for _, v in series.points]
+            table.add_row(
+                fit_middle(_label_text(series.labels), label_width), sparkline(values, trend_width), low, high, last
+            )
+        console.print(table)
+        return
+    table = Table("Time", *(fit_middle(_label_text(s.labels), 24) for s in report.series), title=title)
+    stamps = sorted({ts for s in report.series for ts, _ in s.points})
+    columns = [dict(s.points) for s in report.series]
+    for ts in stamps:
+        table.add_row(ts[:19].replace("T", " "), *(_fmt(c.get(ts)) for c in columns))
+    console.print(table)
+
+
+def _reach(config: Config) -> RemoteMonitor:
+    from crucible_monitor.remote import RemoteMonitor
+
+    return RemoteMonitor.from_config(config)
+
+
+async def _call(remote: RemoteMonitor, call: Awaitable[_T]) -> _T:
+    """Await ``call``; when no agent answers, say which address was tried and how to start one there."""
+    from crucible_monitor.remote import AgentUnavailable
+
+    try:
+        return await call
+    except AgentUnavailable as exc:
+        address = remote.base_url.removeprefix("http://")
+        raise AgentUnavailable(
+            f"{exc}\nstart one with: crucible-monitor serve --listen {address} (or --config FILE), "
+            "or point this command at the running one with --listen HOST:PORT or --config FILE"
+        ) from None
+
+
 # -- formatting helpers -----------------------------------------------------------------------------------------
-
-
-def _sparkline(values: Sequence[float], width: int) -> str:
-    if len(values) > width:
-        chunk = len(values) / width
-        values = [max(values[int(i * chunk) : max(int((i + 1) * chunk), int(i * chunk) + 1)]) for i in range(width)]
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    return "".join(_SPARK[min(len(_SPARK) - 1, int((v - low) / span * len(_SPARK)))] for v in values)
 
 
 def _label_text(labels: dict[str, str]) -> str:
@@ -345,14 +331,6 @@ def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.4e}"
-
-
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else human_ratio(value)
-
-
-def _bytes(value: float | None) -> str:
-    return "-" if value is None else human_bytes(value)
 
 
 # -- entry point ------------------------------------------------------------------------------------------------
@@ -387,9 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
         "run the agent (HTTP API, /metrics) in the foreground",
         "listen here (overrides agent.listen_addr)",
     )
-    add("status", cmd_status, "show system, services and checks from a running agent", reach)
-    query = add("query", cmd_query, "show one metric's history from a running agent", reach)
-    query.add_argument("metric", help="metric name, e.g. cpu_usage_ratio (see /api/v1/metrics/catalogue)")
+    status = add("status", cmd_status, "show what is wrong, alerts, system, services, checks and applications", reach)
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=5.0,
+        metavar="SECONDS",
+        help="redraw every SECONDS (default 5) until Ctrl-C",
+    )
+    query = add("query", cmd_query, "show a metric's or a group's history from a running agent", reach)
+    query.add_argument(
+        "metric", help="a metric name (cpu_usage_ratio) or a group (memory: every memory_* metric); see list_metrics"
+    )
     query.add_argument("--since", default="1h", help="how far back (default 1h)")
     query.add_argument("--start", help="start: ISO 8601, Unix seconds or a duration ago (overrides --since)")
     query.add_argument("--end", help="end (default now)")

@@ -59,7 +59,7 @@ def test_cli_status_and_query_read_a_running_agent(served: ServedAgent, capsys: 
     assert main(["query", "memory_used_bytes", "--format", "json", "--config", str(served.config)]) == 0
     assert '"kind": "gauge"' in capsys.readouterr().out
     assert main(["query", "no_such_metric", "--config", str(served.config)]) == 3
-    assert "unknown metric 'no_such_metric'" in capsys.readouterr().err
+    assert "unknown metric or group 'no_such_metric'" in capsys.readouterr().err
 
 
 def test_cli_says_clearly_when_no_agent_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
