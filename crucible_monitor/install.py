@@ -22,7 +22,18 @@ from pathlib import Path, PurePosixPath
 
 from crucible_monitor.errors import CrucibleError
 
-__all__ = ["CONFIG_DIR", "DATA_DIR", "UNIT_PATH", "USER", "InstallFile", "MakeDir", "MakeUser", "plan", "run_steps"]
+__all__ = [
+    "CONFIG_DIR",
+    "DATA_DIR",
+    "UNIT_PATH",
+    "USER",
+    "InstallFile",
+    "MakeDir",
+    "MakeUser",
+    "Step",
+    "plan",
+    "run_steps",
+]
 
 USER = "crucible"
 CONFIG_DIR = PurePosixPath("/etc/crucible-monitor")

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import configparser
+import grp
+import os
+import pwd
 import shutil
 import stat
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -16,7 +19,7 @@ from crucible_monitor.agent import alerting_config
 from crucible_monitor.cli import main
 from crucible_monitor.config import load_config
 from crucible_monitor.errors import CrucibleError
-from crucible_monitor.install import plan, run_steps
+from crucible_monitor.install import InstallFile, MakeDir, MakeUser, Step, plan, run_steps
 
 REPO = Path(__file__).resolve().parent.parent
 EXEC = sys.executable  # an executable that exists, so systemd-analyze can check ExecStart
@@ -118,3 +121,43 @@ def test_check_config_names_alerts_rules_file_when_it_is_missing(
     assert main(["check-config", str(config)]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"{tmp_path / 'alerts.yaml'}: cannot read the alerting file named by alerts.rules_file" in err
+
+
+def test_without_root_the_steps_own_what_they_create(tmp_path: Path) -> None:
+    """The host install's own path (ownership, an existing user), on paths in tmp_path owned by whoever runs it."""
+    me, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    place = PurePosixPath(tmp_path)
+    steps: list[Step] = [
+        MakeUser(me, place),
+        MakeDir(place / "etc", 0o750, me, group),
+        InstallFile(place / "etc/monitor.yaml", "agent: {}\n", 0o640, me, group, True, "monitor.yaml"),
+    ]
+    said: list[str] = []
+    run_steps(steps, root=None, dry_run=False, say=said.append, is_root=True)
+    assert said[0] == f"user {me}: exists, kept"
+    written = tmp_path / "etc/monitor.yaml"
+    assert (_mode(tmp_path / "etc"), _mode(written), written.read_text()) == (0o750, 0o640, "agent: {}\n")
+    assert (written.stat().st_uid, written.stat().st_gid) == (os.getuid(), os.getgid())
+    assert not list((tmp_path / "etc").glob(".*.partial"))
+
+
+def test_a_built_package_carries_the_files_install_copies(tmp_path: Path) -> None:
+    """What setuptools puts in a wheel (build_py, on a copy of the tree): the linked configs as real files."""
+    pytest.importorskip("setuptools", reason="setuptools is not installed in this environment")
+    source, built = tmp_path / "src", tmp_path / "built"
+    for name in ("pyproject.toml", "README.md"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, source / name)
+    for tree in ("crucible_monitor", "configs"):
+        shutil.copytree(REPO / tree, source / tree, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    command = [sys.executable, "-W", "ignore", "-c", "from setuptools import setup; setup()", "-q", "build_py"]
+    done = subprocess.run([*command, "-d", str(built)], cwd=source, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    shipped = built / "crucible_monitor/shipped"
+    for name, origin in [
+        ("monitor.yaml", "monitor.yaml"),
+        ("alerts.yaml", "alerts.yaml"),
+        ("crucible-monitor.service", "systemd/crucible-monitor.service"),
+    ]:
+        assert not (shipped / name).is_symlink()
+        assert (shipped / name).read_text() == (REPO / "configs" / origin).read_text()
