@@ -139,7 +139,7 @@ def cmd_install(args: argparse.Namespace) -> int:
 
     executable = args.exec or install.entry_point()
     say = Console(highlight=False, soft_wrap=True).out
-    prefix = "would " if args.dry_run else ""
+    prefix = "(dry run) " if args.dry_run else ""
     install.run_steps(
         install.plan(executable),
         root=args.root,

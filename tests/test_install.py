@@ -83,7 +83,7 @@ def test_dry_run_prints_every_step_and_writes_nothing(tmp_path: Path, capsys: py
     assert main(["install", "--root", str(tmp_path), "--exec", EXEC, "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert list(tmp_path.iterdir()) == []
-    steps = [line for line in lines if line.startswith("would ")]
+    steps = [line for line in lines if line.startswith("(dry run) ")]
     assert len(steps) == len(plan(EXEC)) == 6
     for where in ("etc/crucible-monitor:", "var/lib/crucible-monitor:", "monitor.yaml:", "alerts.yaml:", ".service:"):
         assert any(where in line for line in steps), where
@@ -161,3 +161,18 @@ def test_a_built_package_carries_the_files_install_copies(tmp_path: Path) -> Non
     ]:
         assert not (shipped / name).is_symlink()
         assert (shipped / name).read_text() == (REPO / "configs" / origin).read_text()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed here")
+def test_make_install_agent_calls_install(tmp_path: Path) -> None:
+    command = f"CRUCIBLE_MONITOR={sys.executable} -m crucible_monitor.cli"
+    done = subprocess.run(
+        ["make", "-s", "-C", str(REPO), "install-agent", command, f"ROOT={tmp_path}", f"ARGS=--exec {EXEC}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "etc/crucible-monitor/alerts.yaml").is_file()
+    assert (tmp_path / "etc/systemd/system/crucible-monitor.service").is_file()
