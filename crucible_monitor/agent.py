@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from crucible_monitor import __version__
+from crucible_monitor import __version__, notify
 from crucible_monitor.alerts import (
     Alerting,
     AlertingConfig,
@@ -193,15 +193,31 @@ class Agent:
             every = self.config.analysis.score_interval.total_seconds()
             self._scheduler.add_job(self.analyse, IntervalTrigger(seconds=every), id="analysis")
         if schedule:
+            self._schedule_watchdog(self._scheduler)
             self._scheduler.start()
         state.add_events(
             [Event(EventKind.AGENT, "agent", f"crucible-monitor {__version__} started", data={"pid": os.getpid()})]
         )
         gc.freeze()  # what exists now lives as long as the agent: keep the collector from scanning it every cycle
         logger.info("agent started: %d collectors, data in %s", len(self.collectors), data_dir)
+        if schedule:
+            notify.notify("READY=1")
+
+    @staticmethod
+    def _schedule_watchdog(scheduler: AsyncIOScheduler) -> None:
+        """Under a unit with ``WatchdogSec``, ping systemd from the event loop itself (a coroutine job runs on the
+        loop, not in a thread): a hung loop stops the pings and systemd restarts the agent."""
+        every = notify.watchdog_interval()
+        if every is not None:
+
+            async def ping() -> None:
+                notify.notify("WATCHDOG=1")
+
+            scheduler.add_job(ping, IntervalTrigger(seconds=every), id="watchdog", next_run_time=datetime.now())
 
     async def stop(self) -> None:
         """Stop the jobs, flush the WAL to Parquet and close everything."""
+        notify.notify("STOPPING=1")
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None

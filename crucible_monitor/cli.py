@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import time
@@ -129,6 +130,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: None)
     server.run(sockets=[listener])
     return 0 if server.started else 1
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    """Install the service: user, directories, monitor.yaml, alerts.yaml, the unit; then print the next steps."""
+    from crucible_monitor import install
+
+    executable = args.exec or install.entry_point()
+    say = Console(highlight=False, soft_wrap=True).out
+    prefix = "(dry run) " if args.dry_run else ""
+    install.run_steps(
+        install.plan(executable),
+        root=args.root,
+        dry_run=args.dry_run,
+        say=lambda line: say(prefix + line),
+        is_root=os.geteuid() == 0,
+    )
+    say("dry run: nothing was changed" if args.dry_run else "installed; next steps:")
+    for line in install.next_steps(executable):
+        say(f"  {line}")
+    return 0
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
@@ -392,6 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("token", cmd_token, "print the API token clients must send")
     add("mcp", cmd_mcp, "serve MCP over stdio (for Claude Code, Claude Desktop, Crush)", reach)
+    install = commands.add_parser("install", help="install as a systemd service (user, config, unit)")
+    install.add_argument("--dry-run", action="store_true", help="print every step and change nothing")
+    install.add_argument("--root", type=Path, metavar="DIR", help="prefix every path (packaging); creates no user")
+    install.add_argument("--exec", metavar="PATH", help="ExecStart's crucible-monitor (default: this installation's)")
+    install.set_defaults(handler=cmd_install)
     return parser
 
 

@@ -209,4 +209,4 @@ def load_alerting(path: Path) -> AlertingConfig:
     Raises:
         ConfigError: the file cannot be read or is invalid.
     """
-    return parse_alerting(read_text(path, "alerting config"), str(path))
+    return parse_alerting(read_text(path, "the alerting file named by alerts.rules_file"), str(path))
