@@ -5,6 +5,7 @@ Part of the config tree of :mod:`crucible_monitor.config`, which re-exports ever
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Mapping
 from datetime import timedelta
@@ -257,6 +258,25 @@ class LaravelAppConfig(StrictModel):
     scheduler_heartbeat: Path | None = Field(
         None, description="A file a scheduled task touches every minute (relative to path unless absolute)."
     )
+    cache_store: Literal["redis", "none"] = Field(
+        "none", description="config('cache.default'): redis reads the cache's hits, misses and keys; none skips it."
+    )
+    cache_redis_db: int | None = Field(
+        1, ge=0, le=15, description="REDIS_CACHE_DB, the cache connection's database (Laravel's 1); null: redis_url's."
+    )
+    cache_prefix: str | None = Field(
+        None, description="cache.prefix, under redis_prefix; null: Laravel's default, the app name + '_cache_'."
+    )
+    session_driver: Literal["database", "redis", "none"] = Field(
+        "none", description="config('session.driver'): active sessions from the sessions table or Redis keys."
+    )
+    sessions_table: str = Field("sessions", pattern=_IDENTIFIER)
+    session_lifetime: PositiveDuration = Field(
+        timedelta(minutes=120), description="session.lifetime: a database session is active this long after its use."
+    )
+    query_time: bool = Field(
+        True, description="Statements and their time in the app's schema (MySQL performance_schema digests)."
+    )
 
     @field_validator("path")
     @classmethod
@@ -287,12 +307,23 @@ class LaravelAppConfig(StrictModel):
             raise ValueError("queue_driver database needs database_url (or set queue_driver: none)")
         if self.queue_driver == "redis" and self.redis_url is None:
             raise ValueError("queue_driver redis needs redis_url (or set queue_driver: none)")
+        if self.session_driver == "database" and self.database_url is None:
+            raise ValueError("session_driver database needs database_url (or set session_driver: none)")
+        for key, value in (("cache_store", self.cache_store), ("session_driver", self.session_driver)):
+            if value == "redis" and self.redis_url is None:
+                raise ValueError(f"{key} redis needs redis_url (or set {key}: none)")
         return self
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         """The app's time zone."""
         return zoneinfo.ZoneInfo(self.timezone)
+
+    @property
+    def cache_key_prefix(self) -> str:
+        """The prefix of the cache's Redis keys: the connection's prefix, then the cache's."""
+        default = re.sub(r"[^a-z0-9]+", "_", self.name.lower()).strip("_") + "_cache_"
+        return self.redis_prefix + (default if self.cache_prefix is None else self.cache_prefix)
 
     def log_patterns(self) -> list[str]:
         """The log globs as absolute patterns."""

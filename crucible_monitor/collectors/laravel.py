@@ -1,4 +1,4 @@
-"""Laravel applications: queue depth, failed jobs, log errors, scheduler heartbeat and Horizon.
+"""Laravel applications: queue depth, failed jobs, log errors, scheduler heartbeat, Horizon, cache, sessions.
 
 One :class:`LaravelCollector` per configured app (named ``laravel:<app>``) reads, each cycle:
 
@@ -14,6 +14,8 @@ One :class:`LaravelCollector` per configured app (named ``laravel:<app>``) reads
   (Laravel leaves no trace of a scheduler run on its own).
 - **Horizon**, when its keys exist in the app's Redis: up when a master supervisor reported in the last 14 seconds
   and is not paused (Horizon's own ``horizon:status`` rule).
+- **usage** (:mod:`~crucible_monitor.collectors.laravel_usage`): the Redis cache's hits, misses and keys, active
+  sessions, and the statements and their time in the app's schema.
 
 A source that fails (database, Redis, missing logs) is one ``COLLECTOR_ERROR`` event when it starts failing; the
 other sources are still read. Database and Redis URLs may hold passwords: they are secrets, never logged or shown.
@@ -42,6 +44,12 @@ from crucible_monitor.collectors.laravel_logs import (
     parse_log_line,
 )
 from crucible_monitor.collectors.laravel_stores import AppDatabase, connect_redis, describe_error, failed_jobs
+from crucible_monitor.collectors.laravel_usage import (
+    USAGE_CATALOGUE,
+    cache_samples,
+    query_time_samples,
+    session_samples,
+)
 from crucible_monitor.collectors.tailing import Tailer
 from crucible_monitor.config import LaravelAppConfig, LaravelConfig
 from crucible_monitor.errors import NotFoundError
@@ -111,6 +119,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "1 when a Horizon master supervisor reported in the last 14 s and runs; 0 when paused or inactive.",
         ("app",),
     ),
+    *USAGE_CATALOGUE,
 )
 
 _MAX_EXCEPTION_CLASSES = 100
@@ -225,7 +234,7 @@ def _grouped(found: list[tuple[LogEntry, str]]) -> list[LogError]:
 
 
 class LaravelCollector:
-    """One Laravel app: logs, queues, failed jobs, scheduler heartbeat, Horizon."""
+    """One Laravel app: logs, queues, failed jobs, scheduler heartbeat, Horizon, cache, sessions, query time."""
 
     catalogue: Sequence[MetricSpec] = CATALOGUE
 
@@ -245,6 +254,9 @@ class LaravelCollector:
         self._tailer = Tailer(app.log_patterns(), state_dir / f"laravel-{app.name}.json")
         self._database = AppDatabase(app.database_url.get_secret_value()) if app.database_url else None
         self._redis = connect_redis(app.redis_url) if app.redis_url else None
+        self._cache_redis = (
+            connect_redis(app.redis_url, app.cache_redis_db) if app.redis_url and app.cache_store == "redis" else None
+        )
         self._levels: Counter[str] = Counter(dict.fromkeys(LEVELS, 0))
         self._exceptions: Counter[str] = Counter()
         self._queues: set[str] = set(app.queues)
@@ -259,8 +271,9 @@ class LaravelCollector:
         """Close the database and Redis connections."""
         if self._database is not None:
             await asyncio.to_thread(self._database.close)
-        if self._redis is not None:
-            await asyncio.to_thread(self._redis.close)
+        for client in (self._cache_redis, self._redis):
+            if client is not None:
+                await asyncio.to_thread(client.close)
 
     def _collect(self) -> Collection:
         now = self._clock()
@@ -277,15 +290,28 @@ class LaravelCollector:
             Sample("laravel_exceptions_total", float(count), {**labels, "exception": name})
             for name, count in sorted(self._exceptions.items())
         ]
-        for read in (self._read_database, self._read_redis):
+        broken: set[str] = set()  # a store that failed once this cycle is not asked again
+        for store, read in (
+            ("redis", self._read_cache),  # first: before this cycle's own lookups count as misses
+            ("database", self._read_database),
+            ("database", self._read_database_usage),
+            ("redis", self._read_redis),
+        ):
+            if store in broken:
+                continue
             try:
-                samples += read(now)
+                found, texts = read(now)
             except (pymysql.MySQLError, sqlite3.Error) as exc:
+                broken.add(store)
                 error = f"database: {describe_error(exc)}"
                 problems.append(BlindSpot(f"database of {self.app.name}", f"{self.key}.database_url", error))
             except redis.RedisError as exc:
+                broken.add(store)
                 error = f"redis: {describe_error(exc)}"
                 problems.append(BlindSpot(f"redis of {self.app.name}", f"{self.key}.redis_url", error))
+            else:
+                samples += found
+                problems += texts
         heartbeat = self.app.scheduler_heartbeat
         if heartbeat is not None:
             try:
@@ -314,9 +340,20 @@ class LaravelCollector:
                     full = len(self._exceptions) >= _MAX_EXCEPTION_CLASSES
                     self._exceptions[entry.exception if known or not full else _OTHER] += 1
 
-    def _read_database(self, now: float) -> list[Sample]:
+    def _read_cache(self, now: float) -> tuple[list[Sample], Sequence[str | BlindSpot]]:
+        return ([], []) if self._cache_redis is None else cache_samples(self._cache_redis, self.app)
+
+    def _read_database_usage(self, now: float) -> tuple[list[Sample], Sequence[str | BlindSpot]]:
         if self._database is None:
-            return []
+            return [], []
+        sessions, problems = session_samples(self.app, now, self._database, None)
+        statements, blind = query_time_samples(self._database, self.app)
+        key, target = f"{self.key}.query_time", f"query time of {self.app.name}"
+        return sessions + statements, [*problems, *(BlindSpot(target, key, text) for text in blind)]
+
+    def _read_database(self, now: float) -> tuple[list[Sample], Sequence[str | BlindSpot]]:
+        if self._database is None:
+            return [], []
         labels = {"app": self.app.name}
         samples: list[Sample] = []
         if self.app.queue_driver == "database":
@@ -339,13 +376,13 @@ class LaravelCollector:
                     samples.append(Sample("laravel_queue_oldest_job_age_seconds", max(0.0, now - int(oldest)), age))
         ((failed,),) = self._database.query(f"SELECT COUNT(*) FROM `{self.app.failed_jobs_table}`")
         samples.append(Sample("laravel_failed_jobs", float(failed), labels))
-        return samples
+        return samples, []
 
-    def _read_redis(self, now: float) -> list[Sample]:
+    def _read_redis(self, now: float) -> tuple[list[Sample], Sequence[str | BlindSpot]]:
         if self._redis is None:
-            return []
+            return [], []
         labels = {"app": self.app.name}
-        samples: list[Sample] = []
+        samples, problems = session_samples(self.app, now, None, self._redis)
         if self.app.queue_driver == "redis":
             queues = sorted(self._queues)
             pipe = self._redis.pipeline(transaction=False)
@@ -368,7 +405,7 @@ class LaravelCollector:
             statuses = [self._redis.hget(f"{horizon}master:{name}", "status") for name in masters]
             up = any(status in (b"running", "running") for status in statuses)
             samples.append(Sample("laravel_horizon_up", 1.0 if up else 0.0, labels))
-        return samples
+        return samples, problems
 
 
 def _queue_samples(labels: dict[str, str], queue: str, ready: int, reserved: int, delayed: int) -> list[Sample]:

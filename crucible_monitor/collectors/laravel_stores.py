@@ -56,6 +56,11 @@ class AppDatabase:
         self._name = unquote(parts.path).lstrip("/") or None
         self._connection: pymysql.connections.Connection[Any] | None = None
 
+    @property
+    def schema(self) -> str | None:
+        """The MySQL database (schema) the URL names; None for SQLite or a URL without one."""
+        return None if self._sqlite_path is not None else self._name
+
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """All rows of one statement.
 
@@ -90,11 +95,14 @@ class AppDatabase:
                 logger.debug("closing the app's database connection failed")
 
 
-def connect_redis(url: SecretStr) -> redis.Redis:
-    """A client of the app's Redis (it connects on first use)."""
-    return redis.Redis.from_url(
+def connect_redis(url: SecretStr, db: int | None = None) -> redis.Redis:
+    """A client of the app's Redis (it connects on first use), on database ``db`` if given, else the URL's."""
+    pool = redis.ConnectionPool.from_url(
         url.get_secret_value(), socket_timeout=_TIMEOUT_SECONDS, socket_connect_timeout=_TIMEOUT_SECONDS
     )
+    if db is not None:
+        pool.connection_kwargs["db"] = db
+    return redis.Redis.from_pool(pool)  # the client owns the pool: close() closes it
 
 
 def _naive(ts: float, zone: zoneinfo.ZoneInfo) -> str:
