@@ -275,7 +275,9 @@ class LaravelAppConfig(StrictModel):
         timedelta(minutes=120), description="session.lifetime: a database session is active this long after its use."
     )
     query_time: bool = Field(
-        True, description="Statements and their time in the app's schema (MySQL performance_schema digests)."
+        False,
+        description="Statements and their time in the app's schema (MySQL performance_schema digests; the database "
+        "user needs SELECT ON performance_schema.*).",
     )
 
     @field_validator("path")

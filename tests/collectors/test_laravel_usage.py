@@ -175,7 +175,7 @@ async def test_redis_sessions_are_the_session_ids_under_the_cache_prefix(
 
 async def test_query_time_of_the_apps_schema_grows_with_its_statements(mariadb: MariaDB, tmp_path: Path) -> None:
     schema, other = _schema(mariadb), _schema(mariadb)
-    app = _app(tmp_path, database_url=_url(mariadb, schema))
+    app = _app(tmp_path, database_url=_url(mariadb, schema), query_time=True)
     collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=Clock(NOW))
     try:
         before = (await collector.collect()).samples
@@ -210,7 +210,7 @@ async def test_a_database_user_without_performance_schema_gets_a_grant_to_run(ma
     schema = _schema(mariadb)
     mariadb.execute(f"CREATE USER '{schema}'@'localhost'")
     mariadb.execute(f"GRANT ALL ON {schema}.* TO '{schema}'@'localhost'")
-    app = _app(tmp_path, database_url=_url(mariadb, schema, user=schema))
+    app = _app(tmp_path, database_url=_url(mariadb, schema, user=schema), query_time=True)
     collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=Clock(NOW))
     try:
         collection = await collector.collect()
@@ -244,7 +244,7 @@ def test_cache_and_session_stores_need_their_urls_and_the_prefix_follows_laravel
 async def test_a_server_with_performance_schema_off_says_how_to_turn_it_on(tmp_path: Path) -> None:
     with run_mariadb(tmp_path / "mariadb", ["--performance-schema=OFF"]) as server:
         schema = _schema(server)
-        app = _app(tmp_path, database_url=_url(server, schema))
+        app = _app(tmp_path, database_url=_url(server, schema), query_time=True)
         collector = LaravelCollector(app, state_dir=tmp_path / "state", clock=Clock(NOW))
         try:
             collection = await collector.collect()
