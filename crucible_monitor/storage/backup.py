@@ -8,7 +8,7 @@ What is copied, in this order (the order is what makes a live copy consistent):
    append in progress is left out, as a crash would leave it).
 3. Everything else: Parquet files (immutable once renamed into place; temp files are skipped), models, tail
    positions, ``api_token`` (mode kept). A file that compaction or retention deletes between listing and copying
-   is replaced by the file that superseded it: the directory is listed again until a pass copies everything.
+   is replaced by the file that superseded it: the directory is listed again until a listing finds nothing new.
 
 A segment flushed while the copy runs is in the copied WAL or in a Parquet file copied after it, or both; on
 restore the store replays the WAL and the flushed duplicate is superseded by its Parquet range, as after a crash.
@@ -27,6 +27,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from crucible_monitor.errors import StorageError
@@ -62,12 +63,14 @@ def backup(data_dir: Path, dest: Path, *, progress: Progress | None = None) -> B
     """
     if not (data_dir / _STATE).is_file() and not (data_dir / "metrics").is_dir():
         raise StorageError(f"{data_dir} holds no agent data (no state.db, no metrics/); check agent.data_dir")
+    if dest.resolve().is_relative_to(data_dir.resolve()):
+        raise StorageError(f"the backup destination {dest} is inside the data directory {data_dir}; name one outside")
     _require_empty(dest, "backup destination")
     started = time.time()
     files: dict[str, dict[str, int | str]] = {}
     try:
-        dest.mkdir(parents=True, exist_ok=True, mode=0o700)
-        report = _reporter(progress, files)
+        dest.mkdir(parents=True, exist_ok=True, mode=0o700)  # it holds the API token
+        report = _reporter(progress, sum(1 for _ in _walk(data_dir)) + 1)
         if (data_dir / _STATE).is_file():
             _backup_sqlite(data_dir / _STATE, dest / _STATE)
             files[_STATE] = _entry(dest / _STATE)
@@ -77,20 +80,25 @@ def backup(data_dir: Path, dest: Path, *, progress: Progress | None = None) -> B
             if _copy_wal_file(source, dest / rel):
                 files[rel] = _entry(dest / rel)
                 report(rel)
-        for _ in range(_MAX_PASSES):
-            missed = False
+        for _ in range(_MAX_PASSES):  # until a listing finds nothing new (a file deleted under us was superseded)
+            copied = False
             for source in _walk(data_dir):
                 rel = source.relative_to(data_dir).as_posix()
-                if rel in files or rel == MANIFEST or rel.startswith(_WAL_DIR.as_posix() + "/"):
+                if rel in files or rel.startswith(_WAL_DIR.as_posix() + "/"):
                     continue
                 if _copy_file(source, dest / rel):
                     files[rel] = _entry(dest / rel)
                     report(rel)
-                else:
-                    missed = True  # deleted under us: superseded by a file the next pass lists
-            if not missed:
+                    copied = True
+            if not copied:
                 break
-        manifest = {"version": FORMAT_VERSION, "created_at": started, "source": str(data_dir), "files": files}
+        manifest = {
+            "version": FORMAT_VERSION,
+            "created_at": started,
+            "created": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+            "source": str(data_dir),
+            "files": files,
+        }
         _write_json(dest / MANIFEST, manifest)
     except OSError as exc:
         raise StorageError(f"backup to {dest} failed: {exc.strerror or exc} ({exc.filename or dest})") from exc
@@ -137,8 +145,9 @@ def restore(src: Path, data_dir: Path, *, progress: Progress | None = None) -> B
     """
     _require_empty(data_dir, "data directory")
     files = verify(src)
+    source = json.loads((src / MANIFEST).read_text(encoding="utf-8")).get("source")
     done: dict[str, dict[str, int | str]] = {}
-    report = _reporter(progress, files)
+    report = _reporter(progress, len(files))
     try:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         for rel, entry in files.items():
@@ -148,8 +157,12 @@ def restore(src: Path, data_dir: Path, *, progress: Progress | None = None) -> B
             os.chmod(target, int(entry["mode"]))
             done[rel] = entry
             report(rel)
+        if isinstance(source, str) and _STATE in done:
+            _relocate_models(data_dir / _STATE, Path(source), data_dir)
     except OSError as exc:
         raise StorageError(f"restore into {data_dir} failed: {exc.strerror or exc} ({exc.filename})") from exc
+    except sqlite3.Error as exc:
+        raise StorageError(f"restore into {data_dir} failed: {data_dir / _STATE}: {exc}") from exc
     return BackupResult(data_dir, len(done), sum(int(e["size"]) for e in done.values()))
 
 
@@ -161,14 +174,16 @@ def _require_empty(path: Path, what: str) -> None:
         raise StorageError(f"the {what} {path} exists and is not empty; name a new or empty directory")
 
 
-def _reporter(progress: Progress | None, files: dict[str, dict[str, int | str]]) -> Callable[[str], None]:
+def _reporter(progress: Progress | None, expected: int) -> Callable[[str], None]:
+    """Counts copied files for ``progress``; ``expected`` is the first listing's count (the total grows past it
+    if files appear while copying)."""
     count = 0
 
     def report(rel: str) -> None:
         nonlocal count
         count += 1
         if progress is not None:
-            progress(rel, count, max(count, len(files)))
+            progress(rel, count, max(count, expected))
 
     return report
 
@@ -195,6 +210,21 @@ def _backup_sqlite(source: Path, target: Path) -> None:
     finally:
         src.close()
     os.chmod(target, source.stat().st_mode & 0o777)
+
+
+def _relocate_models(state: Path, old: Path, new: Path) -> None:
+    """Point the model registry's file paths (absolute, under the old data dir) into the new data dir."""
+    db = sqlite3.connect(state)
+    try:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'model_registry'").fetchone():
+            prefix = f"{old}/"
+            with db:
+                db.execute(
+                    "UPDATE model_registry SET path = ? || substr(path, ?) WHERE substr(path, 1, ?) = ?",
+                    (f"{new}/", len(prefix) + 1, len(prefix), prefix),
+                )
+    finally:
+        db.close()
 
 
 def _copy_wal_file(source: Path, target: Path) -> bool:

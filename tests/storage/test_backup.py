@@ -11,17 +11,25 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from agent_process import serve_agent
 from helpers import ALWAYS_FIRING_RULES
+from manual_clock import Clock
 from supervisor_fixture import wait_until
 
+from crucible_monitor.analysis.registry import ANALYSIS_MIGRATIONS
+from crucible_monitor.config import StorageConfig
 from crucible_monitor.errors import ActionRefused, StorageError
+from crucible_monitor.models import Sample
 from crucible_monitor.remote import RemoteMonitor
 from crucible_monitor.storage.backup import MANIFEST, backup, restore
 from crucible_monitor.storage.state import StateDB
+from crucible_monitor.storage.store import MetricStore
 
 METRICS = ("memory_used_bytes", "cpu_usage_ratio")
+START = 1_764_288_000.0  # 2025-11-28T00:00:00Z
 STEP = 0.05  # 50 ms buckets: one raw sample each at a 1 s collect interval (a 550 s window at most)
 
 
@@ -190,3 +198,93 @@ def test_backup_and_restore_name_what_is_wrong(tmp_path: Path) -> None:
     config.write_text(f"agent:\n  data_dir: {tmp_path / 'other'}\n", encoding="utf-8")
     done = _cli("restore", str(src), "--config", str(config))
     assert done.returncode != 0 and "has no manifest.json" in done.stderr
+
+
+def _store(path: Path) -> MetricStore:
+    store = MetricStore(path, StorageConfig(fsync=False), retention=timedelta(days=30), clock=Clock(START + 100))
+    store.open()
+    return store
+
+
+def _values(directory: Path) -> list[tuple[float, float]]:
+    store = _store(directory)
+    try:
+        series = store.query("load_gauge", start=START, end=START + 100, step=1, agg="last")
+        return sorted(p for s in series for p in zip(s.timestamps, s.values, strict=True))
+    finally:
+        store.close()
+
+
+def test_a_torn_wal_tail_is_left_out_and_every_complete_record_restored(tmp_path: Path) -> None:
+    store = _store(tmp_path / "data" / "metrics")
+    for i in range(8):
+        store.append([Sample("load_gauge", float(i), {}, START + i)])
+        if i == 4:
+            store.flush()  # the first five in Parquet, the rest in the WAL
+    segment = tmp_path / "data" / "metrics" / "wal" / f"{store.wal.active_segment:012d}.wal"
+    complete = segment.stat().st_size
+    with open(segment, "ab") as handle:  # an append caught halfway, as a live copy can find it
+        handle.write(b"CW\xff\x00\x00\x00\x00\x00\x00\x00[[1")
+    result = backup(tmp_path / "data", tmp_path / "backup")
+    store.close()
+    copied = tmp_path / "backup" / segment.relative_to(tmp_path / "data")
+    assert copied.stat().st_size == complete
+    assert result.files == len(json.loads((tmp_path / "backup" / MANIFEST).read_text(encoding="utf-8"))["files"])
+    restore(tmp_path / "backup", tmp_path / "new")
+    assert _values(tmp_path / "new" / "metrics") == [(START + i, float(i)) for i in range(8)]
+
+
+def test_a_parquet_file_compacted_away_during_the_copy_is_replaced_by_its_successor(tmp_path: Path) -> None:
+    store = _store(tmp_path / "data" / "metrics")
+    for i in range(6):
+        store.append([Sample("load_gauge", float(i), {}, START + i)])
+        if i in (2, 5):
+            store.flush()
+    store.close()
+    first, second = sorted((tmp_path / "data" / "metrics" / "raw").rglob("*.parquet"))
+    merged = second.with_name(f"{first.stem.split('-')[0]}-{second.stem.split('-')[1]}.parquet")
+    pq.write_table(pa.concat_tables([pq.read_table(first), pq.read_table(second)]), merged)
+    merged.unlink()  # only its name is needed up front; it appears during the copy
+
+    def compact_midway(name: str, done: int, known: int) -> None:
+        if name.endswith(first.name) and second.exists():  # the pass has listed `second` already
+            pq.write_table(pa.concat_tables([pq.read_table(first), pq.read_table(second)]), merged)
+            second.unlink()
+
+    calls: list[int] = []
+    backup(tmp_path / "data", tmp_path / "backup", progress=lambda n, d, k: (calls.append(d), compact_midway(n, d, k)))
+    names = {Path(n).name for n in json.loads((tmp_path / "backup" / MANIFEST).read_text(encoding="utf-8"))["files"]}
+    assert merged.name in names and second.name not in names and first.name in names
+    assert calls == list(range(1, len(calls) + 1))
+    restore(tmp_path / "backup", tmp_path / "new")
+    assert _values(tmp_path / "new" / "metrics") == [(START + i, float(i)) for i in range(6)]
+
+
+def test_a_destination_inside_the_data_dir_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data" / "metrics").mkdir(parents=True)
+    with pytest.raises(StorageError, match="inside the data directory"):
+        backup(tmp_path / "data", tmp_path / "data" / "backups" / "today")
+    assert not (tmp_path / "data" / "backups").exists()
+
+
+def test_restored_models_are_found_in_the_new_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    db = StateDB(data / "state.db")
+    db.migrate("analysis", ANALYSIS_MIGRATIONS)
+    db.execute(
+        "INSERT INTO model_registry (kind, trained_at, window_start, window_end, samples, features, parameters, "
+        "threshold, path) VALUES ('host', 1, 0, 1, 10, '[]', '{}', 0.5, ?)",
+        (str(data / "models" / "host-1.npz"),),
+    )
+    db.close()
+    (data / "models").mkdir()
+    (data / "models" / "host-1.npz").write_bytes(b"trees")
+    backup(data, tmp_path / "backup")
+    restore(tmp_path / "backup", tmp_path / "new")
+    restored = StateDB(tmp_path / "new" / "state.db")
+    try:
+        (row,) = restored.execute("SELECT path FROM model_registry")
+    finally:
+        restored.close()
+    assert Path(row["path"]) == tmp_path / "new" / "models" / "host-1.npz"
+    assert Path(row["path"]).read_bytes() == b"trees"
