@@ -221,7 +221,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     config = _load(args)
     with _copy_progress("backing up") as progress:
         result = backup(config.agent.data_dir, Path(args.dest), progress=progress)
-    print(f"backed up {config.agent.data_dir} to {result.directory}: {result.files} files, {human_bytes(result.bytes)}")
+    print(f"backed up {config.agent.data_dir} to {result.directory}: {result.summary()}")
     return 0
 
 
@@ -232,7 +232,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     config = _load(args)
     with _copy_progress("restoring") as progress:
         result = restore(Path(args.src), config.agent.data_dir, progress=progress)
-    print(f"restored {args.src} into {result.directory}: {result.files} files, {human_bytes(result.bytes)}")
+    print(f"restored {args.src} into {result.directory}: {result.summary()}")
     return 0
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from crucible_monitor.errors import StorageError
 from crucible_monitor.storage.wal import complete_length
+from crucible_monitor.units import human_bytes
 
 __all__ = ["MANIFEST", "BackupResult", "Progress", "backup", "restore", "verify"]
 
@@ -54,6 +55,10 @@ class BackupResult:
     files: int
     bytes: int
 
+    def summary(self) -> str:
+        """``12 files, 3.4 MiB``."""
+        return f"{self.files} file{'s' * (self.files != 1)}, {human_bytes(self.bytes)}"
+
 
 def backup(data_dir: Path, dest: Path, *, progress: Progress | None = None) -> BackupResult:
     """Copy ``data_dir`` into ``dest`` (absent or empty) while an agent may be writing to it.
@@ -65,12 +70,12 @@ def backup(data_dir: Path, dest: Path, *, progress: Progress | None = None) -> B
         raise StorageError(f"{data_dir} holds no agent data (no state.db, no metrics/); check agent.data_dir")
     if dest.resolve().is_relative_to(data_dir.resolve()):
         raise StorageError(f"the backup destination {dest} is inside the data directory {data_dir}; name one outside")
-    _require_empty(dest, "backup destination")
+    _require_empty(dest, "backup destination", "name a new or empty directory")
     started = time.time()
     files: dict[str, dict[str, int | str]] = {}
     try:
         dest.mkdir(parents=True, exist_ok=True, mode=0o700)  # it holds the API token
-        report = _reporter(progress, sum(1 for _ in _walk(data_dir)) + 1)
+        report = _reporter(progress, sum(1 for _ in _walk(data_dir)) + (data_dir / _STATE).is_file())
         if (data_dir / _STATE).is_file():
             _backup_sqlite(data_dir / _STATE, dest / _STATE)
             files[_STATE] = _entry(dest / _STATE)
@@ -143,7 +148,7 @@ def restore(src: Path, data_dir: Path, *, progress: Progress | None = None) -> B
     Raises:
         StorageError: ``data_dir`` is not empty, or the backup has no manifest or is damaged.
     """
-    _require_empty(data_dir, "data directory")
+    _require_empty(data_dir, "data directory", "set agent.data_dir to a new or empty directory")
     files = verify(src)
     source = json.loads((src / MANIFEST).read_text(encoding="utf-8")).get("source")
     done: dict[str, dict[str, int | str]] = {}
@@ -169,9 +174,9 @@ def restore(src: Path, data_dir: Path, *, progress: Progress | None = None) -> B
 # -- helpers ----------------------------------------------------------------------------------------------------
 
 
-def _require_empty(path: Path, what: str) -> None:
+def _require_empty(path: Path, what: str, hint: str) -> None:
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise StorageError(f"the {what} {path} exists and is not empty; name a new or empty directory")
+        raise StorageError(f"the {what} {path} exists and is not empty; {hint}")
 
 
 def _reporter(progress: Progress | None, expected: int) -> Callable[[str], None]:
@@ -200,7 +205,7 @@ def _walk(root: Path) -> Iterator[Path]:
 
 
 def _backup_sqlite(source: Path, target: Path) -> None:
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
         dst = sqlite3.connect(target)
         try:
