@@ -127,11 +127,11 @@ def verify(src: Path) -> dict[str, dict[str, int | str]]:
     if not isinstance(manifest, dict) or manifest.get("version") != FORMAT_VERSION:
         raise StorageError(f"{src / MANIFEST}: unknown backup format (expected version {FORMAT_VERSION})")
     files: dict[str, dict[str, int | str]] = manifest.get("files", {})
+    if not isinstance(files, dict) or not all(_well_formed(rel, entry) for rel, entry in files.items()):
+        raise StorageError(f"{src / MANIFEST} is malformed: 'files' must map relative paths to size, sha256, mode")
     bad = []
     for rel, entry in files.items():
         path = src / rel
-        if ".." in Path(rel).parts or Path(rel).is_absolute():
-            raise StorageError(f"{src / MANIFEST}: unsafe path {rel!r}")
         if not path.is_file():
             bad.append(f"{rel} (missing)")
         elif path.stat().st_size != entry["size"] or _sha256(path) != entry["sha256"]:
@@ -165,13 +165,27 @@ def restore(src: Path, data_dir: Path, *, progress: Progress | None = None) -> B
         if isinstance(source, str) and _STATE in done:
             _relocate_models(data_dir / _STATE, Path(source), data_dir)
     except OSError as exc:
-        raise StorageError(f"restore into {data_dir} failed: {exc.strerror or exc} ({exc.filename})") from exc
+        raise StorageError(
+            f"restore into {data_dir} failed: {exc.strerror or exc} ({exc.filename}); empty it before trying again"
+        ) from exc
     except sqlite3.Error as exc:
-        raise StorageError(f"restore into {data_dir} failed: {data_dir / _STATE}: {exc}") from exc
+        raise StorageError(f"restore into {data_dir} failed: {data_dir / _STATE}: {exc}; empty it and retry") from exc
     return BackupResult(data_dir, len(done), sum(int(e["size"]) for e in done.values()))
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _well_formed(rel: object, entry: object) -> bool:
+    return (
+        isinstance(rel, str)
+        and not Path(rel).is_absolute()
+        and ".." not in Path(rel).parts
+        and isinstance(entry, dict)
+        and isinstance(entry.get("size"), int)
+        and isinstance(entry.get("sha256"), str)
+        and isinstance(entry.get("mode"), int)
+    )
 
 
 def _require_empty(path: Path, what: str, hint: str) -> None:

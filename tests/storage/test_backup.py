@@ -194,6 +194,9 @@ def test_backup_and_restore_name_what_is_wrong(tmp_path: Path) -> None:
     config.write_text(f"agent:\n  data_dir: {tmp_path / 'data'}\n", encoding="utf-8")
     done = _cli("backup", str(tmp_path / "full"), "--config", str(config))
     assert done.returncode != 0 and "not empty" in done.stderr
+    (src / MANIFEST).write_text(json.dumps({"version": 1, "files": {"../etc/passwd": {}}}), encoding="utf-8")
+    with pytest.raises(StorageError, match="malformed"):
+        restore(src, tmp_path / "other")
     (src / MANIFEST).unlink()
     config.write_text(f"agent:\n  data_dir: {tmp_path / 'other'}\n", encoding="utf-8")
     done = _cli("restore", str(src), "--config", str(config))
