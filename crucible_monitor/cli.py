@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from crucible_monitor import __version__
@@ -233,6 +235,49 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the data directory (state.db, Parquet, WAL, api_token) into DEST, while the agent runs."""
+    from crucible_monitor.storage.backup import backup
+
+    config = _load(args)
+    with _copy_progress("backing up") as progress:
+        result = backup(config.agent.data_dir, Path(args.dest), progress=progress)
+    print(f"backed up {config.agent.data_dir} to {result.directory}: {result.summary()}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Verify a backup's checksums, then copy it into the (empty) data directory of the config."""
+    from crucible_monitor.storage.backup import restore
+
+    config = _load(args)
+    with _copy_progress("restoring") as progress:
+        result = restore(Path(args.src), config.agent.data_dir, progress=progress)
+    print(f"restored {args.src} into {result.directory}: {result.summary()}")
+    return 0
+
+
+@contextlib.contextmanager
+def _copy_progress(what: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar on stderr, advanced after each copied file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def advance(name: str, done: int, known: int) -> None:
+            bar.update(task, completed=done, total=known, description=escape(name))
+
+        yield advance
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """The headline and findings, firing alerts, then system, services, checks and each application collector;
     ``--watch`` redraws it every few seconds until Ctrl-C."""
@@ -412,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--probe", action="store_true", help="also connect to every configured target; exit 1 if any fails"
     )
     add("token", cmd_token, "print the API token clients must send")
+    add("backup", cmd_backup, "copy the data directory into DEST (safe while the agent runs)").add_argument(
+        "dest", help="a new or empty directory"
+    )
+    add("restore", cmd_restore, "restore a backup into the (empty) data directory of the config").add_argument(
+        "src", help="a directory written by backup"
+    )
     add("mcp", cmd_mcp, "serve MCP over stdio (for Claude Code, Claude Desktop, Crush)", reach)
     install = commands.add_parser("install", help="install as a systemd service (user, config, unit)")
     install.add_argument("--dry-run", action="store_true", help="print every step and change nothing")

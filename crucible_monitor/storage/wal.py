@@ -25,7 +25,7 @@ from pathlib import Path
 
 from crucible_monitor.errors import StorageError
 
-__all__ = ["Row", "WriteAheadLog"]
+__all__ = ["Row", "WriteAheadLog", "complete_length"]
 
 logger = logging.getLogger(__name__)
 
@@ -155,19 +155,28 @@ class WriteAheadLog:
         return self.directory / f"{segment:012d}{_SUFFIX}"
 
 
+def complete_length(data: bytes) -> int:
+    """The length of the prefix of a segment's bytes that holds only complete, valid records."""
+    return sum(_HEADER.size + len(payload) for payload in _payloads(data))
+
+
 def _read_payloads(path: Path) -> Iterator[bytes]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return
+    yield from _payloads(data, path.name)
+
+
+def _payloads(data: bytes, name: str | None = None) -> Iterator[bytes]:
     offset = 0
     while offset + _HEADER.size <= len(data):
         magic, length, crc = _HEADER.unpack_from(data, offset)
         start = offset + _HEADER.size
         payload = data[start : start + length]
         if magic != _MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
-            if offset + _HEADER.size + length < len(data) or magic != _MAGIC:
-                logger.warning("WAL segment %s is corrupt at byte %d; later records are ignored", path.name, offset)
+            if name is not None and (offset + _HEADER.size + length < len(data) or magic != _MAGIC):
+                logger.warning("WAL segment %s is corrupt at byte %d; later records are ignored", name, offset)
             return
         yield payload
         offset = start + length
