@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from crucible_monitor.configtypes import Duration, PositiveDuration, StrictModel, WebUrl, check_unique, matching
 
@@ -286,6 +286,15 @@ class LaravelAppConfig(StrictModel):
         if not value.is_absolute():
             raise ValueError(f"path {str(value)!r} must be absolute")
         return value
+
+    @field_validator("scheduler_heartbeat")
+    @classmethod
+    def _heartbeat_under_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        """A relative heartbeat is the app's file, not one next to the config (``~`` expanded)."""
+        root = info.data.get("path")
+        if value is None or value.expanduser().is_absolute() or not isinstance(root, Path):
+            return value.expanduser() if value is not None else None
+        return root / value
 
     @field_validator("timezone")
     @classmethod

@@ -41,8 +41,8 @@ from crucible_monitor.configfile import (
     Located,
     alias_notes,
     dotted_key,
-    read_text,
     read_yaml,
+    read_yaml_file,
     relative_to,
     validate,
 )
@@ -282,7 +282,9 @@ class ActionsConfig(StrictModel):
 class LogsConfig(StrictModel):
     """Log files that tail_logs may read, by name (services' own logs need no entry)."""
 
-    files: dict[str, Path] = Field(default_factory=dict, description="Name → path of a log file.")
+    files: dict[str, Path] = Field(
+        default_factory=dict, description="Name → path of a log file, or a glob (its newest file is read)."
+    )
 
 
 class McpConfig(StrictModel):
@@ -352,14 +354,17 @@ def validate_config(data: dict[str, Any], source: str, located: Located | None =
 def load_config(path: Path | None) -> Config:
     """Load ``path``, or the built-in defaults when ``path`` is None.
 
-    Relative paths in the file (``rules_file: alerts.yaml``, ``ca_file``, log files...) are relative to the file.
+    Files named by its ``include:`` are merged in first (see :func:`read_yaml_file`). Relative paths in the config
+    (``rules_file: alerts.yaml``, ``ca_file``, log files...) are relative to ``path``'s folder, also those that come
+    from an included file; a Laravel app's ``logs`` and ``scheduler_heartbeat`` are relative to its ``path``.
 
     Raises:
-        ConfigError: the file cannot be read or is invalid.
+        ConfigError: a file cannot be read or is invalid.
     """
     if path is None:
         return Config()
-    return relative_to(parse_config(read_text(path, "config"), str(path)), path.resolve().parent)
+    data, located = read_yaml_file(path, "config", sections="agent, collectors")
+    return relative_to(validate_config(data, str(path), located), path.resolve().parent)
 
 
 def with_listen_addr(config: Config, listen_addr: str, flag: str = "--listen") -> Config:
@@ -381,7 +386,7 @@ def config_notes(path: Path) -> list[str]:
     Raises:
         ConfigError: the file cannot be read or is not YAML.
     """
-    data, located = read_yaml(read_text(path, "config"), str(path), sections="agent, collectors")
+    data, located = read_yaml_file(path, "config", sections="agent, collectors")
     return alias_notes(Config, data, located)
 
 

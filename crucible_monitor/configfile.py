@@ -1,5 +1,5 @@
-"""Reading config files: YAML with the line of every key, ``${VAR}`` expansion, ``*_file`` secrets, paths relative to
-the file, and pydantic errors rendered as ``file:line: dotted.key: message``.
+"""Reading config files: YAML with the file and line of every key, ``include:`` of other files, ``${VAR}`` expansion,
+``*_file`` secrets, paths relative to the file, and pydantic errors rendered as ``file:line: dotted.key: message``.
 
 The main config (:mod:`crucible_monitor.config`) and the alerting file (:mod:`crucible_monitor.alerts.config`) are both
 read through here; this module knows neither's models, only pydantic's and YAML's.
@@ -32,6 +32,7 @@ __all__ = [
     "read_secret_files",
     "read_text",
     "read_yaml",
+    "read_yaml_file",
     "relative_to",
     "validate",
 ]
@@ -73,11 +74,13 @@ def discover(explicit: str | None, environ: Mapping[str, str] | None = None) -> 
 
 
 class Located:
-    """Plain Python data built from YAML nodes, with the line of every key."""
+    """Plain Python data built from YAML nodes, with the line of every key (and its file, where keys were merged in
+    from included files)."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.lines: dict[KeyPath, int] = {}
+        self.files: dict[KeyPath, str] = {}  # keys from another file than ``source``
         self.errors: list[str] = []
         self._loader = yaml.SafeLoader("")
 
@@ -120,10 +123,40 @@ class Located:
 
     def line_of(self, loc: KeyPath) -> int | None:
         """The line of ``loc``, or of the nearest key above it."""
+        return self.where(loc)[1]
+
+    def where(self, loc: KeyPath) -> tuple[str, int | None]:
+        """The file and line of ``loc``, or of the nearest key above it."""
         for end in range(len(loc), -1, -1):
             if loc[:end] in self.lines:
-                return self.lines[loc[:end]]
-        return None
+                return self.files.get(loc[:end], self.source), self.lines[loc[:end]]
+        return self.source, None
+
+    def merge(self, data: dict[Any, Any], over: dict[Any, Any], other: Located, path: KeyPath = ()) -> None:
+        """Merge ``over`` (read by ``other``) into ``data`` in place: mappings key by key, anything else (lists
+        too) replaced; the lines and files of what ``over`` brings come along."""
+        self.errors += other.errors if not path else []
+        for key, value in over.items():
+            where = (*path, key)
+            self._take(other, where, below=False)
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                self.merge(data[key], value, other, where)
+                continue
+            for old in [p for p in self.lines if p[: len(where)] == where and len(p) > len(where)]:
+                del self.lines[old]
+                self.files.pop(old, None)
+            self._take(other, where, below=True)
+            data[key] = value
+
+    def _take(self, other: Located, where: KeyPath, *, below: bool) -> None:
+        taken = [p for p in other.lines if p[: len(where)] == where and (below or len(p) == len(where))]
+        for p in taken:
+            self.lines[p] = other.lines[p]
+            source = other.files.get(p, other.source)
+            if source == self.source:
+                self.files.pop(p, None)
+            else:
+                self.files[p] = source
 
 
 def dotted_key(path: KeyPath) -> str:
@@ -165,6 +198,44 @@ def read_yaml(text: str, source: str, *, sections: str) -> tuple[dict[str, Any],
     return data, located
 
 
+def read_yaml_file(
+    path: Path, what: str, *, sections: str, chain: tuple[Path, ...] = ()
+) -> tuple[dict[str, Any], Located]:
+    """A YAML config file as :func:`read_yaml` reads it, with the files its top-level ``include:`` lists merged in
+    first, in order (relative to ``path``; mappings merged key by key, lists replaced; ``path`` itself last, so it
+    wins). Every key keeps the file and line it came from.
+
+    Raises:
+        ConfigError: a file cannot be read or is invalid, ``include`` is not a list of files, or files include
+            each other (the message shows the chain).
+    """
+    data, located = read_yaml(read_text(path, what), str(path), sections=sections)
+    chain = (*chain, path.resolve())
+    includes = data.pop("include", None)
+    if includes is None:
+        return data, located
+    line = located.line_of(("include",))
+    here = f"{path}:{line}: include"
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) and i for i in includes):
+        raise ConfigError(f"{here}: expected a list of files (relative to {path.parent} unless absolute)")
+    merged: dict[str, Any] = {}
+    combined = Located(str(path))
+    combined.lines[()] = 1
+    for index, name in enumerate(includes):
+        target = Path(name).expanduser()
+        target = target if target.is_absolute() else path.parent / target
+        if target.resolve() in chain:
+            cycle = " -> ".join(str(p) for p in (*chain, target.resolve()))
+            raise ConfigError(f"{here}[{index}]: include cycle: {cycle}")
+        if not target.is_file():
+            raise ConfigError(f"{here}[{index}]: no such file {target}")
+        combined.merge(merged, *read_yaml_file(target, what, sections=sections, chain=chain))
+    combined.merge(merged, data, located)
+    return merged, combined
+
+
 def read_secret_files(data: Any, secrets: Collection[str]) -> Any:
     """``data`` with ``x_file: PATH`` turned into ``x: <content of PATH>`` (trailing newline stripped) for each secret
     field ``x``, and an empty secret (``password: ${UNSET:-}``) into None.
@@ -199,16 +270,16 @@ def validate(model: type[_M], data: Any, source: str, located: Located | None = 
         ConfigError: one line per problem, ordered by line: source, line when known, dotted key, message; the
             problems ``located`` met while reading (duplicate keys, unset variables) come first.
     """
-    problems: list[tuple[int, str]] = []
+    problems: list[tuple[str, int, str]] = []
     result = None
     try:
         result = model.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             loc, message = _describe(model, data, error)
-            line = located.line_of(loc) if located else None
-            problems.append((line or 0, f"{source}{f':{line}' if line else ''}: {dotted_key(loc)}: {message}"))
-    messages = (located.errors if located else []) + [text for _, text in sorted(problems, key=lambda p: p[0])]
+            file, line = located.where(loc) if located else (source, None)
+            problems.append((file, line or 0, f"{file}{f':{line}' if line else ''}: {dotted_key(loc)}: {message}"))
+    messages = (located.errors if located else []) + [text for *_, text in sorted(problems, key=lambda p: p[:2])]
     if messages or result is None:
         raise ConfigError("\n".join(messages))
     return result
@@ -299,8 +370,8 @@ def alias_notes(model: type[BaseModel], data: Any, located: Located | None = Non
     for key, value in data.items():
         where = (*path, key)
         if key in aliases:
-            line = located.line_of(where) if located else None
-            source = f"{located.source}{f':{line}' if line else ''}: " if located else ""
+            file, line = located.where(where) if located else ("", None)
+            source = f"{file}{f':{line}' if line else ''}: " if located else ""
             notes.append(f"{source}{dotted_key(where)} is read as {aliases[key]}")
             continue
         field = model.model_fields.get(key)

@@ -1,4 +1,5 @@
-"""The last lines of a service's log (journal or supervisor) or of a configured log file, filtered as plain text.
+"""The last lines of a service's log (journal or supervisor), of a configured log file (a glob: the newest file it
+matches) or of a Laravel app's logs (``laravel:<app>``), filtered as plain text.
 
 Nothing here goes through a shell: journalctl gets an argument list, supervisor's logs come over XML-RPC, files
 are read from their end. Output is bounded: at most ``MAX_LINES`` lines of at most ``MAX_LINE_CHARS`` characters.
@@ -7,10 +8,11 @@ are read from their end. Output is bounded: at most ``MAX_LINES`` lines of at mo
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import stat
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from crucible_monitor.config import SupervisorConfig
@@ -53,6 +55,21 @@ def _read_end(path: Path) -> str:
     return text if size <= _READ_BYTES else text.partition("\n")[2]  # drop the partial first line
 
 
+def newest(patterns: Sequence[str]) -> Path | None:
+    """The most recently modified regular file matching any of ``patterns`` (globs or plain paths); symbolic links
+    are not followed, so a link planted in a log directory is never picked."""
+    found: list[tuple[float, str]] = []
+    for pattern in patterns:
+        for name in glob.glob(pattern) if glob.has_magic(pattern) else [pattern]:
+            try:
+                info = os.lstat(name)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found.append((info.st_mtime, name))
+    return Path(max(found)[1]) if found else None
+
+
 def tail_log(
     source: str,
     *,
@@ -61,20 +78,20 @@ def tail_log(
     services: Mapping[str, ServiceStatus],
     files: Mapping[str, Path],
     supervisor: SupervisorConfig,
+    apps: Mapping[str, Sequence[str]] | None = None,
 ) -> LogTail:
-    """The last ``lines`` lines of ``source`` (a watched service or a name in ``logs.files``) containing ``contains``.
+    """The last ``lines`` lines of ``source`` containing ``contains``: a watched service, a name in ``logs.files``
+    (a path or glob; a glob reads its newest file) or ``laravel:<app>`` (``apps``: name → the app's log globs).
 
     Raises:
-        NotFoundError: ``source`` is neither; the message lists the valid sources.
-        CollectorError: the log cannot be read (no journal here, supervisord down, file unreadable).
+        NotFoundError: ``source`` is none of these; the message lists the valid sources.
+        CollectorError: the log cannot be read (no journal here, supervisord down, no file matches, unreadable).
     """
     lines = max(1, min(lines, MAX_LINES))
-    if source in files:
-        try:
-            text = _read_end(files[source])
-        except OSError as exc:
-            why = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
-            raise CollectorError(f"cannot read {files[source]}: {why}") from None
+    patterns = {name: [str(path)] for name, path in files.items()}
+    patterns |= {f"laravel:{name}": list(globs) for name, globs in (apps or {}).items()}
+    if source in patterns:
+        text = _read_newest(patterns[source])
         kind = "file"
     elif source in services:
         status = services[source]
@@ -90,10 +107,29 @@ def tail_log(
             text = _journal(source)
             kind = "journal"
     else:
-        valid = sorted([*services, *files])
+        valid = sorted([*services, *patterns])
         raise NotFoundError(f"unknown log source {source!r}; valid: {', '.join(valid) or 'none configured'}")
     selected, truncated = _select(text, lines, contains)
     return LogTail(source=source, kind=kind, lines=selected, filter=contains, truncated=truncated)
+
+
+def _read_newest(patterns: Sequence[str]) -> str:
+    path = newest(patterns)
+    if path is None:
+        if len(patterns) == 1 and not glob.has_magic(patterns[0]):
+            try:  # say why the one file is not read: missing, a symbolic link, not a regular file
+                return _read_end(Path(patterns[0]))
+            except OSError as exc:
+                raise CollectorError(f"cannot read {patterns[0]}: {_why(exc)}") from None
+        raise CollectorError(f"no regular file matches {', '.join(patterns)}")
+    try:
+        return _read_end(path)
+    except OSError as exc:
+        raise CollectorError(f"cannot read {path}: {_why(exc)}") from None
+
+
+def _why(exc: OSError) -> str:
+    return "it is a symbolic link" if exc.errno == errno.ELOOP else str(exc.strerror)
 
 
 def _journal(unit: str) -> str:

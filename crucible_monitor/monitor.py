@@ -267,7 +267,8 @@ class Monitor:
     # -- logs and actions -----------------------------------------------------------------------------------
 
     async def tail_logs(self, source: str, *, lines: int = 50, contains: str | None = None) -> LogTail:
-        """The last lines of a watched service's log or of a file in ``logs.files``, optionally filtered.
+        """The last lines of a watched service's log, of a file in ``logs.files`` (a glob: its newest file) or of a
+        Laravel app's logs (``laravel:<app>``), optionally filtered.
 
         Raises:
             NotFoundError: an unknown source (the message lists the valid ones).
@@ -282,6 +283,7 @@ class Monitor:
             services={s.name: s for s in await self.services()},
             files=config.logs.files,
             supervisor=config.collectors.services.supervisor,
+            apps={app.name: app.log_patterns() for app in config.collectors.laravel.apps},
         )
 
     async def restart_service(

@@ -236,7 +236,7 @@ def build_mcp_server(
 
     @mcp.tool(annotations=_READ)
     async def tail_logs(
-        source: Annotated[str, Field(description="A watched service, or a log file named in the config.")],
+        source: Annotated[str, Field(description="A watched service, a log named in logs.files, or laravel:<app>.")],
         lines: Annotated[int, Field(ge=1, le=500)] = 50,
         contains: Annotated[str | None, Field(description="Plain text the lines must contain (not a regex).")] = None,
     ) -> LogTail:
