@@ -69,7 +69,11 @@ def cases(now: float, alert_id: int) -> dict[str, list[Case]]:
                 error=ActionRefused,
             )
         ],
-        "tail_logs": [Case(("app",), {"lines": 5, "contains": "ERROR"}), Case(("nowhere",), error=NotFoundError)],
+        "tail_logs": [
+            Case(("app",), {"lines": 5, "contains": "ERROR"}),
+            Case(("laravel:shop",), {"lines": 3}),  # the app's logs glob, without a logs.files entry
+            Case(("nowhere",), error=NotFoundError),
+        ],
         "audit": [Case(kwargs={"since": now - DAY})],
         "http_checks": [Case()],
         "list_metrics": [Case()],
