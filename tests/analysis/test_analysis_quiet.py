@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 from manual_clock import Clock
 
+from crucible_monitor.agent import Agent
 from crucible_monitor.analysis.quiet import maintenance_window, read_load
 from crucible_monitor.analysis.recommend import recommendations
+from crucible_monitor.config import Config
 from crucible_monitor.models import Sample
+from crucible_monitor.monitor import Monitor
 from crucible_monitor.schemas import Recommendation
 from crucible_monitor.storage.store import MetricStore
 
@@ -132,3 +136,23 @@ def test_no_history_at_all_says_so() -> None:
 def test_recommendations_carry_the_window() -> None:
     window = maintenance_window(MONDAY + np.arange(24, dtype=np.float64) * HOUR, {}, MONDAY + DAY)
     assert recommendations([], [], [], window) == [window]
+
+
+@pytest.mark.anyio
+async def test_get_recommendations_proposes_the_window(tmp_path: Path, clock: Clock) -> None:
+    config = Config.model_validate(
+        {
+            "agent": {"data_dir": str(tmp_path), "hostname": "quiet-host"},
+            "storage": {"fsync": False, "worker_process": False},
+            "collectors": {"services": {"enabled": False}},
+            "alerts": {"cpu_threshold": None, "memory_threshold": None, "disk_threshold": None},
+        }
+    )
+    agent = Agent(config, clock=clock)
+    await agent.start(schedule=False)
+    try:
+        _write(agent.store, clock, 21, _cpu_sunday_night)
+        items = [i for i in await Monitor(agent).get_recommendations() if i.source == "maintenance_window"]
+        assert [i.title for i in items] == ["Quietest 2-hour slot of the week: Sunday 03:00–05:00 UTC"]
+    finally:
+        await agent.stop()
