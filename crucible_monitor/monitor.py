@@ -16,6 +16,7 @@ from crucible_monitor.actions import RestartRequest, restart_service
 from crucible_monitor.agent import Agent
 from crucible_monitor.alerts.operations import AlertOperations
 from crucible_monitor.analysis.engine import AnomalyEngine
+from crucible_monitor.analysis.quiet import maintenance_window, read_load
 from crucible_monitor.analysis.recommend import RECENT_LIMIT, RECENT_SECONDS, recommendations
 from crucible_monitor.config import patched, redacted
 from crucible_monitor.errors import NotFoundError, QueryError
@@ -432,12 +433,14 @@ class Monitor:
         return await asyncio.to_thread(engine.capacity_report, horizon)
 
     async def get_recommendations(self) -> list[Recommendation]:
-        """Actionable items from anomalies, forecasts and alerts, each with its evidence."""
+        """Actionable items from anomalies, forecasts, alerts and the weekly maintenance window, with evidence."""
         engine = self._analysis()
-        since = self.agent.clock() - RECENT_SECONDS
-        anomalies = await asyncio.to_thread(engine.list_anomalies, since, 0.0, RECENT_LIMIT)
+        now = self.agent.clock()
+        anomalies = await asyncio.to_thread(engine.list_anomalies, now - RECENT_SECONDS, 0.0, RECENT_LIMIT)
         report = await asyncio.to_thread(engine.capacity_report)
-        return recommendations(anomalies, report.forecasts, self._alerts().list_alerts(state="active"))
+        stamps, load = await asyncio.to_thread(read_load, self.agent.store, now)
+        window = maintenance_window(stamps, load, now)
+        return recommendations(anomalies, report.forecasts, self._alerts().list_alerts(state="active"), window)
 
     async def anomaly_rate(self, *, since: float, until: float | None = None, bucket: float = 3600) -> AnomalyRate:
         """The host's anomalies per time bucket and the share of time inside one.

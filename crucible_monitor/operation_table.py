@@ -429,7 +429,7 @@ OPERATIONS: dict[str, Operation] = {
             list[Recommendation],
             _get(
                 "/recommendations",
-                "Actionable items from anomalies, forecasts and alerts, each with its evidence.",
+                "Actionable items from anomalies, forecasts, alerts and the weekly maintenance window, with evidence.",
                 "analysis",
             ),
             errors=(NotFoundError,),

@@ -1,4 +1,4 @@
-"""Recommendations: actionable items from recent anomalies, capacity forecasts and active alerts, most severe first.
+"""Recommendations: actionable items from anomalies, forecasts, active alerts and the maintenance window.
 
 A pure function of what the Monitor gathers (:data:`RECENT_SECONDS` and :data:`RECENT_LIMIT` say which anomalies);
 alerts are read through :class:`ActiveAlert`, which the alert views of
@@ -43,12 +43,20 @@ class ActiveAlert(Protocol):
 
 
 def recommendations(
-    anomalies: Sequence[AnomalyView], forecasts: Sequence[Forecast], alerts: Sequence[ActiveAlert]
+    anomalies: Sequence[AnomalyView],
+    forecasts: Sequence[Forecast],
+    alerts: Sequence[ActiveAlert],
+    window: Recommendation | None = None,
 ) -> list[Recommendation]:
-    """One item per anomaly, per forecast reaching 90 % within 30 days and per alert, the most severe first."""
+    """One item per anomaly, per forecast reaching 90 % within 30 days and per alert, the most severe first.
+
+    ``window`` (the maintenance window of :func:`crucible_monitor.analysis.quiet.maintenance_window`) comes last
+    among the items of its severity.
+    """
     items = [_from_anomaly(a) for a in anomalies]
     items += [item for f in forecasts if (item := _from_forecast(f)) is not None]
     items += [_from_alert(a) for a in alerts]
+    items += [window] if window is not None else []
     return sorted(items, key=lambda r: _ORDER[r.severity])
 
 

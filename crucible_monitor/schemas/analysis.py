@@ -228,7 +228,7 @@ class Recommendation(BaseModel):
     """An actionable item with the evidence behind it."""
 
     severity: Literal["info", "warning", "critical"]
-    source: Literal["anomaly", "forecast", "alert"]
+    source: Literal["anomaly", "forecast", "alert", "maintenance_window"]
     title: str
     action: str
     evidence: list[str]

@@ -362,7 +362,7 @@ def build_mcp_server(
 
     @mcp.tool(annotations=_READ)
     async def get_recommendations(limit: _Limit = 20) -> RecommendationList:
-        """Actionable items drawn from anomalies, forecasts and alerts, each with its evidence."""
+        """Actionable items from anomalies, forecasts, alerts and the weekly maintenance window, with evidence."""
         found = await _guarded(ops.get_recommendations())
         return RecommendationList(recommendations=found[:limit], **Listed.counts(found, limit))
 
