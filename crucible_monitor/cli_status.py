@@ -85,7 +85,7 @@ _APP_METRICS = {
 
 async def fetch_status(ops: Operations) -> StatusData:
     """Read everything ``status`` shows; the application metrics only for the collectors that run."""
-    health, catalogue = await asyncio.gather(ops.health(), ops.list_metrics())
+    health, catalogue, collectors = await asyncio.gather(ops.health(), ops.list_metrics(), ops.collectors())
     known = {m.name for m in catalogue}
     names = {c.name.split(":")[0] for c in health.collectors}
     now = time.time()
@@ -104,7 +104,7 @@ async def fetch_status(ops: Operations) -> StatusData:
         health=health,
         summary=summary,
         alerts=alerts,
-        collectors=health.collectors,
+        collectors=collectors,  # with the targets of blind spots, which the public health leaves out
         system=system,
         services=services,
         checks=checks,

@@ -438,8 +438,7 @@ class Monitor:
         now = self.agent.clock()
         anomalies = await asyncio.to_thread(engine.list_anomalies, now - RECENT_SECONDS, 0.0, RECENT_LIMIT)
         report = await asyncio.to_thread(engine.capacity_report)
-        stamps, load = await asyncio.to_thread(read_load, self.agent.store, now)
-        window = maintenance_window(stamps, load, now)
+        window = maintenance_window(*await asyncio.to_thread(read_load, self.agent.store, now), now)
         return recommendations(anomalies, report.forecasts, self._alerts().list_alerts(state="active"), window)
 
     async def anomaly_rate(self, *, since: float, until: float | None = None, bucket: float = 3600) -> AnomalyRate:
