@@ -15,9 +15,8 @@ import ast
 import json
 import re
 import shutil
-import socket
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from agent_process import STARTUP_TIMEOUT, serve_agent
 from loopback_servers import Reply, serve_http
 from mcp import Client
 from mcp_agent import text
-from services import short_directory
+from services import refusing_socket, short_directory
 from services.mariadb import run_mariadb
 from services.php_fpm import run_php_fpm
 from supervisor_fixture import run_supervisord, wait_until
@@ -109,16 +108,6 @@ async def watching(tmp_path: Path, **collectors: Any) -> AsyncIterator[Watched]:
             yield Watched(agent, Monitor(agent), anonymous)
     finally:
         await agent.stop()
-
-
-@contextmanager
-def refusing_socket() -> Iterator[Path]:
-    """A unix socket path that refuses connections: bound, never listened on, closed."""
-    with short_directory() as directory:
-        path = directory / "pool.sock"
-        with socket.socket(socket.AF_UNIX) as closed:
-            closed.bind(str(path))
-        yield path
 
 
 def _assert_blind(finding: Finding | None, key: str, *words: str) -> None:

@@ -8,16 +8,13 @@ terminal so each row is one line. System and systemd collectors are off: the hos
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from loopback_servers import Reply, serve_http
-from services import short_directory
+from services import refusing_socket, short_directory
 from services.mariadb import run_mariadb
 from services.php_fpm import run_php_fpm
 from services.redis_server import run_redis
@@ -28,16 +25,6 @@ from crucible_monitor.probe import fix_for
 
 PASSWORD = "right-Pa55word"
 WRONG = "wrong-Pa55word"
-
-
-@contextmanager
-def refusing_socket() -> Iterator[Path]:
-    """A unix socket path that refuses connections: bound, never listened on, closed."""
-    with short_directory() as directory:
-        path = directory / "pool.sock"
-        with socket.socket(socket.AF_UNIX) as closed:
-            closed.bind(str(path))
-        yield path
 
 
 def _write(tmp_path: Path, name: str, collectors: dict[str, Any], logs: dict[str, str]) -> Path:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +17,8 @@ import pytest
 from helpers import assert_contract, values
 from manual_clock import Clock
 from pydantic import ValidationError
-from services.mariadb import MariaDB, run_mariadb
-from services.redis_server import RedisServer, run_redis
+from services.mariadb import MariaDB
+from services.redis_server import RedisServer
 
 from crucible_monitor.collectors.laravel import (
     LaravelAppConfig,
@@ -37,18 +36,6 @@ pytestmark = pytest.mark.anyio
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "apps" / "laravel"
 NOW = datetime(2026, 11, 28, 10, 5, tzinfo=UTC).timestamp()
 _databases = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
-    with run_mariadb(tmp_path_factory.mktemp("mariadb")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with run_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import itertools
 import secrets
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from helpers import assert_contract, values
 from manual_clock import Clock
 from pydantic import ValidationError
 from services.mariadb import MariaDB, run_mariadb
-from services.redis_server import RedisServer, run_redis
+from services.redis_server import RedisServer
 
 from crucible_monitor.collectors import laravel_usage
 from crucible_monitor.collectors.laravel import LaravelAppConfig, LaravelCollector
@@ -40,18 +39,6 @@ _SESSIONS = """CREATE TABLE sessions (
     INDEX sessions_last_activity_index (last_activity)
 )"""
 _FAILED_JOBS = "CREATE TABLE failed_jobs (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, uuid VARCHAR(255))"
-
-
-@pytest.fixture(scope="module")
-def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
-    with run_mariadb(tmp_path_factory.mktemp("mariadb")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with run_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 def _schema(mariadb: MariaDB) -> str:

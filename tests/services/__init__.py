@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -46,6 +47,16 @@ def short_directory() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def refusing_socket() -> Iterator[Path]:
+    """A unix socket path that refuses connections: bound, never listened on, closed."""
+    with short_directory() as directory:
+        path = directory / "pool.sock"
+        with socket.socket(socket.AF_UNIX) as closed:
+            closed.bind(str(path))
+        yield path
 
 
 @contextmanager
