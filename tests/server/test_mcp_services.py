@@ -104,7 +104,7 @@ async def test_services_logs_and_files_are_read_without_a_shell(setup: Supervise
             fence("[2026-11-28 10:01:00] production.ERROR: SQLSTATE[HY000] [2002] Connection refused")
         ]
         bad = await client.call_tool("tail_logs", {"source": "/etc/shadow"})
-        assert bad.is_error and "valid: laravel, mailer, web-worker" in text(bad)
+        assert bad.is_error and "valid: laravel, laravel:shop, mailer, web-worker" in text(bad)
 
 
 async def _restart(client: Client, **arguments: Any) -> Any:
