@@ -18,7 +18,6 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,7 +46,7 @@ from crucible_monitor.models import Event, EventKind, MetricSpec, Sample, Severi
 from crucible_monitor.schemas import AnomalyScore, CheckResult, FillForecast, ProcessSnapshot, ServiceStatus
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
-from crucible_monitor.storage.workers import die_with_parent
+from crucible_monitor.storage.workers import worker_pool
 
 __all__ = ["Agent", "Running", "alerting_config"]
 
@@ -136,13 +135,7 @@ class Agent:
         except OSError as exc:
             raise StorageError(f"cannot create data directory {data_dir}: {exc.strerror}") from exc
         if self.config.storage.worker_process:
-            self._workers = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=get_context("spawn"),
-                max_tasks_per_child=1,
-                initializer=die_with_parent,
-                initargs=(os.getpid(),),
-            )
+            self._workers = worker_pool()
             self.store.runner = self._in_worker
         await asyncio.to_thread(self.store.open)
         state = StateDB(data_dir / "state.db", clock=self.clock)

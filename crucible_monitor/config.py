@@ -10,13 +10,14 @@ The collectors' models live in :mod:`crucible_monitor.collectorconfig`, the read
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import platformdirs
 from pydantic import BaseModel, BeforeValidator, ByteSize, Field, PlainSerializer, SecretStr, model_validator
@@ -448,19 +449,24 @@ def _merge(base: Any, patch: Any) -> Any:
     return patch
 
 
-def iter_secrets(config: BaseModel) -> Iterator[str]:
-    """Every secret value in the tree (to keep them out of logs and output)."""
-    for name in type(config).model_fields:
-        value = getattr(config, name)
+def iter_secrets(value: object) -> Iterator[str]:
+    """Every secret in a config tree, to keep them out of logs and output: ``SecretStr`` values (and, for URLs, their
+    passwords as written and decoded), and the passwords of plain URLs (an HTTP check's ``https://user:pass@host``)."""
+    if isinstance(value, SecretStr | str):
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
         if isinstance(value, SecretStr):
-            yield value.get_secret_value()
-        elif isinstance(value, str) and "://" in value and (password := urlsplit(value).password):
-            yield password
-        elif isinstance(value, BaseModel):
-            yield from iter_secrets(value)
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, BaseModel):
-                    yield from iter_secrets(item)
-        elif isinstance(value, dict):
-            yield from (v.get_secret_value() for v in value.values() if isinstance(v, SecretStr))
+            yield text
+        if "://" in text:
+            with contextlib.suppress(ValueError):  # not a URL urlsplit accepts: no password to take from it
+                if password := urlsplit(text).password:
+                    yield password
+                    yield unquote(password)
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from iter_secrets(getattr(value, name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from iter_secrets(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from iter_secrets(item)

@@ -20,7 +20,7 @@ from crucible_monitor.errors import ConfigError
 
 __all__ = ["check_live_patch", "changed_paths"]
 
-_FILE_ONLY_SECTIONS = ("actions", "logs", "mcp", "agent", "notifications")
+_FILE_ONLY_SECTIONS = frozenset({"actions", "logs", "mcp", "agent", "notifications"})
 _LIVE_IN_FILE_ONLY_SECTIONS = ("agent.collect_interval", "agent.log_level")
 _DESTINATION_KEYS = frozenset(
     {
@@ -85,7 +85,7 @@ def check_live_patch(base: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
 
 
 def _live(path: str) -> bool:
-    if path.startswith(_FILE_ONLY_SECTIONS):
+    if path.partition(".")[0].partition("[")[0] in _FILE_ONLY_SECTIONS:
         return path in _LIVE_IN_FILE_ONLY_SECTIONS or (path.startswith("notifications.") and path.endswith(".enabled"))
     leaf = path.rpartition(".")[2]
     return leaf not in _DESTINATION_KEYS and not leaf.endswith(_DESTINATION_SUFFIXES)

@@ -16,19 +16,19 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, SecretStr
 from rich.table import Table
 from rich.text import Text
 
 from crucible_monitor.collectors import ScheduledCollector, build_collectors
-from crucible_monitor.collectors.base import BlindSpot, mask_secrets
-from crucible_monitor.config import Config, SupervisorConfig
+from crucible_monitor.collectors.base import BlindSpot
+from crucible_monitor.config import Config, SupervisorConfig, iter_secrets
 from crucible_monitor.configtypes import REDACTED, mask_url
+from crucible_monitor.untrusted import mask_secrets
 
 __all__ = ["ProbeRow", "fix_for", "probe", "probe_table"]
 
@@ -225,30 +225,6 @@ def _failed(target: str, key: str, error: str, *, resolve: bool = False) -> Prob
     return ProbeRow(target, key, False, error, fix_for(key, error, resolve=resolve))
 
 
-def _secret_values(value: object) -> Iterator[str]:
-    """Every secret in a config tree: SecretStr values (their passwords when they are URLs), and the passwords of
-    plain URLs (an HTTP check's ``https://user:pass@host``)."""
-    if isinstance(value, SecretStr | str):
-        text = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if "://" not in text:
-            if isinstance(value, SecretStr):
-                yield text
-            return
-        with contextlib.suppress(ValueError):  # not a URL after all: mask_secrets still covers it
-            if password := urlsplit(text).password:  # a URL: its password is the secret (shown through mask_url)
-                yield password
-                yield unquote(password)
-    elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from _secret_values(getattr(value, name))
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _secret_values(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _secret_values(item)
-
-
 def _scrub(rows: Iterable[ProbeRow], secrets: Sequence[str]) -> list[ProbeRow]:
     def clean(text: str) -> str:
         for secret in secrets:
@@ -272,7 +248,7 @@ async def probe(config: Config) -> list[ProbeRow]:
     finally:
         quiet.setLevel(level)
     logs = [_log_row(name, path) for name, path in config.logs.files.items()]
-    secrets = sorted({s for s in _secret_values(config) if len(s) >= 3}, key=len, reverse=True)
+    secrets = sorted({s for s in iter_secrets(config) if len(s) >= 3}, key=len, reverse=True)
     return _scrub([*collected, *reached, *logs], secrets)
 
 

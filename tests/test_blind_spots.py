@@ -188,7 +188,7 @@ async def test_a_status_page_behind_credentials_is_blind_without_the_password_an
         php_fpm = {"pools": [{"name": "www", "status_url": status_url}]}
         async with watching(tmp_path, php_fpm=php_fpm) as watched:
             finding = await watched.finding("php_fpm")
-            _assert_blind(finding, "collectors.php_fpm.pools[0].status_url", "answered 404", "monitor:***@")
+            _assert_blind(finding, "collectors.php_fpm.pools[0].status_url", "answered 404", "monitor:**********@")
             seen = [
                 repr(finding),
                 repr(await watched.monitor.collectors()),

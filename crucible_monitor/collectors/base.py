@@ -5,25 +5,17 @@ how a collector does (:class:`CollectorHealth`); :class:`Problems`, what a colle
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from crucible_monitor.models import Event, EventKind, MetricSpec, Sample, Severity, iso
 from crucible_monitor.schemas import BlindSpotView, CollectorStatus
+from crucible_monitor.untrusted import mask_secrets
 
-__all__ = ["BlindSpot", "Collection", "Collector", "CollectorHealth", "Problems", "mask_secrets"]
+__all__ = ["BlindSpot", "Collection", "Collector", "CollectorHealth", "Problems"]
 
 logger = logging.getLogger(__name__)
-
-_URL_CREDENTIALS = re.compile(r"(\w+://[^/\s:@]*):[^@\s/]*@")
-_SECRET_ASSIGNMENT = re.compile(r"\b(password|passwd|pwd|token|secret|api_key)=[^\s&;,'\"]+", re.IGNORECASE)
-
-
-def mask_secrets(text: str) -> str:
-    """``text`` with the password of URLs (``scheme://user:***@``) and ``password=…``/``token=…`` values masked."""
-    return _SECRET_ASSIGNMENT.sub(r"\1=***", _URL_CREDENTIALS.sub(r"\1:***@", text))
 
 
 @dataclass(frozen=True, slots=True)

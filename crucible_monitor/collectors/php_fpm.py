@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from crucible_monitor.collectors.base import BlindSpot, Collection, Problems, mask_secrets
+from crucible_monitor.collectors.base import BlindSpot, Collection, Problems
 from crucible_monitor.config import PhpFpmConfig, PhpFpmPoolConfig
 from crucible_monitor.models import MetricKind, MetricSpec, Sample
+from crucible_monitor.untrusted import mask_secrets
 
 __all__ = ["CATALOGUE", "FastCgiError", "PhpFpmCollector", "PhpFpmConfig", "PhpFpmPoolConfig", "fastcgi_get"]
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from crucible_monitor.collectors.base import BlindSpot, Collection, Problems, mask_secrets
+from crucible_monitor.collectors.base import BlindSpot, Collection, Problems
 from crucible_monitor.config import Category, ServicesConfig, SupervisorConfig
 from crucible_monitor.managers import describe_error
 from crucible_monitor.managers.supervisor import SUPERVISOR_ERRORS, MainLog, SupervisorClient, full_name
@@ -47,6 +47,7 @@ from crucible_monitor.managers.systemd import (
 )
 from crucible_monitor.models import Event, EventKind, MetricKind, MetricSpec, Sample, Severity
 from crucible_monitor.schemas import Manager, ServiceStatus
+from crucible_monitor.untrusted import mask_secrets
 
 __all__ = ["CATALOGUE", "ServicesCollector", "guess_category"]
 

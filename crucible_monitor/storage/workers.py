@@ -1,12 +1,14 @@
-"""The storage worker processes' tie to the agent: they die with it (Linux ``PR_SET_PDEATHSIG``)."""
+"""The storage worker pool: one short-lived process at a time, tied to the agent (Linux ``PR_SET_PDEATHSIG``)."""
 
 from __future__ import annotations
 
 import ctypes
 import os
 import signal
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
-__all__ = ["die_with_parent"]
+__all__ = ["die_with_parent", "worker_pool"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -22,3 +24,14 @@ def die_with_parent(parent: int) -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
+
+
+def worker_pool() -> ProcessPoolExecutor:
+    """A pool of one spawned worker that runs one job and exits (so its memory goes back), and dies with us."""
+    return ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=get_context("spawn"),
+        max_tasks_per_child=1,
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )

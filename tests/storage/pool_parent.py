@@ -1,15 +1,12 @@
-"""A stand-in for the agent in the orphan test: starts a storage worker pool as the agent does and keeps its one
-worker busy; prints the worker's pid. Run as ``python pool_parent.py [--untied]``."""
+"""A stand-in for the agent in the orphan test: starts the agent's storage worker pool and keeps its one worker
+busy; prints the worker's pid."""
 
 from __future__ import annotations
 
 import os
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 
-from crucible_monitor.storage.workers import die_with_parent
+from crucible_monitor.storage.workers import worker_pool
 
 
 def busy() -> None:
@@ -18,12 +15,4 @@ def busy() -> None:
 
 
 if __name__ == "__main__":
-    tied = "--untied" not in sys.argv
-    pool = ProcessPoolExecutor(
-        max_workers=1,
-        mp_context=get_context("spawn"),
-        max_tasks_per_child=1,
-        initializer=die_with_parent if tied else None,
-        initargs=(os.getpid(),) if tied else (),
-    )
-    pool.submit(busy).result()
+    worker_pool().submit(busy).result()
