@@ -89,7 +89,7 @@ def summarize(
         if any(f.severity == "critical" for f in findings)
         else ("warning" if any(f.severity == "warning" for f in findings) else "ok")
     )
-    down = sum(1 for s in services if not s.up)
+    down = sum(1 for s in services if s.settled and not s.up)
     failing = sum(1 for c in checks if not c.ok)
     return StatusSummary(
         host=system.host,
@@ -176,7 +176,7 @@ def _service_findings(services: Sequence[ServiceStatus], context: Context) -> li
     found = []
     for service in services:
         restarts = context.restarts_last_hour.get(service.name, 0)
-        if not service.up:
+        if service.settled and not service.up:
             state = service.state + (f"/{service.sub_state}" if service.sub_state else "")
             found.append(
                 Finding(

@@ -240,7 +240,7 @@ def _service(rule: ServiceRule, snapshot: Snapshot) -> Outcome | None:
     unknown = set()
     for status in statuses:
         labels = {"service": status.name, "manager": status.manager, "category": status.category}
-        if status.state == "unknown":  # its manager does not answer: neither up nor down
+        if not status.settled:  # its manager does not answer, or it is starting: neither up nor down yet
             unknown.add(labels_key(labels))
         elif not status.up:
             hits.append(Hit(labels, 0.0))

@@ -83,6 +83,10 @@ class ProcessSnapshot(BaseModel):
     by_memory: list[ProcessInfo]
 
 
+UNSETTLED_STATES = frozenset({"unknown", "starting", "activating", "reloading", "deactivating", "stopping"})
+"""States in which a service is neither up nor down yet: its manager does not answer, or it is on its way."""
+
+
 class ServiceStatus(BaseModel):
     """The last known state of one watched service."""
 
@@ -104,6 +108,11 @@ class ServiceStatus(BaseModel):
     exit_status: int | None = None
     last_seen: float
     """Unix time of the last poll that read this service."""
+
+    @property
+    def settled(self) -> bool:
+        """Whether the state tells up from down: not ``unknown`` and not on its way (starting, activating...)."""
+        return self.state not in UNSETTLED_STATES
 
 
 class EventRef(BaseModel):

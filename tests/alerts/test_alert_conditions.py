@@ -83,18 +83,24 @@ def test_a_threshold_over_a_window_compares_the_aggregate(store: MetricStore, cl
     assert _hits(evaluate(recent, snapshot)) == [({}, 0.6)], "the last 15 s hold only 1.0 and 0.6"
 
 
-def test_a_service_rule_fires_for_down_services_and_leaves_unknown_ones_alone(store: MetricStore, clock: Clock) -> None:
+def test_a_service_rule_fires_for_down_services_and_leaves_unknown_and_starting_ones_alone(
+    store: MetricStore, clock: Clock
+) -> None:
     statuses = [
         _service("queue-worker", "fatal", clock()),
         _service("scheduler", "running", clock()),
         _service("mailer", "unknown", clock()),
+        _service("queue-starting", "starting", clock()),
         _service("other", "stopped", clock()),
     ]
     snapshot = Snapshot(AlertInputs(samples=store, services=lambda: statuses), clock(), 300)
     outcome = evaluate(_rule(kind="service", services=["queue-*", "scheduler", "mailer"]), snapshot)
     assert _hits(outcome) == [({"service": "queue-worker", "manager": "supervisor", "category": "queue"}, 0.0)]
     assert outcome is not None
-    assert outcome.unknown == {labels_key({"service": "mailer", "manager": "supervisor", "category": "queue"})}
+    assert outcome.unknown == {
+        labels_key({"service": name, "manager": "supervisor", "category": "queue"})
+        for name in ("mailer", "queue-starting")
+    }, "a program on its way up is neither up nor down yet"
     nothing_known = Snapshot(AlertInputs(samples=store), clock(), 300)
     assert evaluate(_rule(kind="service"), nothing_known) is None
 

@@ -719,3 +719,13 @@ async def test_services_are_watched_through_whichever_manager_has_the_name(
         "collectors.services.services: 'ghost' is neither a systemd unit nor a supervisor program here"
     ]
     assert not [w for w in warnings if "sleeper" in w or "caddy" in w]
+
+
+async def test_a_program_still_starting_is_neither_up_nor_down(tmp_path: Path) -> None:
+    # startsecs=600: supervisord reports STARTING until the program has run ten minutes.
+    slow = {"command": "/bin/sleep 1000", "startsecs": "600"}
+    with run_supervisord(tmp_path, {"slow": slow}) as sv:
+        collector = ServicesCollector(supervisor_config(sv))
+        await collect_until(collector, lambda s: "slow" in s and s["slow"].state == "starting")
+    slow_status = by_name(collector)["slow"]
+    assert (slow_status.up, slow_status.settled) == (False, False), "not up, and not down either: on its way"

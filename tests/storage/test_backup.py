@@ -95,7 +95,12 @@ def test_backup_of_a_running_agent_restores_the_same_history_alerts_silences_and
         async def before() -> tuple[dict[str, Any], dict[str, list[tuple[float, float]]]]:
             async with RemoteMonitor(agent.base_url, agent.token()) as remote:
                 await _prepare(remote)
-                return await _state(remote), await _points(remote, start)
+                deadline = time.monotonic() + 30
+                while min(map(len, (points := await _points(remote, start)).values())) < 3:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("fewer than 3 points of each metric within 30s")
+                    await asyncio.sleep(0.2)  # poll interval of a bounded wait
+                return await _state(remote), points
 
         wait_until(lambda: any((agent.data_dir / "metrics" / "raw").rglob("*.parquet")), 30, "a Parquet file")
         state_before, points_before = asyncio.run(before())
