@@ -15,7 +15,7 @@ from crucible_monitor.schemas import HistorySeries, MetricHistory, MetricReport,
 from crucible_monitor.storage.store import MetricStore
 from crucible_monitor.units import human
 
-__all__ = ["MAX_POINTS", "metric_group", "metrics_report", "query_history", "since_above"]
+__all__ = ["MAX_POINTS", "baseline", "metric_group", "metrics_report", "query_history", "rise", "since_above"]
 
 MAX_POINTS = 11_000
 """Most buckets one history query may ask for per series."""
@@ -127,6 +127,30 @@ def since_above(
     if not below:
         return stamps[0] if stamps else None
     return stamps[below[-1] + 1] if below[-1] + 1 < len(stamps) else None
+
+
+_BASELINE_SPAN = 3600.0
+_BASELINE_GAP = 300.0
+_BASELINE_MINUTES = 10
+
+
+def baseline(store: MetricStore, metric: str, labels: Mapping[str, str], now: float) -> float | None:
+    """The usual level of a series: the median of its 1-minute means over the hour before the last 5 minutes;
+    None with fewer than 10 such minutes."""
+    end = now - _BASELINE_GAP
+    series = store.query(metric, start=end - _BASELINE_SPAN, end=end, step=60, agg="avg", labels=labels)
+    values = [v for s in series[:1] for v in s.values if not math.isnan(v)]
+    return float(np.median(values)) if len(values) >= _BASELINE_MINUTES else None
+
+
+def rise(store: MetricStore, metric: str, labels: Mapping[str, str], seconds: float, now: float) -> float | None:
+    """How much a series grew over the last ``seconds``: its newest value less its lowest (a counter reset
+    counts from zero); None without points."""
+    lasts = store.query(metric, start=now - seconds, end=now + 1, step=60, agg="last", labels=labels)
+    lows = store.query(metric, start=now - seconds, end=now + 1, step=60, agg="min", labels=labels)
+    last = [v for s in lasts[:1] for v in s.values if not math.isnan(v)]
+    low = [v for s in lows[:1] for v in s.values if not math.isnan(v)]
+    return max(0.0, last[-1] - min(low)) if last and low else None
 
 
 def metric_group(names: list[str], metric: str) -> list[str]:

@@ -20,7 +20,7 @@ from crucible_monitor.analysis.quiet import maintenance_window, read_load
 from crucible_monitor.analysis.recommend import RECENT_LIMIT, RECENT_SECONDS, recommendations
 from crucible_monitor.config import patched, redacted
 from crucible_monitor.errors import NotFoundError, QueryError
-from crucible_monitor.history import metrics_report, query_history, since_above
+from crucible_monitor.history import metrics_report, query_history
 from crucible_monitor.logs import tail_log
 from crucible_monitor.models import EventKind, Severity, iso
 from crucible_monitor.schemas import (
@@ -60,7 +60,7 @@ from crucible_monitor.schemas import (
     TransitionView,
 )
 from crucible_monitor.snapshot import system_snapshot
-from crucible_monitor.status import Context, summarize
+from crucible_monitor.status import gather_context, summarize
 
 __all__ = ["Monitor"]
 
@@ -102,28 +102,9 @@ class Monitor:
         )
 
     async def status_summary(self) -> StatusSummary:
-        """What is wrong, since when, how bad, most urgent first; then the vital signs."""
-        now = self.agent.clock()
-        restarts: dict[str, int] = {}
-        failing_since: dict[str, float] = {}
-        state = self.agent.running.state
-        for stored in state.events(since=now - 3600, kinds=[EventKind.SERVICE_RESTART], limit=1000):
-            count = int(stored.event.data.get("count", 1))
-            restarts[stored.event.subject] = restarts.get(stored.event.subject, 0) + count
-        for stored in state.events(kinds=[EventKind.CHECK_FAILED], limit=1000):
-            failing_since.setdefault(stored.event.subject, stored.event.ts)
+        """What is wrong, since when, how bad, the newest incident first; then the vital signs."""
         alerts = await self.list_alerts(state="active")
-        stats = self.agent.store.stats()
-        context = Context(
-            alerts=alerts,
-            thresholds=self.agent.config.alerts,
-            restarts_last_hour=restarts,
-            check_failing_since=failing_since,
-            since_above=lambda metric, labels, threshold: since_above(self.agent.store, metric, labels, threshold, now),
-            held_samples=stats.held_rows,
-            held_since=stats.held_since,
-            dropped_samples=stats.dropped_rows,
-        )
+        context = gather_context(self.agent, alerts, await self.list_alerts(state="resolved", limit=20))
         return summarize(
             await self.system_status(),
             await self.services(),

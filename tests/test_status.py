@@ -54,14 +54,14 @@ def _findings(
 )
 def test_the_default_cpu_threshold_warns_at_90_and_is_critical_from_95(cpu: float, severity: str | None) -> None:
     findings, _ = _findings(AlertsConfig(), cpu=cpu)
-    assert (findings["CPU"].severity if "CPU" in findings else None) == severity
+    assert (findings["cpu"].severity if "cpu" in findings else None) == severity
 
 
 def test_a_finding_states_the_threshold_and_asks_since_when_it_was_crossed() -> None:
     findings, asked = _findings(AlertsConfig(), cpu=0.93, disk=0.9)
-    assert findings["CPU"].problem == "93.0 % (threshold 90 %)"
-    assert findings["disk /"].problem.endswith("(threshold 85 %)")
-    assert findings["CPU"].since is not None
+    assert findings["cpu"].problem == "93.0 % (threshold 90 %)"
+    assert findings["filesystem:/"].problem.endswith("(threshold 85 %)")
+    assert findings["cpu"].since is not None
     assert asked == [("cpu_usage_ratio", 0.9), ("filesystem_used_ratio", 0.85)]
 
 
@@ -74,7 +74,7 @@ def test_a_threshold_above_the_critical_ratio_is_critical_from_itself() -> None:
 
 def test_inodes_are_held_to_the_disk_threshold_and_null_turns_both_off() -> None:
     findings, asked = _findings(AlertsConfig(), inodes=0.86)
-    assert findings["inodes /"].severity == "warning"
+    assert findings["inodes:/"].severity == "warning"
     assert asked == [("filesystem_inodes_used_ratio", 0.85)]
     findings, _ = _findings(AlertsConfig(disk_threshold=None, cpu_threshold=None), disk=1.0, inodes=1.0, cpu=1.0)
     assert findings == {}
@@ -116,8 +116,8 @@ def test_the_headline_names_blind_collectors_it_has_no_room_for() -> None:
 
     summary = summarize(system, [], [], collectors, context)
 
-    assert summary.findings[0].subject == "CPU"  # critical first
-    assert summary.headline.startswith("5 problems: CPU: ")
+    assert summary.findings[0].subject == "cpu"  # critical first
+    assert summary.headline.startswith("5 incidents: cpu: ")
     assert summary.headline.endswith("(+2 more); blind: c, php_fpm")
     (php_fpm,) = [f for f in summary.findings if f.subject == "collector:php_fpm"]
     assert php_fpm.problem == (

@@ -36,6 +36,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 
 CMDLINE_MAX = 200
 """Characters of a command line kept in a snapshot."""
+_GROWTH_WINDOW = 3600.0
+"""Seconds a process's first-seen RSS is its growth reference, before it is renewed."""
 
 
 @dataclass(slots=True)
@@ -48,6 +50,8 @@ class _Proc:
     start_ticks: int
     rss_pages: int
     cpu_cores: float | None = None
+    earlier: tuple[float, int] | None = None
+    """(time, RSS pages) when first seen within the last hour."""
 
 
 def _parse_stat(pid: int, text: str) -> _Proc:
@@ -94,6 +98,7 @@ class ProcessesCollector:
         self._btime_read = False
         self._prev: dict[tuple[int, int], int] = {}
         self._prev_ts: float | None = None
+        self._earlier: dict[tuple[int, int], tuple[float, int]] = {}
         self._users: dict[int, str] = {}
         self.latest: ProcessSnapshot | None = None
         """The newest snapshot; None before the first collection."""
@@ -114,6 +119,7 @@ class ProcessesCollector:
             raise CollectorError(f"cannot list {self._root}: {exc.strerror or exc}") from exc
         procs = [p for p in map(self._read_stat, (int(n) for n in names if n.isdigit())) if p is not None]
         self._measure_cpu(procs, ts)
+        self._measure_growth(procs, ts)
         seen: dict[int, ProcessInfo | None] = {}
         self.latest = ProcessSnapshot(
             ts=ts,
@@ -156,6 +162,17 @@ class ProcessesCollector:
                 p.cpu_cores = (p.ticks - before) / self._hz / elapsed
         self._prev, self._prev_ts = current, ts
 
+    def _measure_growth(self, procs: list[_Proc], ts: float) -> None:
+        """Give each process its RSS when first seen, that reference renewed hourly (growth is judged per hour)."""
+        earlier, current = self._earlier, {}
+        for p in procs:
+            key = (p.pid, p.start_ticks)
+            ref = earlier.get(key)
+            if ref is None or ts - ref[0] > _GROWTH_WINDOW:
+                ref = (ts, p.rss_pages)
+            current[key] = p.earlier = ref
+        self._earlier = current
+
     def _resolve(self, ranked: Iterable[_Proc], seen: dict[int, ProcessInfo | None]) -> list[ProcessInfo]:
         """The first ``top`` processes of ``ranked`` that can still be read, with their command line and user."""
         out: list[ProcessInfo] = []
@@ -190,6 +207,8 @@ class ProcessesCollector:
             cpu_cores=p.cpu_cores,
             memory_bytes=p.rss_pages * self._page_size,
             started_at=btime + p.start_ticks / self._hz if btime is not None else None,
+            memory_earlier_bytes=p.earlier[1] * self._page_size if p.earlier else None,
+            memory_earlier_at=p.earlier[0] if p.earlier else None,
         )
 
     def _user(self, uid: int) -> str:

@@ -66,6 +66,9 @@ class ProcessInfo(BaseModel):
     cpu_cores: float | None
     memory_bytes: int
     started_at: float | None
+    memory_earlier_bytes: int | None = None
+    """Its resident memory when first seen in the last hour (with ``memory_earlier_at``): how much it grew."""
+    memory_earlier_at: float | None = None
 
     @field_validator("cmdline")
     @classmethod

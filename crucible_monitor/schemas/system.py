@@ -119,11 +119,34 @@ class Finding(BaseModel):
     """One thing that is wrong (or worth knowing), for the status summary."""
 
     severity: Literal["critical", "warning", "info"]
-    subject: str = Field(description="What it is about: 'disk /var', 'service php8.2-fpm', 'check homepage'.")
-    problem: str = Field(description="What is wrong, how bad, against which threshold.")
+    subject: str = Field(
+        description="kind:name, as tools take it: 'service:php8.2-fpm', 'check:homepage', 'filesystem:/var', "
+        "'collector:mysql', 'process:stress'."
+    )
+    problem: str = Field(description="What is wrong, how bad, against which threshold or baseline.")
     since: str | None = Field(None, description="ISO 8601: since when it has been so, when known.")
     value: Quantity | None = None
     hint: str = Field(description="What to look at next (a tool call).")
+    caused_by: str | None = Field(None, description="The subject of the finding that leads its incident (the cause).")
+    alert: str | None = Field(None, description="The firing alert that says the same: 'name #id'.")
+
+
+class HandledView(BaseModel):
+    """A problem someone is on: acknowledged or silenced (or inhibited by another alert), by whom, until when."""
+
+    subject: str
+    problem: str
+    how: Literal["acknowledged", "silenced", "inhibited"]
+    by: str | None = None
+    until: str | None = Field(None, description="ISO 8601, when it ends by itself.")
+
+
+class RecoveredView(BaseModel):
+    """A problem that ended lately: no longer a finding."""
+
+    subject: str
+    what: str
+    at: str = Field(description="ISO 8601")
 
 
 class StatusSummary(BaseModel):
@@ -133,7 +156,12 @@ class StatusSummary(BaseModel):
     ts: str
     status: Literal["ok", "warning", "critical"]
     headline: str
-    findings: list[Finding] = Field(description="Most urgent first.")
+    findings: list[Finding] = Field(
+        description="Incidents, newest first: each cause leads, its symptoms follow with caused_by set."
+    )
+    incidents: int = Field(0, description="Findings with no caused_by: the distinct problems.")
+    handled: list[HandledView] = Field(default_factory=list, description="Acknowledged, silenced or inhibited.")
+    recovered: list[RecoveredView] = Field(default_factory=list, description="Ended in the last 15 minutes.")
     vitals: dict[str, Quantity] = Field(description="CPU, memory, swap, load, each disk: value, unit, human form.")
     services: dict[str, int] = Field(description="total, up, down")
     checks: dict[str, int] = Field(description="total, failing")

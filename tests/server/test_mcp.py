@@ -299,7 +299,7 @@ async def test_alerts_can_be_listed_acknowledged_and_silenced_over_mcp(agent: Ag
         assert summary is not None and summary["status"] == "critical" and summary["alerts"]["firing"] == 1
         # the host's own disks or load may add findings of their own; the alert must be among the critical ones
         critical = [f["subject"] for f in summary["findings"] if f["severity"] == "critical"]
-        assert "alert AlwaysFiring" in critical
+        assert "alert:AlwaysFiring" in critical
         listed = (await client.call_tool("list_alerts", {"state": "firing"})).structured_content
         assert listed is not None
         [alert] = listed["alerts"]

@@ -81,9 +81,9 @@ async def test_get_system_status_counts_services_and_puts_a_stopped_one_first_wi
         summary = (await client.call_tool("get_system_status", {})).structured_content
     assert summary is not None and summary["status"] in ("warning", "critical")
     first = summary["findings"][0]
-    assert first["subject"] == "service mailer" and "stopped" in first["problem"]
+    assert first["subject"] == "service:mailer" and "stopped" in first["problem"]
     assert first["since"].endswith("+00:00") and "get_service(name='mailer')" in first["hint"]
-    assert "service mailer: other service is stopped" in summary["headline"]
+    assert "service:mailer: other service is stopped" in summary["headline"]
 
 
 async def test_services_logs_and_files_are_read_without_a_shell(setup: Supervised) -> None:

@@ -1,0 +1,53 @@
+"""The findings engine: every source's judgment of what is wrong, under one contract.
+
+A contributor is a function ``(Sources) -> list[Finding]``. Each finding has a severity, a subject that tools take
+as an argument (``kind:name``: ``service:php8.2-fpm``, ``check:homepage``, ``collector:mysql``, ``filesystem:/var``,
+``process:stress``), the problem with its value and the threshold or baseline it crossed, since when, and a next
+call whose arguments are valid. :func:`judge` runs every contributor, folds the alerts into the findings they repeat
+and orders the rest into incidents, cause first (:mod:`.incidents`).
+
+Contributors: :mod:`.system` (resources, processes, storage), :mod:`.services` (services, checks, certificates,
+collectors' blind spots), :mod:`.applications` (access logs, php-fpm, MySQL, Laravel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from crucible_monitor.findings import applications, incidents, services, system
+from crucible_monitor.findings.sources import RECENT_SECONDS, Context, Reading, Sources
+from crucible_monitor.schemas import Finding, HandledView, RecoveredView
+
+__all__ = ["RECENT_SECONDS", "Context", "Judgment", "Reading", "Sources", "judge"]
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """The findings in incident order, what someone is on, and what recovered lately."""
+
+    findings: list[Finding]
+    handled: list[HandledView] = field(default_factory=list)
+    recovered: list[RecoveredView] = field(default_factory=list)
+
+    @property
+    def incidents(self) -> list[Finding]:
+        """The findings that lead an incident."""
+        return [f for f in self.findings if f.caused_by is None]
+
+
+def judge(sources: Sources) -> Judgment:
+    """Every contributor's findings, alerts folded in, ordered into incidents: the cause first, newest first."""
+    raw = [
+        *services.service_findings(sources),
+        *services.check_findings(sources),
+        *applications.application_findings(sources),
+        *system.resource_findings(sources),
+        *system.process_findings(sources),
+        *services.collector_findings(sources),
+        *system.storage_findings(sources),
+    ]
+    findings, handled = incidents.fold_alerts(raw, sources.context.alerts)
+    ordered = incidents.order(incidents.link_causes(findings, sources), sources.context.now)
+    current = {f.subject for f in ordered} | {h.subject for h in handled}
+    recovered = [r for r in sources.context.recovered if r.subject not in current]
+    return Judgment(ordered, handled, recovered)
