@@ -42,6 +42,7 @@ from crucible_monitor.collectors.processes import ProcessesCollector
 from crucible_monitor.collectors.services import ServicesCollector
 from crucible_monitor.config import Config
 from crucible_monitor.errors import AgentNotStarted, DiskFull, StorageError
+from crucible_monitor.findings.sources import Recoveries
 from crucible_monitor.models import Event, EventKind, MetricSpec, Sample, Severity, iso
 from crucible_monitor.schemas import AnomalyScore, CheckResult, FillForecast, ProcessSnapshot, ServiceStatus
 from crucible_monitor.storage.state import StateDB
@@ -102,6 +103,8 @@ class Agent:
         self.config_path = config_path
         self.clock = clock
         self.started_at: float | None = None
+        self.recoveries = Recoveries()
+        """What the status summary said lately (a finding that leaves it shows as recovered)."""
         data_dir = config.agent.data_dir
         self.store = MetricStore(
             data_dir / "metrics", config.storage, retention=config.agent.data_retention, clock=clock

@@ -149,7 +149,6 @@ def _hints(incidents: Sequence[Finding]) -> list[str]:
 
 
 _UP_STATES = frozenset({"running", "active"})
-_RECOVERED_SHOWN = 5
 
 
 def gather_context(agent: Agent, alerts: Sequence[AlertView], resolved: Sequence[AlertView]) -> Context:
@@ -178,6 +177,7 @@ def gather_context(agent: Agent, alerts: Sequence[AlertView], resolved: Sequence
         baseline=lambda metric, labels: baseline(store, metric, labels, now),
         rise=lambda metric, labels, seconds: rise(store, metric, labels, seconds, now),
         recovered=_recovered(state.events(since=now - RECENT_SECONDS, kinds=_RECOVERY_KINDS, limit=200), resolved, now),
+        memory=agent.recoveries,
         fresh_seconds=3 * agent.config.agent.collect_interval.total_seconds(),
     )
 
@@ -211,4 +211,4 @@ def _recovered(events: Sequence[StoredEvent], resolved: Sequence[AlertView], now
         if view.subject not in seen:
             seen.add(view.subject)
             out.append(view)
-    return out[:_RECOVERED_SHOWN]
+    return out

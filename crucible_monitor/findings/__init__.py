@@ -18,7 +18,10 @@ from crucible_monitor.findings import applications, incidents, services, system
 from crucible_monitor.findings.sources import RECENT_SECONDS, Context, Reading, Sources
 from crucible_monitor.schemas import Finding, HandledView, RecoveredView
 
-__all__ = ["RECENT_SECONDS", "Context", "Judgment", "Reading", "Sources", "judge"]
+__all__ = ["RECENT_SECONDS", "RECOVERED_SHOWN", "Context", "Judgment", "Reading", "Sources", "judge"]
+
+RECOVERED_SHOWN = 5
+"""Entries of the "recently recovered" list."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,12 @@ def judge(sources: Sources) -> Judgment:
     ]
     findings, handled = incidents.fold_alerts(raw, sources.context.alerts)
     ordered = incidents.order(incidents.link_causes(findings, sources), sources.context.now)
+    context = sources.context
     current = {f.subject for f in ordered} | {h.subject for h in handled}
-    recovered = [r for r in sources.context.recovered if r.subject not in current]
-    return Judgment(ordered, handled, recovered)
+    recovered = [r for r in context.recovered if r.subject not in current]
+    if context.memory is not None and context.now is not None:
+        present = {f.subject: f.problem for f in ordered}
+        told = {r.subject for r in recovered}
+        left = context.memory.update(present, {h.subject for h in handled}, context.now)
+        recovered = sorted([*recovered, *(r for r in left if r.subject not in told)], key=lambda r: r.at, reverse=True)
+    return Judgment(ordered, handled, recovered[:RECOVERED_SHOWN])

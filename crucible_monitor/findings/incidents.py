@@ -95,9 +95,9 @@ def link_causes(findings: Sequence[Finding], sources: Sources) -> list[Finding]:
     web = first(lambda s: category.get(s) == "web")
     database = first(lambda s: category.get(s) == "database" or s in ("collector:mysql", "mysql"))
     workers = first(lambda s: category.get(s) == "queue")
-    units = {f.subject: f.value.unit if f.value else "" for f in findings}
-    busy = first(lambda s: s.startswith("process:") and units[s] == "cores")
-    growing = first(lambda s: s.startswith("process:") and units[s] == "bytes")
+    problems = {f.subject: f.problem for f in findings}
+    busy = first(lambda s: s.startswith("process:") and " cores" in problems[s])
+    growing = first(lambda s: s.startswith("process:") and " grew from " in problems[s])
 
     def cause(subject: str) -> str | None:
         chain: tuple[str | None, ...]
@@ -140,8 +140,8 @@ def _ts(iso_time: str | None) -> float | None:
 
 
 def order(findings: Sequence[Finding], now: float | None) -> list[Finding]:
-    """Incidents, each lead followed by its symptoms: what began in the last 15 minutes (or since an unknown
-    time) first, then by severity, the most recent first; known conditions after them, each with its severity."""
+    """Incidents, each lead followed by its symptoms: what began in the last 15 minutes (or at an unknown time)
+    first, then by severity, the most recent first (the unknown last); known conditions after them, by severity."""
     leads = [f for f in findings if f.caused_by is None]
     members = {lead.subject: [lead] for lead in leads}
     for f in findings:
@@ -152,7 +152,7 @@ def order(findings: Sequence[Finding], now: float | None) -> list[Finding]:
         stamps = [t for t in (_ts(m.since) for m in members[lead.subject]) if t is not None]
         began = min(stamps) if stamps else None
         new = began is None or now is None or now - began <= RECENT_SECONDS
-        return (0 if new else 1, _SEVERITY[lead.severity], -(began or float("inf")))
+        return (0 if new else 1, _SEVERITY[lead.severity], -began if began is not None else 0.0)
 
     out: list[Finding] = []
     for lead in sorted(leads, key=key):

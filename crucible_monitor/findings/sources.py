@@ -20,7 +20,7 @@ from crucible_monitor.schemas import (
 )
 from crucible_monitor.units import human
 
-__all__ = ["RECENT_SECONDS", "Context", "Reading", "Sources", "iso_or_none", "quantity"]
+__all__ = ["RECENT_SECONDS", "Context", "Reading", "Recoveries", "Sources", "iso_or_none", "quantity"]
 
 RECENT_SECONDS = 15 * 60
 """The one window of the summary's counts: restarts, recoveries, what is new."""
@@ -74,6 +74,8 @@ class Context:
     rise: Callable[[str, dict[str, str], float], float | None] = _unknown
     recovered: Sequence[RecoveredView] = ()
     """Recoveries of the last :data:`RECENT_SECONDS`, newest first (from events and resolved alerts)."""
+    memory: Recoveries | None = None
+    """What earlier summaries said (a finding that left them is recovered); None: only events tell."""
     fresh_seconds: float = 120.0
     """Readings older than this are not judged (a vhost without requests keeps its last ratio)."""
 
@@ -107,3 +109,30 @@ def quantity(value: float, unit: str) -> Quantity:
 def iso_or_none(ts: float | None) -> str | None:
     """``ts`` as ISO 8601, None when unknown (or 0)."""
     return iso(ts) if ts else None
+
+
+class Recoveries:
+    """What the summary said lately, so that a finding that leaves shows as recovered for :data:`RECENT_SECONDS`.
+
+    The agent keeps one (``Agent.recoveries``); each summary updates it.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, float | None]] = {}
+        """subject → (its last problem, when it left the findings: None while it is there)."""
+
+    def update(self, present: Mapping[str, str], handled: set[str], now: float) -> list[RecoveredView]:
+        """Note the findings ``present`` now (subject → problem); what left them lately, newest first."""
+        for subject, (problem, left) in list(self._seen.items()):
+            if subject in present or subject in handled:
+                continue
+            if left is None:
+                self._seen[subject] = (problem, now)
+            elif now - left > RECENT_SECONDS:
+                del self._seen[subject]
+        self._seen.update((subject, (problem, None)) for subject, problem in present.items())
+        gone = [(left, subject, problem) for subject, (problem, left) in self._seen.items() if left is not None]
+        return [
+            RecoveredView(subject=subject, what=f"no longer: {problem}", at=iso(left))
+            for left, subject, problem in sorted(gone, reverse=True)
+        ]

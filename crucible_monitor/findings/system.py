@@ -133,22 +133,11 @@ def process_findings(sources: Sources) -> list[Finding]:
     if snapshot is None:
         return []
     found: dict[int, Finding] = {}
-    for p in snapshot.by_cpu:
-        if p.cpu_cores is not None and p.cpu_cores >= PEGGED_CORES:
-            found[p.pid] = Finding(
-                severity="warning",
-                subject=process_subject(p),
-                problem=f"pid {p.pid} ({p.user}) uses {p.cpu_cores:.2f} cores",
-                since=iso_or_none(p.started_at),
-                value=quantity(p.cpu_cores, "cores"),
-                hint="get_metrics(metric='cpu_mode_ratio', since='1h'); its command line is in get_system_status()",
-            )
     for p in snapshot.by_memory:
         earlier, at = p.memory_earlier_bytes, p.memory_earlier_at
-        if earlier is None or at is None or p.pid in found:
+        if earlier is None or at is None:
             continue
-        grew = p.memory_bytes - earlier
-        if grew >= GROWTH_BYTES and p.memory_bytes >= GROWTH_FACTOR * earlier:
+        if p.memory_bytes - earlier >= GROWTH_BYTES and p.memory_bytes >= GROWTH_FACTOR * earlier:
             found[p.pid] = Finding(
                 severity="warning",
                 subject=process_subject(p),
@@ -158,6 +147,21 @@ def process_findings(sources: Sources) -> list[Finding]:
                 value=quantity(p.memory_bytes, "bytes"),
                 hint="get_metrics(metric='memory', since='1h'); its command line is in get_system_status()",
             )
+    for p in snapshot.by_cpu:
+        if p.cpu_cores is None or p.cpu_cores < PEGGED_CORES:
+            continue
+        uses = f"uses {p.cpu_cores:.2f} cores"
+        if p.pid in found:
+            found[p.pid] = found[p.pid].model_copy(update={"problem": f"{found[p.pid].problem}; {uses}"})
+            continue
+        found[p.pid] = Finding(
+            severity="warning",
+            subject=process_subject(p),
+            problem=f"pid {p.pid} ({p.user}) {uses}",
+            since=iso_or_none(p.started_at),
+            value=quantity(p.cpu_cores, "cores"),
+            hint="get_metrics(metric='cpu_mode_ratio', since='1h'); its command line is in get_system_status()",
+        )
     return list(found.values())
 
 
