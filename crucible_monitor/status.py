@@ -87,7 +87,7 @@ def _processes(processes: Sequence[ProcessInfo], count: int = 3) -> list[Process
             name=p.name,
             user=p.user,
             cmdline=trim(p.cmdline, _CMDLINE_CHARS),
-            cpu=quantity(p.cpu_cores, "cores") if p.cpu_cores is not None else None,
+            cpu=quantity(round(p.cpu_cores, 2), "cores") if p.cpu_cores is not None else None,
             memory=quantity(p.memory_bytes, "bytes"),
             started_at=iso_or_none(p.started_at),
         )

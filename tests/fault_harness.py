@@ -7,14 +7,22 @@ over what the host may show by itself (its load, pressure, swap, its own filesys
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
+from cpu_burn import cpu_ticks, wait_for_ticks
+from services.caddy import Caddy
+
 from crucible_monitor.agent import Agent
 from crucible_monitor.config import Config
+from crucible_monitor.findings.system import PEGGED_CORES
 from crucible_monitor.monitor import Monitor
 from crucible_monitor.schemas import Finding, StatusSummary
 
@@ -96,3 +104,46 @@ async def watching(settings: Config, *, clock: Callable[[], float] | None = None
         yield Watched(agent, Monitor(agent))
     finally:
         await agent.stop()
+
+
+_NAMED = "import ctypes, sys\nctypes.CDLL(None).prctl(15, {name!r}.encode(), 0, 0, 0)\n"
+"""Sets the process's kernel name (PR_SET_NAME), the name /proc/<pid>/stat and the summary show."""
+BURNER = _NAMED.format(name="cpu-burner") + "print('ready', flush=True)\nwhile True:\n    pass\n"
+GROWER = (
+    _NAMED.format(name="mem-grower")
+    + "kept = []\nprint('ready', flush=True)\n"
+    + "for line in sys.stdin:\n    kept.append(b'x' * int(line))\n    print('grown', flush=True)\n"
+)
+
+
+def get(caddy: Caddy, path: str, times: int = 1) -> list[int]:
+    def one(_: int) -> int:
+        return httpx.get(caddy.url(path), headers={"Host": f"shop.test:{caddy.port}"}, timeout=30).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(one, range(times)))
+
+
+def accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def access_lines(caddy: Caddy) -> int:
+    return len(caddy.access_log.read_bytes().splitlines()) if caddy.access_log.exists() else 0
+
+
+async def burn(watched: Watched, pid: int) -> None:
+    """Two process snapshots a second of ``pid``'s CPU apart; skips when the machine is too busy for ``pid`` to
+    peg a core (the summary then rightly names nothing)."""
+    await watched.collect("processes")  # CPU is measured between two snapshots
+    wait_for_ticks(pid, cpu_ticks(pid) + 100)  # a second of its own CPU
+    await watched.collect("processes", "system")
+    snapshot = watched.agent.latest_processes()
+    cores = next((p.cpu_cores for p in snapshot.by_cpu if p.pid == pid), None) if snapshot else None
+    if cores is None or cores < PEGGED_CORES:
+        pytest.skip(f"this machine is busy: the burner got {cores} of a core, less than {PEGGED_CORES}")

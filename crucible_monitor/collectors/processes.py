@@ -36,6 +36,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 
 CMDLINE_MAX = 200
 """Characters of a command line kept in a snapshot."""
+_STARTUP_SECONDS = 60.0
+"""A process younger than this is starting up: its memory is not yet a reference for growth."""
 _GROWTH_WINDOW = 3600.0
 """Seconds a process's first-seen RSS is its growth reference, before it is renewed."""
 
@@ -163,15 +165,19 @@ class ProcessesCollector:
         self._prev, self._prev_ts = current, ts
 
     def _measure_growth(self, procs: list[_Proc], ts: float) -> None:
-        """Give each process its RSS when first seen, that reference renewed hourly (growth is judged per hour)."""
-        earlier, current = self._earlier, {}
+        """Give each process its RSS when first seen past its start-up, that reference renewed hourly (growth is
+        judged per hour; what a process allocates in its first minute is start-up, not growth)."""
+        btime = self._boot_time()
+        earlier: dict[tuple[int, int], tuple[float, int]] = {}
         for p in procs:
             key = (p.pid, p.start_ticks)
-            ref = earlier.get(key)
+            ref = self._earlier.get(key)
             if ref is None or ts - ref[0] > _GROWTH_WINDOW:
-                ref = (ts, p.rss_pages)
-            current[key] = p.earlier = ref
-        self._earlier = current
+                started = btime + p.start_ticks / self._hz if btime is not None else None
+                ref = (ts, p.rss_pages) if started is not None and ts - started >= _STARTUP_SECONDS else None
+            if ref is not None:
+                earlier[key] = p.earlier = ref
+        self._earlier = earlier
 
     def _resolve(self, ranked: Iterable[_Proc], seen: dict[int, ProcessInfo | None]) -> list[ProcessInfo]:
         """The first ``top`` processes of ``ranked`` that can still be read, with their command line and user."""

@@ -14,19 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from cpu_burn import cpu_ticks, wait_for_ticks
-from fault_harness import config, first_incident, recovered, watching
+from fault_harness import BURNER, GROWER, burn, config, first_incident, recovered, watching
 
 pytestmark = pytest.mark.anyio
-
-_NAMED = "import ctypes, sys\nctypes.CDLL(None).prctl(15, {name!r}.encode(), 0, 0, 0)\n"
-"""Sets the process's kernel name (PR_SET_NAME), the name /proc/<pid>/stat and the summary show."""
-BURNER = _NAMED.format(name="cpu-burner") + "print('ready', flush=True)\nwhile True:\n    pass\n"
-GROWER = (
-    _NAMED.format(name="mem-grower")
-    + "kept = []\nprint('ready', flush=True)\n"
-    + "for line in sys.stdin:\n    kept.append(b'x' * int(line))\n    print('grown', flush=True)\n"
-)
 
 
 @contextmanager
@@ -45,9 +35,7 @@ async def test_a_cpu_burning_process_is_the_first_incident_by_name_and_in_the_ex
     async with watching(config(tmp_path, system=True)) as watched:
         with _process(BURNER) as burner:
             started = time.time()
-            await watched.collect("processes")  # CPU is measured between two snapshots
-            wait_for_ticks(burner.pid, cpu_ticks(burner.pid) + 100)  # a second of its own CPU
-            await watched.collect("processes", "system")
+            await burn(watched, burner.pid)
             summary = await watched.summary()
             lead = first_incident(summary, ours=lambda subject: subject == "process:cpu-burner")
             assert lead.subject == "process:cpu-burner", summary.headline
@@ -62,9 +50,12 @@ async def test_a_cpu_burning_process_is_the_first_incident_by_name_and_in_the_ex
 
 
 async def test_a_process_whose_memory_grows_is_named_with_how_much_it_grew(tmp_path: Path) -> None:
-    async with watching(config(tmp_path, system=True)) as watched:
+    later = [0.0]
+    async with watching(config(tmp_path, system=True), clock=lambda: time.time() + later[0]) as watched:
         with _process(GROWER) as grower:
             assert grower.stdin is not None and grower.stdout is not None
+            await watched.collect("processes")  # it is starting: what it holds is not yet a reference
+            later[0] = 61.0  # a minute on
             await watched.collect("processes")  # its memory before: the reference
             grower.stdin.write(f"{300 * 2**20}\n")
             grower.stdin.flush()
@@ -75,7 +66,8 @@ async def test_a_process_whose_memory_grows_is_named_with_how_much_it_grew(tmp_p
             assert lead.subject == "process:mem-grower", summary.headline
             assert f"pid {grower.pid}" in lead.problem and "grew from" in lead.problem
             assert lead.value is not None and lead.value.unit == "bytes" and lead.value.value >= 300 * 2**20
-            explanation = await watched.monitor.explain_anomaly(start=time.time() - 60, end=time.time() + 1)
+            now = watched.agent.clock()
+            explanation = await watched.monitor.explain_anomaly(start=now - 120, end=now + 1)
             assert "mem-grower" in [p.name for p in explanation.top_processes_by_memory]
         await watched.collect("processes")
         summary = await watched.summary()

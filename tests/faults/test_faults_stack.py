@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
-from fault_harness import Watched, config, first_incident, recovered, symptoms, watching
+from fault_harness import Watched, accepts, access_lines, config, first_incident, get, recovered, symptoms, watching
 from loopback_servers import Reply, make_tls_files, serve_https
 from services import stop
-from services.caddy import Caddy, run_caddy
-from services.php_fpm import PhpFpm, run_php_fpm
+from services.caddy import Caddy
+from services.php_fpm import PhpFpm
 from supervisor_fixture import run_supervisord, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -69,40 +65,6 @@ async def test_a_crash_looping_program_leads_and_shows_recovered_once_it_stays_u
             assert "service:crasher" in recovered(summary)
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[PhpFpm, Caddy]]:
-    """php-fpm behind a real Caddy: ``/checkout`` answers 500, PHP scripts run in the pool."""
-    with run_php_fpm(tmp_path / "fpm", max_children=4) as fpm:
-        body = (
-            '\thandle /checkout {\n\t\trespond "boom" 500\n\t}\n'
-            f"\troot * {fpm.docroot}\n"
-            f"\tphp_fastcgi unix/{fpm.socket}"
-        )
-        with run_caddy(tmp_path / "caddy", ["shop.test"], body) as caddy:
-            yield fpm, caddy
-
-
-def _get(caddy: Caddy, path: str, times: int = 1) -> list[int]:
-    def one(_: int) -> int:
-        return httpx.get(caddy.url(path), headers={"Host": f"shop.test:{caddy.port}"}, timeout=30).status_code
-
-    with ThreadPoolExecutor(4) as pool:
-        return list(pool.map(one, range(times)))
-
-
-def _accepts(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX) as probe:
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
-
-
-def _lines(caddy: Caddy) -> int:
-    return len(caddy.access_log.read_bytes().splitlines()) if caddy.access_log.exists() else 0
-
-
 async def test_php_fpm_killed_behind_caddy_leads_with_the_pool_and_its_failing_check_follows(
     stack: tuple[PhpFpm, Caddy], tmp_path: Path
 ) -> None:
@@ -125,7 +87,7 @@ async def test_php_fpm_killed_behind_caddy_leads_with_the_pool_and_its_failing_c
         assert summary.headline.startswith("1 incident: collector:php_fpm"), summary.headline
         again = subprocess.Popen(fpm.process.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_until(lambda: _accepts(fpm.socket), DEADLINE, "php-fpm to answer again")
+            wait_until(lambda: accepts(fpm.socket), DEADLINE, "php-fpm to answer again")
             await watched.collect("php_fpm", "http_check")
             summary = await watched.summary()
             assert not summary.findings, summary.headline
@@ -138,27 +100,27 @@ async def test_a_burst_of_500s_and_slow_responses_on_a_vhost_lead_and_recover(
     stack: tuple[PhpFpm, Caddy], tmp_path: Path
 ) -> None:
     _, caddy = stack
-    _get(caddy, "/ok.php")
-    wait_until(lambda: _lines(caddy) == 1, DEADLINE, "Caddy's first access-log line")
+    get(caddy, "/ok.php")
+    wait_until(lambda: access_lines(caddy) == 1, DEADLINE, "Caddy's first access-log line")
     settings = config(tmp_path, access_logs={"files": [{"path": str(caddy.access_log)}]})
     async with watching(settings) as watched:
         await watched.collect("access_logs")
-        assert _get(caddy, "/checkout", 16) == [500] * 16 and _get(caddy, "/ok.php", 4) == [200] * 4
-        wait_until(lambda: _lines(caddy) == 21, DEADLINE, "the burst in the access log")
+        assert get(caddy, "/checkout", 16) == [500] * 16 and get(caddy, "/ok.php", 4) == [200] * 4
+        wait_until(lambda: access_lines(caddy) == 21, DEADLINE, "the burst in the access log")
         await watched.collect("access_logs")
         summary = await watched.summary()
         lead = first_incident(summary)
         assert lead.subject == "vhost:shop.test", summary.headline
         assert lead.severity == "critical" and "80.0 % of requests answered 5xx" in lead.problem
         assert lead.hint == "top_endpoints(host='shop.test', by='errors')"
-        assert _get(caddy, "/slow.php", 4) == [200] * 4
-        wait_until(lambda: _lines(caddy) == 25, DEADLINE, "the slow requests in the access log")
+        assert get(caddy, "/slow.php", 4) == [200] * 4
+        wait_until(lambda: access_lines(caddy) == 25, DEADLINE, "the slow requests in the access log")
         await watched.collect("access_logs")
         summary = await watched.summary()
         lead = first_incident(summary)
         assert lead.subject == "vhost:shop.test" and "p95 latency" in lead.problem, summary.headline
-        _get(caddy, "/ok.php", 10)
-        wait_until(lambda: _lines(caddy) == 35, DEADLINE, "the good requests in the access log")
+        get(caddy, "/ok.php", 10)
+        wait_until(lambda: access_lines(caddy) == 35, DEADLINE, "the good requests in the access log")
         await watched.collect("access_logs")
         summary = await watched.summary()
         assert "vhost:shop.test" not in [f.subject for f in summary.findings], summary.headline
