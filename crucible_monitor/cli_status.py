@@ -145,13 +145,27 @@ def _headline(data: StatusData, width: int) -> RenderableType:
     ]
     for finding in summary.findings:
         since = f" (since {_short_time(finding.since)})" if finding.since else ""
+        lead = "  ↳ " if finding.caused_by else ""
         lines.append(
             Text.assemble(
-                (f"{finding.severity:<8} ", _COLOURS[finding.severity]),
+                (f"{lead}{finding.severity:<8} ", _COLOURS[finding.severity]),
                 (fit_middle(finding.subject, max(12, width // 3)), "bold"),
                 f": {finding.problem}{since}",
             )
         )
+    for handled in summary.handled:
+        by = f" by {handled.by}" if handled.by else ""
+        until = f" until {_short_time(handled.until)}" if handled.until else ""
+        subject = fit_middle(handled.subject, max(12, width // 3))
+        lines.append(Text.assemble((f"{handled.how:<8} ", "dim"), (subject, "bold"), f"{by}{until}"))
+    lines.extend(
+        Text.assemble(
+            ("recovered ", "green"),
+            (fit_middle(item.subject, max(12, width // 3)), "bold"),
+            f" at {_short_time(item.at)}",
+        )
+        for item in summary.recovered
+    )
     for collector in data.collectors:
         spots = "; ".join(f"{spot.target or 'a source'} ({spot.config_key})" for spot in collector.blind)
         if spots:

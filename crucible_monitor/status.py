@@ -24,6 +24,7 @@ from crucible_monitor.schemas import (
     StatusSummary,
     SystemSnapshot,
 )
+from crucible_monitor.schemas.readings import UNSETTLED_STATES
 from crucible_monitor.units import human_ratio
 from crucible_monitor.untrusted import trim
 
@@ -196,8 +197,10 @@ def _recovered(events: Sequence[StoredEvent], resolved: Sequence[AlertView], now
     found: list[tuple[float, RecoveredView]] = []
     for stored in events:
         event = stored.event
-        if event.kind is EventKind.SERVICE_STATE and event.data.get("to") not in _UP_STATES:
-            continue
+        if event.kind is EventKind.SERVICE_STATE and (
+            event.data.get("to") not in _UP_STATES or event.data.get("from") in UNSETTLED_STATES
+        ):
+            continue  # a start (starting → running) is no recovery
         subject = f"{_RECOVERY_PREFIX[event.kind]}:{event.subject}"
         found.append((event.ts, RecoveredView(subject=subject, what=event.message, at=iso(event.ts))))
     for alert in resolved:
