@@ -93,6 +93,7 @@ THROTTLE_REASONS: dict[str, int] = {
 
 _ABSENT = {pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, pynvml.NVML_ERROR_DRIVER_NOT_LOADED}
 _UNSUPPORTED = {pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_FUNCTION_NOT_FOUND}
+_LOST = {pynvml.NVML_ERROR_GPU_IS_LOST, pynvml.NVML_ERROR_RESET_REQUIRED}
 _NO_PROCESSES = {*_UNSUPPORTED, pynvml.NVML_ERROR_NO_PERMISSION}
 _KIB = 1 << 10  # NVML's PCIe "KB/s" are KiB, like its MiB of memory
 _OTHER = "(other)"
@@ -337,6 +338,7 @@ class GpuCollector:
             fields["processes"] = self._processes(handle)
         except pynvml.NVMLError as exc:
             error = f"reading {what}: {exc}"
+            fields["lost"] = exc.value in _LOST
         return GpuReading(index=index, uuid=uuid, name=name, ts=ts, error=error, **fields)
 
     def _processes(self, handle: Any) -> tuple[GpuProcess, ...]:

@@ -129,6 +129,8 @@ class GpuReading(BaseModel):
     pcie_rx_bytes_per_second: float | None = None
     processes: tuple[GpuProcess, ...] = ()
     error: str | None = None
+    lost: bool = False
+    """NVML says the GPU is lost or needs a reset (``error`` says which): no work runs on it."""
 
     @property
     def memory_used_ratio(self) -> float | None:

@@ -143,7 +143,8 @@ async def test_a_failing_device_is_a_blind_spot_and_the_other_goes_on() -> None:
     assert (spot.target, spot.key) == ("gpu 1", "collectors.gpu")
     assert spot.error == f"gpu 1 ({second.uuid}): reading utilisation: GPU is lost"
     assert [e.kind for e in collection.events] == [EventKind.COLLECTOR_ERROR]
-    assert collector.latest[1].error == "reading utilisation: GPU is lost"
+    assert collector.latest[1].error == "reading utilisation: GPU is lost" and collector.latest[1].lost
+    assert (collector.latest[1].name, collector.latest[1].temperature_celsius) == ("NVIDIA H200", None)
     again = await collector.collect()
     assert again.events == [] and len(again.blind) == 1  # one event when it starts failing, not every cycle
     nvml.failing.clear()
