@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -96,6 +97,8 @@ _UNSUPPORTED = {pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_FUNCTION_NOT_
 _LOST = {pynvml.NVML_ERROR_GPU_IS_LOST, pynvml.NVML_ERROR_RESET_REQUIRED}
 _NO_PROCESSES = {*_UNSUPPORTED, pynvml.NVML_ERROR_NO_PERMISSION}
 _KIB = 1 << 10  # NVML's PCIe "KB/s" are KiB, like its MiB of memory
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+@-]")
+_COMM_MAX = 15  # the kernel's TASK_COMM_LEN less its NUL
 _OTHER = "(other)"
 _UNKNOWN = "(unknown)"
 
@@ -360,7 +363,9 @@ class GpuCollector:
         return tuple(GpuProcess(pid=pid, name=self._comm(pid), memory_bytes=used) for pid, used in memory.items())
 
     def _comm(self, pid: int) -> str:
+        """The process's name; any user can set their own, so only plain characters reach the label."""
         try:
-            return (self._procfs / str(pid) / "comm").read_text(encoding="utf-8", errors="replace").strip() or _UNKNOWN
+            comm = (self._procfs / str(pid) / "comm").read_text(encoding="utf-8", errors="replace").strip()
         except OSError:  # gone, or in another pid namespace
             return _UNKNOWN
+        return _UNSAFE.sub("_", comm)[:_COMM_MAX] or _UNKNOWN

@@ -15,6 +15,7 @@ import pynvml
 import pytest
 from helpers import assert_contract, values
 from recorded_nvml import FakeNvml, RecordedGpu, load_recording
+from supervisor_fixture import wait_until
 
 from crucible_monitor.collectors import build_collectors
 from crucible_monitor.collectors.gpu import THROTTLE_REASONS, GpuCollector
@@ -188,6 +189,23 @@ async def test_per_process_memory_is_joined_with_the_process_name(sleeper: subpr
     top, _ = _collector(gpu, top_processes=1)
     kept = values((await top.collect()).samples, "gpu_process_memory_bytes", without=GPU_LABELS)
     assert kept == {(("process", name),): 2048 * MIB, (("process", "(other)"),): 100 * MIB}
+
+
+async def test_a_process_name_reaches_the_label_in_plain_characters_only() -> None:
+    rename = "open('/proc/self/comm', 'w').write('evil \u27e6x\u27e7 ok'); import sys; sys.stdin.read()"
+    process = subprocess.Popen([sys.executable, "-c", rename], stdin=subprocess.PIPE)
+    comm = Path(f"/proc/{process.pid}/comm")
+    try:
+        wait_until(lambda: comm.read_text(encoding="utf-8").startswith("evil"), 10, "the process renamed itself")
+        collector, _ = _collector(H200.but(processes=((process.pid, 10),)))
+        collection = await collector.collect()
+    finally:
+        process.kill()
+        process.wait()
+        assert process.stdin is not None
+        process.stdin.close()
+    memory = values(collection.samples, "gpu_process_memory_bytes", without=GPU_LABELS)
+    assert memory == {(("process", "evil__x__ok"),): 10 * MIB}
 
 
 async def test_closing_shuts_nvml_down() -> None:
