@@ -275,7 +275,11 @@ class GpuCollector:
             CollectorError: NVML is there but cannot be used (no permission, a driver/library version mismatch).
         """
         ts = self._clock()
-        readings = await asyncio.to_thread(self._read, ts)
+        try:
+            readings = await asyncio.to_thread(self._read, ts)
+        except CollectorError:
+            self.latest = []  # no stale readings for the findings while NVML cannot be read
+            raise
         self.latest = readings
         samples = [Sample("gpu_devices", float(len(readings)))]
         problems: list[str | BlindSpot] = []

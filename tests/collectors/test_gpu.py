@@ -83,9 +83,14 @@ async def test_zero_devices_is_not_present_either() -> None:
 async def test_a_missing_driver_is_not_present_and_a_version_mismatch_fails_the_collector() -> None:
     absent, _ = _collector(H200, init_error=pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
     assert [s.value for s in (await absent.collect()).samples] == [0.0]
-    broken, _ = _collector(H200, init_error=pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH)
+    broken, nvml = _collector(H200)
+    await broken.collect()
+    assert len(broken.latest) == 1
+    await broken.aclose()  # the next collection initialises NVML again, and the driver was upgraded meanwhile
+    nvml.init_error = pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH
     with pytest.raises(CollectorError, match="NVML cannot be used: RM has detected an NVML/RM version mismatch"):
         await broken.collect()
+    assert broken.latest == []  # nothing stale for the findings
 
 
 async def test_the_recorded_h200_comes_out_in_base_units() -> None:
