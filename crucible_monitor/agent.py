@@ -2,8 +2,8 @@
 
 What exists only while the agent runs (``state.db``, alerting, the anomaly engine) is on :class:`Running`, which
 :meth:`Agent.start` builds and :attr:`Agent.running` returns. The collectors are reached through typed accessors
-(:meth:`Agent.statuses`, :meth:`Agent.check_results`, :meth:`Agent.latest_processes`, :attr:`Agent.applications`),
-never searched by type from outside.
+(:meth:`Agent.statuses`, :meth:`Agent.check_results`, :meth:`Agent.latest_processes`, :meth:`Agent.gpu_readings`,
+:attr:`Agent.applications`), never searched by type from outside.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from crucible_monitor.config import Config
 from crucible_monitor.errors import AgentNotStarted, DiskFull, StorageError
 from crucible_monitor.findings.sources import Recoveries
 from crucible_monitor.models import Event, EventKind, MetricSpec, Sample, Severity, iso
-from crucible_monitor.schemas import AnomalyScore, CheckResult, FillForecast, ProcessSnapshot, ServiceStatus
+from crucible_monitor.schemas import AnomalyScore, CheckResult, FillForecast, GpuReading, ProcessSnapshot, ServiceStatus
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
 from crucible_monitor.storage.workers import worker_pool
@@ -467,6 +467,15 @@ class Agent:
         """The newest top-processes snapshot, when processes are watched and one was taken."""
         collector = self._collector_of(ProcessesCollector)
         return collector.latest if collector is not None else None
+
+    def gpu_readings(self) -> list[GpuReading]:
+        """Every GPU's last reading, when the gpu collector runs (none without it or without a GPU)."""
+        if "gpu" not in self.collectors:
+            return []
+        from crucible_monitor.collectors.gpu import GpuCollector  # imported with its collector (and pynvml)
+
+        collector = self._collector_of(GpuCollector)
+        return list(collector.latest) if collector is not None else []
 
     def _collector_of(self, kind: type[_C]) -> _C | None:
         return next((c for c in self.collectors.values() if isinstance(c, kind)), None)

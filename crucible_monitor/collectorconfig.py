@@ -22,6 +22,7 @@ __all__ = [
     "AccessLogsConfig",
     "Category",
     "CollectorsConfig",
+    "GpuConfig",
     "HttpCheckConfig",
     "LaravelAppConfig",
     "LaravelConfig",
@@ -422,6 +423,18 @@ class PhpFpmConfig(StrictModel):
         return self
 
 
+class GpuConfig(StrictModel):
+    """NVIDIA GPUs through NVML (the driver's libnvidia-ml); a host without the driver or a GPU: one log line."""
+
+    enabled: bool = Field(
+        False, description="true on a host with NVIDIA GPUs; without NVML or a GPU it records gpu_devices 0."
+    )
+    interval: PositiveDuration | None = Field(None, description="Defaults to agent.collect_interval.")
+    top_processes: int = Field(
+        10, ge=0, le=100, description="Processes per GPU kept by memory (the rest as (other)); 0: none."
+    )
+
+
 class CollectorsConfig(StrictModel):
     """Every collector's settings."""
 
@@ -432,6 +445,7 @@ class CollectorsConfig(StrictModel):
     access_logs: AccessLogsConfig = AccessLogsConfig()
     laravel: LaravelConfig = LaravelConfig()
     php_fpm: PhpFpmConfig = PhpFpmConfig()
+    gpu: GpuConfig = GpuConfig()
 
     @model_validator(mode="after")
     def _unique_check_names(self) -> Self:

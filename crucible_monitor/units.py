@@ -1,4 +1,4 @@
-"""Human forms of raw values: ``7.8 GiB``, ``42.1 %``, ``3 hours``, by a metric's unit."""
+"""Human forms of raw values: ``7.8 GiB``, ``42.1 %``, ``3 hours``, ``1.98 GHz``, by a metric's unit."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ def human(value: float, unit: str) -> str:
             text = human_ratio(value)
         case "seconds":
             text = human_duration(value)
+        case "hertz":
+            text = f"{value / 1e9:.2f} GHz" if abs(value) >= 1e9 else f"{value / 1e6:.0f} MHz"
         case _:
             text = f"{value:,.4g}" + (f" {base}" if base else "")
     return text + ("/s" if per_second else "")

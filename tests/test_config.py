@@ -66,6 +66,7 @@ def test_shipped_example_config_loads_and_documents_every_field() -> None:
 # What each shipped profile is for, read back from the loaded config (a new profile adds its line here).
 PROFILES: dict[str, tuple[Callable[[Config], object], object]] = {
     "database": (lambda c: (c.collectors.mysql.enabled, c.collectors.services.systemd.units), (True, ["mariadb"])),
+    "gpu-server": (lambda c: (c.collectors.gpu.enabled, c.collectors.gpu.top_processes), (True, 10)),
     "laravel-app": (
         lambda c: [(a.name, a.queue_driver, a.queues) for a in c.collectors.laravel.apps],
         [("shop", "redis", ["default", "emails"])],

@@ -28,5 +28,5 @@ def test_lower_layers_load_no_collector_analysis_alerting_or_storage_module(modu
 
 def test_the_monitor_loads_no_application_collector_until_asked() -> None:
     loaded = _loaded_by("crucible_monitor.monitor")
-    for collector in ("mysql", "laravel", "access_logs", "php_fpm"):
+    for collector in ("mysql", "laravel", "access_logs", "php_fpm", "gpu"):
         assert f"crucible_monitor.collectors.{collector}" not in loaded

@@ -54,8 +54,8 @@ def build_collectors(config: Config, *, clock: Callable[[], float] = time.time) 
         )
         for i, check in enumerate(settings.http_checks)
     )
-    # The application collectors (and their drivers: PyMySQL, redis, orjson) are imported only when configured:
-    # an agent without them starts faster and stays smaller.
+    # The application and GPU collectors (and their drivers: PyMySQL, redis, orjson, pynvml) are imported only when
+    # configured: an agent without them starts faster and stays smaller.
     if settings.mysql.enabled:
         from crucible_monitor.collectors.mysql import MysqlCollector
 
@@ -90,6 +90,12 @@ def build_collectors(config: Config, *, clock: Callable[[], float] = time.time) 
 
         collector = PhpFpmCollector(php_fpm, clock=clock)
         built.append(ScheduledCollector(collector, php_fpm.interval or default, php_fpm, "collectors.php_fpm"))
+    if settings.gpu.enabled:
+        from crucible_monitor.collectors.gpu import GpuCollector
+
+        gpu = settings.gpu
+        collector = GpuCollector(gpu, procfs=settings.system.procfs, clock=clock)
+        built.append(ScheduledCollector(collector, gpu.interval or default, gpu, "collectors.gpu"))
     names = [s.collector.name for s in built]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate collector names: {sorted(names)}")

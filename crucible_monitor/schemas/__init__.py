@@ -4,7 +4,7 @@ RemoteMonitor, and the result types the collectors produce for the layers above.
 Import from here (``from crucible_monitor.schemas import X``); the modules split the models by subject:
 
 - :mod:`~crucible_monitor.schemas.readings`: what collectors and ``state.db`` produce (checks, processes, services,
-  events);
+  GPUs, events);
 - :mod:`~crucible_monitor.schemas.agent`: collectors' health, storage, config changes, audit records;
 - :mod:`~crucible_monitor.schemas.system`: system readings and the status summary;
 - :mod:`~crucible_monitor.schemas.metrics`: the catalogue, history and metric reports;
@@ -80,6 +80,8 @@ from crucible_monitor.schemas.readings import (
     CheckResult,
     EventRef,
     FailureKind,
+    GpuProcess,
+    GpuReading,
     Manager,
     ProcessInfo,
     ProcessSnapshot,
@@ -151,6 +153,8 @@ __all__ = [
     "ExceptionCount",
     "FailedJob",
     "FailureKind",
+    "GpuProcess",
+    "GpuReading",
     "FilesystemView",
     "Finding",
     "HandledView",

@@ -1,5 +1,5 @@
 """What the collectors and ``state.db`` produce and the layers above read: check results, process snapshots,
-service statuses, event references.
+service statuses, GPU readings, event references.
 
 Defined here, below their producers, so that alerting, analysis and the interfaces need no collector module.
 """
@@ -21,6 +21,8 @@ __all__ = [
     "CheckResult",
     "EventRef",
     "FailureKind",
+    "GpuProcess",
+    "GpuReading",
     "Manager",
     "ProcessInfo",
     "ProcessSnapshot",
@@ -84,6 +86,61 @@ class ProcessSnapshot(BaseModel):
     total: int
     by_cpu: list[ProcessInfo]
     by_memory: list[ProcessInfo]
+
+
+class GpuProcess(BaseModel):
+    """A process holding memory on a GPU, named by its pid in procfs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pid: int
+    name: str
+    """``comm`` of the process (as the top-processes snapshot names it); ``(unknown)`` when procfs cannot tell."""
+    memory_bytes: int | None
+    """GPU memory it holds; None where the driver does not say (some virtualised setups)."""
+
+
+class GpuReading(BaseModel):
+    """One NVIDIA GPU at one collection, in base units; a field is None where the device does not support it.
+
+    ``error`` is set when NVML failed on the device this cycle: the fields read before the failure are kept.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    uuid: str
+    name: str
+    ts: float
+    utilization_ratio: float | None = None
+    memory_utilization_ratio: float | None = None
+    """The share of time the memory controller was busy (not how full the memory is)."""
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    temperature_celsius: float | None = None
+    power_watts: float | None = None
+    power_limit_watts: float | None = None
+    sm_clock_hertz: float | None = None
+    memory_clock_hertz: float | None = None
+    ecc_corrected: int | None = None
+    """Corrected ECC errors since the driver loaded (volatile)."""
+    ecc_uncorrected: int | None = None
+    """Uncorrected ECC errors since the driver loaded (volatile)."""
+    throttle_reasons: tuple[str, ...] | None = None
+    """The clock event (throttle) reasons active now, by name (``gpu_idle``, ``hw_thermal_slowdown``...)."""
+    pcie_tx_bytes_per_second: float | None = None
+    pcie_rx_bytes_per_second: float | None = None
+    processes: tuple[GpuProcess, ...] = ()
+    error: str | None = None
+    lost: bool = False
+    """NVML says the GPU is lost or needs a reset (``error`` says which): no work runs on it."""
+
+    @property
+    def memory_used_ratio(self) -> float | None:
+        """Used over total memory, when both are known."""
+        if self.memory_used_bytes is None or not self.memory_total_bytes:
+            return None
+        return self.memory_used_bytes / self.memory_total_bytes
 
 
 UNSETTLED_STATES = frozenset({"unknown", "starting", "activating", "reloading", "deactivating", "stopping"})
