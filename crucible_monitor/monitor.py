@@ -111,6 +111,7 @@ class Monitor:
             await self.http_checks(),
             await self.collectors(),
             context,
+            self.agent.gpu_readings(),
         )
 
     async def services(self, state: ServiceState = "all", category: str | None = None) -> list[ServiceStatus]:

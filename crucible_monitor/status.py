@@ -16,6 +16,7 @@ from crucible_monitor.schemas import (
     CheckResult,
     CollectorStatus,
     Finding,
+    GpuReading,
     ProcessInfo,
     ProcessView,
     Quantity,
@@ -43,9 +44,10 @@ def summarize(
     checks: Sequence[CheckResult],
     collectors: Sequence[CollectorStatus],
     context: Context,
+    gpus: Sequence[GpuReading] = (),
 ) -> StatusSummary:
     """Incidents (cause first, newest first), what someone is on, what recovered, vital signs and next steps."""
-    judgment = judge(Sources(system, services, checks, collectors, context))
+    judgment = judge(Sources(system, services, checks, collectors, context, gpus))
     findings = judgment.findings
     status = (
         "critical"

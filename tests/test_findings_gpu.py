@@ -9,7 +9,7 @@ from recorded_nvml import FakeNvml, RecordedGpu, load_recording
 
 from crucible_monitor.collectors.gpu import GpuCollector
 from crucible_monitor.config import GpuConfig
-from crucible_monitor.findings_gpu import gpu_findings
+from crucible_monitor.findings.gpu import gpu_findings
 from crucible_monitor.schemas import GpuProcess, GpuReading
 
 pytestmark = pytest.mark.anyio
@@ -38,7 +38,7 @@ async def test_uncorrected_ecc_errors_are_critical_since_the_counter_left_zero()
         return 1_700_000_000.0
 
     (finding,) = gpu_findings([reading], since_above=since_above)
-    assert finding.severity == "critical" and finding.subject == "gpu 0 (NVIDIA H200)"
+    assert finding.severity == "critical" and finding.subject == "gpu:0"
     assert "2 uncorrected ECC memory errors" in finding.problem and "5 corrected" in finding.problem
     assert finding.since == "2023-11-14T22:13:20+00:00"
     assert asked == [
@@ -84,8 +84,8 @@ async def test_a_lost_gpu_is_critical_and_the_others_are_judged_on_their_own() -
     other = busy.model_copy(update={"index": 1})
     findings = gpu_findings([lost, other])
     assert [(f.severity, f.subject) for f in findings] == [
-        ("critical", "gpu 0 (NVIDIA H200)"),
-        ("warning", "gpu 1 (NVIDIA H200)"),
+        ("critical", "gpu:0"),
+        ("warning", "gpu:1"),
     ]
     assert "GPU is lost" in findings[0].problem
     assert gpu_findings([await _reading(failing={0: pynvml.NVML_ERROR_UNKNOWN})]) == []  # the blind spot says it

@@ -7,14 +7,14 @@ call whose arguments are valid. :func:`judge` runs every contributor, folds the 
 and orders the rest into incidents, cause first (:mod:`.incidents`).
 
 Contributors: :mod:`.system` (resources, processes, storage), :mod:`.services` (services, checks, certificates,
-collectors' blind spots), :mod:`.applications` (access logs, php-fpm, MySQL, Laravel).
+collectors' blind spots), :mod:`.applications` (access logs, php-fpm, MySQL, Laravel), :mod:`.gpu` (NVML readings).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from crucible_monitor.findings import applications, incidents, services, system
+from crucible_monitor.findings import applications, gpu, incidents, services, system
 from crucible_monitor.findings.sources import RECENT_SECONDS, Context, Reading, Sources
 from crucible_monitor.schemas import Finding, HandledView, RecoveredView
 
@@ -46,10 +46,11 @@ def judge(sources: Sources) -> Judgment:
         *applications.application_findings(sources),
         *system.resource_findings(sources),
         *system.process_findings(sources),
+        *gpu.gpu_findings(sources.gpus, since_above=sources.context.since_above),
         *services.collector_findings(sources),
         *system.storage_findings(sources),
     ]
-    findings, handled = incidents.fold_alerts(raw, sources.context.alerts)
+    findings, handled = incidents.fold_alerts(incidents.merge_subjects(raw), sources.context.alerts)
     ordered = incidents.order(incidents.link_causes(findings, sources), sources.context.now)
     context = sources.context
     current = {f.subject for f in ordered} | {h.subject for h in handled}

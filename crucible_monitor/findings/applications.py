@@ -241,19 +241,6 @@ def _laravel(context: Context) -> Iterator[Finding | None]:
 
 
 def application_findings(sources: Sources) -> list[Finding]:
-    """What each application collector's newest readings say is wrong; one finding per subject (the worst)."""
+    """What each application collector's newest readings say is wrong."""
     context = sources.context
-    worst: dict[str, Finding] = {}
-    for finding in (*_web(context), *_php_fpm(context), *_mysql(context), *_laravel(context)):
-        if finding is None:
-            continue
-        known = worst.get(finding.subject)
-        if known is None or (known.severity != "critical" and finding.severity == "critical"):
-            worst[finding.subject] = (
-                finding
-                if known is None
-                else finding.model_copy(update={"problem": f"{finding.problem}; {known.problem}"})
-            )
-        else:
-            worst[finding.subject] = known.model_copy(update={"problem": f"{known.problem}; {finding.problem}"})
-    return list(worst.values())
+    return [f for f in (*_web(context), *_php_fpm(context), *_mysql(context), *_laravel(context)) if f is not None]

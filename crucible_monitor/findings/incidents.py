@@ -15,7 +15,7 @@ from datetime import datetime
 from crucible_monitor.findings.sources import RECENT_SECONDS, Sources
 from crucible_monitor.schemas import AlertView, Finding, HandledView
 
-__all__ = ["fold_alerts", "link_causes", "order"]
+__all__ = ["fold_alerts", "link_causes", "merge_subjects", "order"]
 
 _SEVERITY = {"critical": 0, "warning": 1, "info": 2}
 _LABEL_SUBJECTS = (
@@ -26,6 +26,17 @@ _LABEL_SUBJECTS = (
     ("pool", "php_fpm:{}"),
 )
 _RESOURCES = {"cpu": "cpu", "memory": "memory", "disk": "filesystem:{mountpoint}"}
+
+
+def merge_subjects(findings: Sequence[Finding]) -> list[Finding]:
+    """One finding per subject: the worst first, the others' problems after it."""
+    merged: dict[str, Finding] = {}
+    for finding in sorted(findings, key=lambda f: _SEVERITY[f.severity]):
+        known = merged.get(finding.subject)
+        merged[finding.subject] = (
+            finding if known is None else known.model_copy(update={"problem": f"{known.problem}; {finding.problem}"})
+        )
+    return list(merged.values())
 
 
 def alert_subject(alert: AlertView) -> str:
@@ -52,7 +63,10 @@ def _handling(alert: AlertView, subject: str, problem: str) -> HandledView | Non
 
 def fold_alerts(findings: Sequence[Finding], alerts: Sequence[AlertView]) -> tuple[list[Finding], list[HandledView]]:
     """Each firing alert joins the finding it repeats (or becomes one); what someone is on moves to ``handled``."""
-    by_subject = {f.subject: f for f in findings}
+    kept = list(findings)
+    first: dict[str, int] = {}
+    for index, finding in enumerate(kept):
+        first.setdefault(finding.subject, index)
     extra: list[Finding] = []
     handled: dict[str, HandledView] = {}
     for alert in alerts:
@@ -60,13 +74,13 @@ def fold_alerts(findings: Sequence[Finding], alerts: Sequence[AlertView]) -> tup
             continue
         subject = alert_subject(alert)
         summary = alert.annotations.get("summary") or alert.name
-        known = by_subject.get(subject)
+        known = kept[first[subject]] if subject in first else None
         handling = _handling(alert, subject, known.problem if known else summary)
         if handling is not None:
             handled.setdefault(subject, handling)
         elif known is not None:
             worse = "critical" if "critical" in (known.severity, alert.severity) else known.severity
-            by_subject[subject] = known.model_copy(update={"alert": f"{alert.name} #{alert.id}", "severity": worse})
+            kept[first[subject]] = known.model_copy(update={"alert": f"{alert.name} #{alert.id}", "severity": worse})
         else:
             extra.append(
                 Finding(
@@ -78,8 +92,7 @@ def fold_alerts(findings: Sequence[Finding], alerts: Sequence[AlertView]) -> tup
                     alert=f"{alert.name} #{alert.id}",
                 )
             )
-    kept = [f for f in (*by_subject.values(), *extra) if f.subject not in handled]
-    return kept, list(handled.values())
+    return [f for f in (*kept, *extra) if f.subject not in handled], list(handled.values())
 
 
 def link_causes(findings: Sequence[Finding], sources: Sources) -> list[Finding]:

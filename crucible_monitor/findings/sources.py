@@ -13,6 +13,7 @@ from crucible_monitor.schemas import (
     AlertView,
     CheckResult,
     CollectorStatus,
+    GpuReading,
     Quantity,
     RecoveredView,
     ServiceStatus,
@@ -99,6 +100,7 @@ class Sources:
     checks: Sequence[CheckResult]
     collectors: Sequence[CollectorStatus]
     context: Context
+    gpus: Sequence[GpuReading] = ()
 
 
 def quantity(value: float, unit: str) -> Quantity:

@@ -51,7 +51,7 @@ def gpu_findings(
     found = []
     for gpu in readings:
         labels = {"gpu": str(gpu.index), "uuid": gpu.uuid, "name": gpu.name}
-        subject = f"gpu {gpu.index} ({gpu.name})"
+        subject = f"gpu:{gpu.index}"
         where = f"labels={{'gpu': '{gpu.index}'}}"
         if gpu.lost:
             found.append(
