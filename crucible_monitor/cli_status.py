@@ -150,7 +150,7 @@ def _headline(data: StatusData, width: int) -> RenderableType:
             Text.assemble(
                 (f"{lead}{finding.severity:<8} ", _COLOURS[finding.severity]),
                 (fit_middle(finding.subject, max(12, width // 3)), "bold"),
-                f": {finding.problem}{since}",
+                f": {finding.problem}" + (f": {finding.detail}" if finding.detail else "") + since,
             )
         )
     for handled in summary.handled:

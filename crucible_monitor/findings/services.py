@@ -64,7 +64,8 @@ def check_findings(sources: Sources) -> list[Finding]:
                 Finding(
                     severity="critical",
                     subject=subject,
-                    problem=f"{check.url} failing ({check.failure}): {check.error or ''}".rstrip(": "),
+                    problem=f"{check.url} failing ({check.failure})",
+                    detail=check.error,
                     since=iso_or_none(context.check_failing_since.get(check.name)),
                     hint=hint,
                 )
@@ -101,10 +102,10 @@ def collector_findings(sources: Sources) -> list[Finding]:
     for collector in sources.collectors:
         if collector.ok:
             continue
-        spots = [f"{spot.error or 'cannot be read'} ({spot.config_key})" for spot in collector.blind]
-        shown = "; ".join(spots[:_BLIND_SHOWN]) + (
-            f" (+{len(spots) - _BLIND_SHOWN} more)" if len(spots) > _BLIND_SHOWN else ""
-        )
+        keys = [spot.config_key for spot in collector.blind]
+        more = f" (+{len(keys) - _BLIND_SHOWN} more)" if len(keys) > _BLIND_SHOWN else ""
+        shown = ", ".join(keys[:_BLIND_SHOWN]) + more
+        errors = [spot.error for spot in collector.blind[:_BLIND_SHOWN] if spot.error]
         failing = f", {collector.errors_total} failed runs since start" if collector.last_error else ""
         since = min((spot.since for spot in collector.blind if spot.since), default=None)
         window = f", since='{since}'" if since else ""
@@ -112,7 +113,8 @@ def collector_findings(sources: Sources) -> list[Finding]:
             Finding(
                 severity="warning",
                 subject=f"collector:{collector.name}",
-                problem=f"blind: {shown or 'cannot read its source'}{failing}",
+                problem=f"blind: cannot read {shown or 'its source'}{failing}",
+                detail="; ".join(errors) or None,
                 since=since,
                 hint=f"get_events(kinds=['collector_error'], subject='{collector.name}'{window})",
             )

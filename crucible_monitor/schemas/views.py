@@ -345,9 +345,10 @@ def _fenced_processes(processes: Sequence[_Process]) -> list[_Process]:
 
 
 def fenced_status(status: StatusSummary) -> StatusSummary:
-    """``status`` with the top processes' names and command lines fenced."""
+    """``status`` with what the host said in findings, and the top processes' names and command lines, fenced."""
     return status.model_copy(
         update={
+            "findings": [f.model_copy(update={"detail": fenced(f.detail)}) for f in status.findings],
             "top_by_cpu": _fenced_processes(status.top_by_cpu),
             "top_by_memory": _fenced_processes(status.top_by_memory),
         }

@@ -82,7 +82,7 @@ async def test_php_fpm_killed_behind_caddy_leads_with_the_pool_and_its_failing_c
         summary = await watched.summary()
         lead = first_incident(summary)
         assert lead.subject == "collector:php_fpm", summary.headline
-        assert lead.severity == "critical" and ("refused" in lead.problem or "No such file" in lead.problem)
+        assert lead.severity == "critical" and ("refused" in str(lead.detail) or "No such file" in str(lead.detail))
         assert [f.subject for f in symptoms(summary, "collector:php_fpm")] == ["check:shop"]
         assert summary.headline.startswith("1 incident: collector:php_fpm"), summary.headline
         again = subprocess.Popen(fpm.process.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
