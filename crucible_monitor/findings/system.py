@@ -159,7 +159,7 @@ def process_findings(sources: Sources) -> list[Finding]:
             subject=process_subject(p),
             problem=f"pid {p.pid} ({p.user}) {uses}",
             since=iso_or_none(p.started_at),
-            value=quantity(p.cpu_cores, "cores"),
+            value=quantity(round(p.cpu_cores, 2), "cores"),
             hint="get_metrics(metric='cpu_mode_ratio', since='1h'); its command line is in get_system_status()",
         )
     return list(found.values())

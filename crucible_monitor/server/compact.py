@@ -2,7 +2,8 @@
 
 The SDK writes a tool's structured result as indented JSON text (a ``[time, value]`` point takes four lines) and
 lists each tool's full output schema, per-field descriptions and titles included (most of ``tools/list``). Here a
-result's text is the same structured content as compact JSON, input schemas lose the titles pydantic adds (the
+result's text is the same structured content as compact JSON without its null fields (an absent key reads as
+unknown; the structured content keeps them), input schemas lose the titles pydantic adds (the
 descriptions stay: they say what each argument means), and output schemas keep the top level only: each field's
 name, which the structured content still conforms to.
 """
@@ -15,7 +16,16 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, Tool
 
-__all__ = ["CompactServer", "compact_json", "lean_input_schema", "lean_output_schema"]
+__all__ = ["CompactServer", "compact_json", "lean_input_schema", "lean_output_schema", "without_nulls"]
+
+
+def without_nulls(value: Any) -> Any:
+    """``value`` with the null entries of its objects left out, at every depth (list items are kept)."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
 
 
 def compact_json(value: object) -> str:
@@ -85,6 +95,6 @@ class CompactServer(MCPServer):
         """The SDK's result, its text replaced by the structured content as compact JSON."""
         result = await super().call_tool(name, arguments, context)
         if isinstance(result, CallToolResult) and result.structured_content is not None and not result.is_error:
-            text = TextContent(type="text", text=compact_json(result.structured_content))
+            text = TextContent(type="text", text=compact_json(without_nulls(result.structured_content)))
             return result.model_copy(update={"content": [text]})
         return result
