@@ -16,12 +16,14 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from crucible_monitor.configtypes import Duration, PositiveDuration, StrictModel, WebUrl, check_unique, matching
+from crucible_monitor.customconfig import CommandConfig, PluginConfig, TextfileConfig
 
 __all__ = [
     "AccessLogFileConfig",
     "AccessLogsConfig",
     "Category",
     "CollectorsConfig",
+    "CommandConfig",
     "GpuConfig",
     "HttpCheckConfig",
     "LaravelAppConfig",
@@ -29,10 +31,12 @@ __all__ = [
     "MysqlConfig",
     "PhpFpmConfig",
     "PhpFpmPoolConfig",
+    "PluginConfig",
     "ServicesConfig",
     "SupervisorConfig",
     "SystemCollectorConfig",
     "SystemdConfig",
+    "TextfileConfig",
     "SystemMetricFamily",
     "parse_go_dsn",
 ]
@@ -446,8 +450,14 @@ class CollectorsConfig(StrictModel):
     laravel: LaravelConfig = LaravelConfig()
     php_fpm: PhpFpmConfig = PhpFpmConfig()
     gpu: GpuConfig = GpuConfig()
+    textfile: TextfileConfig = TextfileConfig()
+    commands: list[CommandConfig] = Field(default_factory=list)
+    plugins: dict[str, PluginConfig] = Field(
+        default_factory=dict, description="Collectors of installed packages by entry point name, with their settings."
+    )
 
     @model_validator(mode="after")
     def _unique_check_names(self) -> Self:
         check_unique((c.name for c in self.http_checks), "http_checks names")
+        check_unique((c.name for c in self.commands), "commands names")
         return self

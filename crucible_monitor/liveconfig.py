@@ -22,6 +22,8 @@ __all__ = ["check_live_patch", "changed_paths"]
 
 _FILE_ONLY_SECTIONS = frozenset({"actions", "logs", "mcp", "agent", "notifications"})
 _LIVE_IN_FILE_ONLY_SECTIONS = ("agent.collect_interval", "agent.log_level")
+_FILE_ONLY_PREFIXES = ("collectors.plugins.",)
+"""Plugins run third-party code with settings of their own meaning: none of it changes live."""
 _DESTINATION_KEYS = frozenset(
     {
         "url",
@@ -45,6 +47,9 @@ _DESTINATION_KEYS = frozenset(
         "from_addr",
         "procfs",
         "tokens",
+        "directory",
+        "argv",
+        "commands",
     }
 )
 _DESTINATION_SUFFIXES = ("_file", "_url", "_path", "_dir", "_host", "_port", "_socket", "_token", "_password")
@@ -85,6 +90,8 @@ def check_live_patch(base: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
 
 
 def _live(path: str) -> bool:
+    if path.startswith(_FILE_ONLY_PREFIXES):
+        return False
     if path.partition(".")[0].partition("[")[0] in _FILE_ONLY_SECTIONS:
         return path in _LIVE_IN_FILE_ONLY_SECTIONS or (path.startswith("notifications.") and path.endswith(".enabled"))
     leaf = path.rpartition(".")[2]

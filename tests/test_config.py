@@ -35,7 +35,10 @@ def _field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
         nested = [a for a in (annotation, *getattr(annotation, "__args__", ())) if isinstance(a, type)]
         sub = next((a for a in nested if issubclass(a, BaseModel)), None)
         paths.append(prefix + name)
-        if sub is not None and getattr(annotation, "__origin__", None) is not list:
+        origin = getattr(annotation, "__origin__", None)
+        if sub is not None and origin is dict:  # keyed by name (plugins): the fields of any entry
+            paths.extend(_field_paths(sub, f"{prefix}{name}.*."))
+        elif sub is not None and origin is not list:
             paths.extend(_field_paths(sub, f"{prefix}{name}."))
     return paths
 
@@ -44,6 +47,9 @@ def _has_path(data: object, path: str) -> bool:
     for part in path.split("."):
         if isinstance(data, list):
             data = data[0] if data else {}
+        if part == "*" and isinstance(data, dict) and data:
+            data = next(iter(data.values()))
+            continue
         if not isinstance(data, dict) or part not in data:
             return False
         data = data[part]

@@ -96,7 +96,43 @@ def build_collectors(config: Config, *, clock: Callable[[], float] = time.time) 
         gpu = settings.gpu
         collector = GpuCollector(gpu, procfs=settings.system.procfs, clock=clock)
         built.append(ScheduledCollector(collector, gpu.interval or default, gpu, "collectors.gpu"))
+    built += _custom(config, {spec.name for s in built for spec in s.collector.catalogue}, clock)
     names = [s.collector.name for s in built]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate collector names: {sorted(names)}")
+    return built
+
+
+def _custom(config: Config, taken: set[str], clock: Callable[[], float]) -> list[ScheduledCollector]:
+    """The custom-metric collectors: text files, commands and plugins (their names may not take the built-ins')."""
+    settings, default = config.collectors, config.agent.collect_interval
+    built: list[ScheduledCollector] = []
+    textfile = settings.textfile
+    if textfile.enabled and textfile.directory is not None:
+        from crucible_monitor.collectors.textfile import TextfileCollector
+
+        collector: Collector = TextfileCollector(textfile, taken=taken, clock=clock)
+        built.append(ScheduledCollector(collector, textfile.interval or default, textfile, "collectors.textfile"))
+    if settings.commands:
+        from crucible_monitor.collectors.command import CommandCollector
+
+        built.extend(
+            ScheduledCollector(
+                CommandCollector(command, i, taken=taken, clock=clock),
+                command.interval,
+                command,
+                f"collectors.commands[{i}]",
+            )
+            for i, command in enumerate(settings.commands)
+        )
+    if settings.plugins:
+        from crucible_monitor.collectors.plugins import load_plugin
+
+        built.extend(
+            ScheduledCollector(
+                load_plugin(name, plugin, clock=clock), plugin.interval or default, plugin, f"collectors.plugins.{name}"
+            )
+            for name, plugin in sorted(settings.plugins.items())
+            if plugin.enabled
+        )
     return built

@@ -258,6 +258,9 @@ async def test_config_is_redacted_and_can_be_changed_live(running: Running) -> N
         ({"notifications": {"email": {"smtp_port": 2525, "to": ["x@attacker.test"]}}}, "notifications.email.smtp_port"),
         ({"collectors": {"http_checks": [{"name": "exfil", "url": "http://127.0.0.1:1/"}]}}, "collectors.http_checks"),
         ({"agent": {"api_token": "mine"}}, "agent.api_token"),
+        ({"collectors": {"commands": [{"name": "x", "argv": ["/bin/sh", "-c", "id"]}]}}, "collectors.commands"),
+        ({"collectors": {"textfile": {"directory": "/etc"}}}, "collectors.textfile.directory"),
+        ({"collectors": {"plugins": {"evil": {"enabled": True}}}}, "collectors.plugins.evil.enabled"),
     ],
 )
 async def test_the_config_api_cannot_touch_files_destinations_actions_or_tokens(
