@@ -1,0 +1,183 @@
+"""The history screen: one chart of a family of series (textual-plotext) over 1 h, 24 h, 7 d or 30 d from the
+history operation (the agent picks the raw or rolled-up tier); ``[`` ``]`` move the window back and forth."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual_plotext import PlotextPlot
+
+from crucible_monitor.errors import CrucibleError
+from crucible_monitor.schemas import MetricHistory
+from crucible_monitor.tui.source import Context
+from crucible_monitor.tui.widgets import Banner
+from crucible_monitor.units import human
+
+__all__ = ["CHARTS", "RANGES", "Chart", "HistoryScreen"]
+
+RANGES: tuple[tuple[str, float], ...] = (("1h", 3600.0), ("24h", 86400.0), ("7d", 7 * 86400.0), ("30d", 30 * 86400.0))
+POINTS = 120
+"""Buckets per chart: the step is the window over this."""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart: a title and its series as (legend, metric, label filter, agg)."""
+
+    title: str
+    series: tuple[tuple[str, str, dict[str, str] | None, str | None], ...]
+
+
+CHARTS: tuple[Chart, ...] = (
+    Chart("CPU", (("cpu", "cpu_usage_ratio", {"cpu": "total"}, None),)),
+    Chart("Memory and swap", (("memory", "memory_used_ratio", None, None), ("swap", "swap_used_ratio", None, None))),
+    Chart("Load", (("1m", "load1", None, None), ("5m", "load5", None, None), ("15m", "load15", None, None))),
+    Chart("Disk used", (("", "filesystem_used_ratio", None, None),)),
+    Chart(
+        "Network",
+        (
+            ("rx", "network_receive_bytes_total", None, "rate"),
+            ("tx", "network_transmit_bytes_total", None, "rate"),
+        ),
+    ),
+)
+
+
+class HistoryScreen(Screen[None]):
+    """Charts of the stored history; ``1``–``4`` pick the range, ``[`` ``]`` move it, ``n``/``N`` change chart."""
+
+    BINDINGS = [
+        Binding("escape,backspace", "app.pop_screen", "Back"),
+        Binding("left_square_bracket", "move(-1)", "Earlier", key_display="["),
+        Binding("right_square_bracket", "move(1)", "Later", key_display="]"),
+        Binding("n", "chart(1)", "Next chart"),
+        Binding("N", "chart(-1)", "Prev chart", show=False),
+        Binding("1", "range(0)", "1h"),
+        Binding("2", "range(1)", "24h"),
+        Binding("3", "range(2)", "7d"),
+        Binding("4", "range(3)", "30d"),
+        Binding("plus", "zoom(-1)", "Zoom in", key_display="+", show=False),
+        Binding("minus", "zoom(1)", "Zoom out", key_display="-", show=False),
+    ]
+
+    def __init__(self, ctx: Context, chart: int = 0) -> None:
+        """Args:
+        ctx: the dashboard's shared state.
+        chart: which of :data:`CHARTS` to show first.
+        """
+        super().__init__()
+        self.ctx = ctx
+        self.chart = chart
+        self.span = 0
+        self.back = 0
+        """Windows back from now (0: the window ends now)."""
+        self.loaded: list[MetricHistory] = []
+
+    def compose(self) -> ComposeResult:
+        yield Banner()
+        yield Static(id="history-title")
+        yield PlotextPlot(id="chart")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    def show(self, fresh: bool = True) -> None:
+        """Redraw the banner; a window that ends now follows the refreshes."""
+        now = time.time()
+        conn = self.ctx.conn
+        self.query_one(Banner).show_state(
+            self.ctx.url, conn.error, conn.age(now), conn.readings_age(now), self.ctx.stale_after
+        )
+        if fresh and self.back == 0:
+            self.reload()
+
+    def window(self, now: float) -> tuple[float, float]:
+        """The start and end of the window shown."""
+        width = RANGES[self.span][1]
+        end = now - self.back * width
+        return end - width, end
+
+    def action_move(self, direction: int) -> None:
+        self.back = max(0, self.back - direction)
+        self.reload()
+
+    def action_chart(self, step: int) -> None:
+        self.chart = (self.chart + step) % len(CHARTS)
+        self.reload()
+
+    def action_range(self, index: int) -> None:
+        self.span, self.back = index, 0
+        self.reload()
+
+    def action_zoom(self, step: int) -> None:
+        self.span = min(len(RANGES) - 1, max(0, self.span + step))
+        self.reload()
+
+    @work(exclusive=True, group="history")
+    async def reload(self) -> None:
+        chart = CHARTS[self.chart]
+        start, end = self.window(time.time())
+        step = max(1.0, (end - start) / POINTS)
+        try:
+            self.loaded = list(
+                await asyncio.gather(
+                    *(
+                        self.ctx.ops.history(metric, start=start, end=end, step=step, agg=agg, labels=labels)
+                        for _, metric, labels, agg in chart.series
+                    )
+                )
+            )
+        except CrucibleError as exc:
+            self.query_one("#history-title", Static).update(Text(str(exc), style="bold red"))
+            return
+        self.draw(chart, start, end)
+
+    def draw(self, chart: Chart, start: float, end: float) -> None:
+        """Plot what :meth:`reload` read: every series of every metric of ``chart``, legends by label."""
+        plot = self.query_one(PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        unit = self.loaded[0].unit if self.loaded else ""
+        ratio = unit == "ratio"
+        points = 0
+        for (legend, _, _, _), history in zip(chart.series, self.loaded, strict=True):
+            for series in history.series:
+                if not series.points:
+                    continue
+                xs = [(ts - end) / 3600 for ts, _ in series.points]
+                ys = [v * 100 if ratio else v for _, v in series.points]
+                labels = ",".join(f"{v}" for k, v in sorted(series.labels.items()) if k not in ("host",))
+                plt.plot(xs, ys, label=" ".join(p for p in (legend, labels) if p) or history.metric, marker="braille")
+                points += len(xs)
+        plt.xlabel("hours before the end of the window")
+        plt.ylabel("%" if ratio else unit)
+        if ratio:
+            plt.ylim(0, 100)
+        plot.refresh()
+        name, _ = RANGES[self.span]
+        ending = "now" if self.back == 0 else time.strftime("%Y-%m-%d %H:%M", time.localtime(end))
+        tiers = sorted({t for h in self.loaded for t in h.tiers})
+        last = _last_values(self.loaded)
+        self.query_one("#history-title", Static).update(
+            Text.assemble(
+                (f"{chart.title} ", "bold"),
+                f"· {name} ending {ending} · {points} points from {', '.join(tiers) or 'no tier'} · ",
+                (last, "dim"),
+                ("  (n: next chart, 1-4: range, [ ]: move)", "dim"),
+            )
+        )
+
+
+def _last_values(loaded: list[MetricHistory]) -> str:
+    parts = [human(s.points[-1][1], h.unit) for h in loaded for s in h.series[:4] if s.points]
+    return "last " + ", ".join(parts) if parts else "no data in this window"
