@@ -464,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
         "src", help="a directory written by backup"
     )
     add("mcp", cmd_mcp, "serve MCP over stdio (for Claude Code, Claude Desktop, Crush)", reach)
-    tui.add_arguments(add("dashboard", tui.run, "the terminal dashboard over a running agent (or --url a remote one)"))
+    tui.add_arguments(add("dashboard", tui.run, "the terminal dashboard over a running agent (or --url)", reach))
     install = commands.add_parser("install", help="install as a systemd service (user, config, unit)")
     install.add_argument("--dry-run", action="store_true", help="print every step and change nothing")
     install.add_argument("--root", type=Path, metavar="DIR", help="prefix every path (packaging); creates no user")

@@ -101,6 +101,7 @@ def _refused(screen: Screen[Any], ctx: Context, action: str, exc: CrucibleError)
     if any(word in message for word in permanent):
         ctx.refused[action] = str(exc)
         screen.refresh_bindings()
+    ctx.last_action = f"{action} refused: {message}"
     screen.notify(message, title=f"{action} refused", severity="error", timeout=10)
 
 
@@ -117,7 +118,8 @@ async def acknowledge(screen: Screen[Any], ctx: Context, alert: AlertView) -> Al
     except CrucibleError as exc:
         _refused(screen, ctx, "acknowledge", exc)
         return None
-    screen.notify(f"alert {alert.id} acknowledged by {ctx.actor}", title="acknowledged")
+    ctx.last_action = f"alert {alert.id} ({alert.name}) acknowledged by {ctx.actor}"
+    screen.notify(ctx.last_action, title="acknowledged")
     await screen.app.run_action("refresh")
     return result
 
@@ -135,7 +137,8 @@ async def silence(screen: Screen[Any], ctx: Context, alert: AlertView) -> None:
     except CrucibleError as exc:
         _refused(screen, ctx, "silence", exc)
         return
-    screen.notify(f"silence {made.id} until {made.ends_at}", title="silenced")
+    ctx.last_action = f"silence {made.id} on {', '.join(matchers)} until {made.ends_at}"
+    screen.notify(ctx.last_action, title="silenced")
     await screen.app.run_action("refresh")
 
 
@@ -156,13 +159,21 @@ async def restart(screen: Screen[Any], ctx: Context, name: str) -> None:
     except CrucibleError as exc:
         _refused(screen, ctx, "restart", exc)
         return
-    audit = await ctx.ops.audit(target=name)
+    try:
+        audit = await ctx.ops.audit(target=name)
+    except CrucibleError as exc:  # the restart happened; only its record could not be read
+        audit, missing = [], f"audit #{result.audit_id} (not readable: {exc})"
+    else:
+        missing = f"audit #{result.audit_id}"
     record = next((a for a in audit if a.id == result.audit_id), None)
-    lines = [f"{result.result}: {result.message}"]
+    lines = [f"restart {name} {result.result}: {result.message}"]
     if record is not None:
         lines.append(
             f"audit #{record.id} {record.ts} by {record.actor}: {record.action} {record.target} → {record.result}"
         )
+    else:
+        lines.append(missing)
+    ctx.last_action = "; ".join(lines)
     screen.notify(
         "\n".join(lines),
         title=f"restart {name}",

@@ -11,7 +11,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from crucible_monitor.config import load_config
+from crucible_monitor.config import load_config, with_listen_addr
 from crucible_monitor.configfile import CONFIG_ENV, discover
 from crucible_monitor.errors import ConfigError
 from crucible_monitor.remote import RemoteMonitor
@@ -35,7 +35,8 @@ def remote_for(args: argparse.Namespace) -> RemoteMonitor:
         if source == CONFIG_ENV:
             raise ConfigError(f"{exc}\n(the file named by {CONFIG_ENV})") from None
         raise
-    from_config = RemoteMonitor.from_config(config)
+    listen = getattr(args, "listen", None)
+    from_config = RemoteMonitor.from_config(with_listen_addr(config, listen) if listen else config)
     url = args.url or from_config.base_url
     token = args.token if args.token is not None else read_api_token(config)
     asyncio.run(from_config.aclose())
@@ -56,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The ``crucible`` entry point: the dashboard alone."""
     parser = argparse.ArgumentParser(prog="crucible", description="The crucible-monitor dashboard.")
     parser.add_argument("--config", metavar="PATH", help="YAML config to find the agent and its token in")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="the agent's address (default: agent.listen_addr)")
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -125,6 +125,8 @@ class ServiceScreen(_Detail):
         lines = [mask_secrets(line) for line in detail.log.lines] if detail.log else []
         if detail.log_error:
             lines = [f"(log unavailable: {detail.log_error})"]
+        elif not lines:
+            lines = ["(the log has no lines)"]
         if list(log.lines) != lines:
             log.clear()
             log.write_lines(lines)

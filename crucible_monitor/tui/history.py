@@ -150,21 +150,24 @@ class HistoryScreen(Screen[None]):
         unit = self.loaded[0].unit if self.loaded else ""
         ratio = unit == "ratio"
         points = 0
+        name, width = RANGES[self.span]
+        unit_name, unit_seconds = ("minutes", 60.0) if width <= 3600 else ("hours", 3600.0)
+        if width > 2 * 86400:
+            unit_name, unit_seconds = "days", 86400.0
         for (legend, _, _, _), history in zip(chart.series, self.loaded, strict=True):
             for series in history.series:
                 if not series.points:
                     continue
-                xs = [(ts - end) / 3600 for ts, _ in series.points]
+                xs = [(ts - end) / unit_seconds for ts, _ in series.points]
                 ys = [v * 100 if ratio else v for _, v in series.points]
                 labels = ",".join(f"{v}" for k, v in sorted(series.labels.items()) if k not in ("host",))
                 plt.plot(xs, ys, label=" ".join(p for p in (legend, labels) if p) or history.metric, marker="braille")
                 points += len(xs)
-        plt.xlabel("hours before the end of the window")
+        plt.xlabel(f"{unit_name} before the end of the window")
         plt.ylabel("%" if ratio else unit)
         if ratio:
             plt.ylim(0, 100)
         plot.refresh()
-        name, _ = RANGES[self.span]
         ending = "now" if self.back == 0 else time.strftime("%Y-%m-%d %H:%M", time.localtime(end))
         tiers = sorted({t for h in self.loaded for t in h.tiers})
         last = _last_values(self.loaded)

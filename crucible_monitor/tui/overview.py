@@ -53,6 +53,7 @@ class OverviewScreen(Screen[None]):
         yield Banner(id="banner")
         with VerticalScroll(id="body", can_focus=False):
             yield Static(Text(f"connecting to {self.ctx.url}…"), id="headline")
+            yield Static(id="last-action")
             yield Static(id="findings")
             with Horizontal(id="top"):
                 yield Vertical(*(Vital(n, id=_vital_id(n)) for n in _FIXED_VITALS), id="vitals")
@@ -91,6 +92,10 @@ class OverviewScreen(Screen[None]):
         self.query_one(Banner).show_state(
             self.ctx.url, conn.error, conn.age(now), conn.readings_age(now), self.ctx.stale_after
         )
+        last = self.query_one("#last-action", Static)
+        last.display = self.ctx.last_action is not None
+        if self.ctx.last_action is not None:
+            last.update(Text(f"last action: {self.ctx.last_action}", style="italic"))
         data = conn.data
         if data is None:
             if conn.error is not None:

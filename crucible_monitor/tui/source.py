@@ -163,6 +163,8 @@ class Context:
     refused: dict[str, str] = field(default_factory=dict)
     """Action → the agent's reason for refusing it (a 401/403): shown disabled, with the reason."""
     actor: str = "dashboard"
+    last_action: str | None = None
+    """What the newest action did or why it was refused (with its audit record), shown until the next one."""
 
     def __post_init__(self) -> None:
         self.conn = Connection(self.url)
