@@ -16,6 +16,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 from crucible_monitor.errors import CrucibleError
@@ -24,7 +25,7 @@ from crucible_monitor.remote import AgentUnavailable
 from crucible_monitor.tui.details import AlertScreen, ProcessScreen, ServiceScreen
 from crucible_monitor.tui.history import HistoryScreen
 from crucible_monitor.tui.overview import OverviewScreen
-from crucible_monitor.tui.source import Context, StatusData, fetch_status, seed_trends
+from crucible_monitor.tui.source import Context, StatusData, fetch_status, recent_anomalies, seed_trends
 
 __all__ = ["DashboardApp", "build_app"]
 
@@ -125,6 +126,7 @@ class DashboardApp(App[None]):
         ctx = self.ctx
         try:
             data = await fetch_status(ctx.ops)
+            ctx.anomalies = await recent_anomalies(ctx.ops, time.time())
             if not self._seeded:
                 await self._first_contact(data)
         except CrucibleError as exc:  # AgentUnavailable included: the next refresh tries again
@@ -153,7 +155,10 @@ class DashboardApp(App[None]):
         """Tell every screen on the stack that can redraw to do so (``fresh``: after a refresh)."""
         for screen in self.screen_stack:
             if isinstance(screen, Shows) and screen.is_mounted:
-                screen.show(fresh)
+                try:
+                    screen.show(fresh)
+                except NoMatches:  # a screen still composing, or being torn down as the app exits
+                    continue
 
 
 def build_app(

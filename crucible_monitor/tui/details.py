@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from rich.console import Group
@@ -11,18 +12,19 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
 from crucible_monitor.errors import CrucibleError
-from crucible_monitor.schemas import AlertDetail, ProcessInfo, ServiceDetail
+from crucible_monitor.schemas import AlertDetail, Explanation, ProcessInfo, ServiceDetail
 from crucible_monitor.tui import actions
 from crucible_monitor.tui.source import Context
 from crucible_monitor.tui.widgets import Banner, Cell, fmt_bytes, short_time, sync_table
 from crucible_monitor.units import human_duration
 from crucible_monitor.untrusted import mask_secrets
 
-__all__ = ["AlertScreen", "ProcessScreen", "ServiceScreen"]
+__all__ = ["AlertScreen", "AnomalyScreen", "ProcessScreen", "ServiceScreen"]
 
 LOG_LINES = 100
 
@@ -93,43 +95,44 @@ class ServiceScreen(_Detail):
 
     @work(exclusive=True, group="detail")
     async def reload(self) -> None:
-        try:
-            detail: ServiceDetail = await self.ctx.ops.get_service(self.service)
-        except CrucibleError as exc:
-            self.failed(exc)
-            return
-        self.detail = detail
-        s = detail.service
-        uptime = human_duration(time.time() - s.since) if s.up and s.since else "-"
-        self.query_one("#title", Static).update(
-            Group(
-                Text.assemble(
-                    (s.name, "bold"),
-                    "  ",
-                    (s.state, "bold green" if s.up else "bold red"),
-                    f"  {s.manager} · {s.category}",
-                ),
-                Text(
-                    f"restarts {s.restarts}  ·  uptime {uptime}  ·  pid {s.pid or '-'}  ·  "
-                    f"memory {fmt_bytes(s.memory_bytes)}  ·  exit status {_or_dash(s.exit_status)}"
-                ),
-                Text(s.description or "", style="dim"),
+        with contextlib.suppress(NoMatches):  # the screen went away while the agent answered
+            try:
+                detail: ServiceDetail = await self.ctx.ops.get_service(self.service)
+            except CrucibleError as exc:
+                self.failed(exc)
+                return
+            self.detail = detail
+            s = detail.service
+            uptime = human_duration(time.time() - s.since) if s.up and s.since else "-"
+            self.query_one("#title", Static).update(
+                Group(
+                    Text.assemble(
+                        (s.name, "bold"),
+                        "  ",
+                        (s.state, "bold green" if s.up else "bold red"),
+                        f"  {s.manager} · {s.category}",
+                    ),
+                    Text(
+                        f"restarts {s.restarts}  ·  uptime {uptime}  ·  pid {s.pid or '-'}  ·  "
+                        f"memory {fmt_bytes(s.memory_bytes)}  ·  exit status {_or_dash(s.exit_status)}"
+                    ),
+                    Text(s.description or "", style="dim"),
+                )
             )
-        )
-        rows: dict[str, list[Cell]] = {
-            str(e.id): [short_time(e.ts), e.kind, e.severity, Text(mask_secrets(e.message))]
-            for e in detail.recent_events
-        }
-        sync_table(self.query_one("#events", DataTable), rows)
-        log = self.query_one("#log", Log)
-        lines = [mask_secrets(line) for line in detail.log.lines] if detail.log else []
-        if detail.log_error:
-            lines = [f"(log unavailable: {detail.log_error})"]
-        elif not lines:
-            lines = ["(the log has no lines)"]
-        if list(log.lines) != lines:
-            log.clear()
-            log.write_lines(lines)
+            rows: dict[str, list[Cell]] = {
+                str(e.id): [short_time(e.ts), e.kind, e.severity, Text(mask_secrets(e.message))]
+                for e in detail.recent_events
+            }
+            sync_table(self.query_one("#events", DataTable), rows)
+            log = self.query_one("#log", Log)
+            lines = [mask_secrets(line) for line in detail.log.lines] if detail.log else []
+            if detail.log_error:
+                lines = [f"(log unavailable: {detail.log_error})"]
+            elif not lines:
+                lines = ["(the log has no lines)"]
+            if list(log.lines) != lines:
+                log.clear()
+                log.write_lines(lines)
 
     def action_restart(self) -> None:
         self.run_worker(actions.restart(self, self.ctx, self.service), group="action")
@@ -164,35 +167,36 @@ class AlertScreen(_Detail):
 
     @work(exclusive=True, group="detail")
     async def reload(self) -> None:
-        try:
-            alert: AlertDetail = await self.ctx.ops.get_alert(self.alert_id)
-        except CrucibleError as exc:
-            self.failed(exc)
-            return
-        self.alert = alert
-        ack = alert.acknowledgement
-        lines = [
-            Text.assemble((f"{alert.name} ", "bold"), (alert.severity, "bold"), f"  {alert.state}"),
-            Text(f"active since {short_time(alert.active_since)}  ·  fired {short_time(alert.fired_at)}"),
-            Text(" ".join(f"{k}={v}" for k, v in sorted(alert.labels.items())), style="dim"),
-            *(Text(f"{k}: {v}") for k, v in alert.annotations.items()),
-        ]
-        if ack is not None:
-            lines.append(Text(f"acknowledged by {ack.by} at {short_time(ack.at)}", style="yellow"))
-        if alert.silenced_by:
-            lines.append(Text(f"silenced by {', '.join(alert.silenced_by)}", style="yellow"))
-        self.query_one("#title", Static).update(Group(*lines))
-        rows: dict[str, list[Cell]] = {
-            str(t.id): [
-                short_time(t.ts),
-                str(t.kind),
-                t.actor or "-",
-                "-" if t.value is None else f"{t.value:.4g}",
-                Text(t.note or ""),
+        with contextlib.suppress(NoMatches):  # the screen went away while the agent answered
+            try:
+                alert: AlertDetail = await self.ctx.ops.get_alert(self.alert_id)
+            except CrucibleError as exc:
+                self.failed(exc)
+                return
+            self.alert = alert
+            ack = alert.acknowledgement
+            lines = [
+                Text.assemble((f"{alert.name} ", "bold"), (alert.severity, "bold"), f"  {alert.state}"),
+                Text(f"active since {short_time(alert.active_since)}  ·  fired {short_time(alert.fired_at)}"),
+                Text(" ".join(f"{k}={v}" for k, v in sorted(alert.labels.items())), style="dim"),
+                *(Text(f"{k}: {v}") for k, v in alert.annotations.items()),
             ]
-            for t in alert.history
-        }
-        sync_table(self.query_one("#transitions", DataTable), rows)
+            if ack is not None:
+                lines.append(Text(f"acknowledged by {ack.by} at {short_time(ack.at)}", style="yellow"))
+            if alert.silenced_by:
+                lines.append(Text(f"silenced by {', '.join(alert.silenced_by)}", style="yellow"))
+            self.query_one("#title", Static).update(Group(*lines))
+            rows: dict[str, list[Cell]] = {
+                str(t.id): [
+                    short_time(t.ts),
+                    str(t.kind),
+                    t.actor or "-",
+                    "-" if t.value is None else f"{t.value:.4g}",
+                    Text(t.note or ""),
+                ]
+                for t in alert.history
+            }
+            sync_table(self.query_one("#transitions", DataTable), rows)
 
     def action_acknowledge(self) -> None:
         if self.alert is not None:
@@ -201,6 +205,69 @@ class AlertScreen(_Detail):
     def action_silence(self) -> None:
         if self.alert is not None:
             self.run_worker(actions.silence(self, self.ctx, self.alert), group="action")
+
+
+class AnomalyScreen(_Detail):
+    """An anomaly's explanation: what moved against the window before, restarts, failing checks, events."""
+
+    def __init__(self, ctx: Context, anomaly_id: int) -> None:
+        """Args:
+        ctx: the dashboard's shared state.
+        anomaly_id: the stored anomaly's id.
+        """
+        super().__init__(ctx)
+        self.anomaly_id = anomaly_id
+        self.explanation: Explanation | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Banner()
+        with VerticalScroll():
+            yield Static(Text(f"anomaly {self.anomaly_id}", style="bold"), id="title")
+            yield DataTable(id="moved", cursor_type="row", zebra_stripes=True)
+            yield Static(id="context")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#moved", DataTable)
+        table.add_columns("Metric", "Labels", "Before", "Now", "z", "Change")
+        table.border_title = "What moved (against the window before)"
+        self.reload()
+
+    def show(self, fresh: bool = True) -> None:
+        """An explanation does not change with each refresh: only the banner is redrawn."""
+        super().show(fresh=fresh and self.explanation is None)
+
+    @work(exclusive=True, group="detail")
+    async def reload(self) -> None:
+        with contextlib.suppress(NoMatches):  # the screen went away while the agent answered
+            try:
+                found: Explanation = await self.ctx.ops.explain_anomaly(self.anomaly_id)
+            except CrucibleError as exc:
+                self.failed(exc)
+                return
+            self.explanation = found
+            window = f"{short_time(found.window_start)} to {short_time(found.window_end)}"
+            self.query_one("#title", Static).update(
+                Group(Text(f"anomaly {self.anomaly_id} · {window}", style="bold"), Text(found.summary))
+            )
+            rows: dict[str, list[Cell]] = {
+                f"{m.metric}{sorted(m.labels.items())}": [
+                    m.metric,
+                    Text(",".join(f"{k}={v}" for k, v in sorted(m.labels.items()))),
+                    f"{m.before:.4g}",
+                    f"{m.value:.4g}",
+                    f"{m.z:+.1f}",
+                    m.change,
+                ]
+                for m in found.moved
+            }
+            sync_table(self.query_one("#moved", DataTable), rows)
+            lines = [Text(f"restarts: {r.service} ×{r.restarts} (last {short_time(r.last)})") for r in found.restarts]
+            lines += [
+                Text(f"failing check: {c.check} {c.failing_ratio:.0%} of the window") for c in found.failing_checks
+            ]
+            lines += [Text(f"{short_time(e.ts)} {e.kind} {e.subject}: {mask_secrets(e.message)}") for e in found.events]
+            self.query_one("#context", Static).update(Group(*lines) if lines else Text("no events in the window"))
 
 
 class ProcessScreen(_Detail):

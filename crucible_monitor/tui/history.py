@@ -4,6 +4,7 @@ history operation (the agent picks the raw or rolled-up tier); ``[`` ``]`` move 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
@@ -124,22 +126,23 @@ class HistoryScreen(Screen[None]):
 
     @work(exclusive=True, group="history")
     async def reload(self) -> None:
-        chart = CHARTS[self.chart]
-        start, end = self.window(time.time())
-        step = max(1.0, (end - start) / POINTS)
-        try:
-            self.loaded = list(
-                await asyncio.gather(
-                    *(
-                        self.ctx.ops.history(metric, start=start, end=end, step=step, agg=agg, labels=labels)
-                        for _, metric, labels, agg in chart.series
+        with contextlib.suppress(NoMatches):  # the screen went away while the agent answered
+            chart = CHARTS[self.chart]
+            start, end = self.window(time.time())
+            step = max(1.0, (end - start) / POINTS)
+            try:
+                self.loaded = list(
+                    await asyncio.gather(
+                        *(
+                            self.ctx.ops.history(metric, start=start, end=end, step=step, agg=agg, labels=labels)
+                            for _, metric, labels, agg in chart.series
+                        )
                     )
                 )
-            )
-        except CrucibleError as exc:
-            self.query_one("#history-title", Static).update(Text(str(exc), style="bold red"))
-            return
-        self.draw(chart, start, end)
+            except CrucibleError as exc:
+                self.query_one("#history-title", Static).update(Text(str(exc), style="bold red"))
+                return
+            self.draw(chart, start, end)
 
     def draw(self, chart: Chart, start: float, end: float) -> None:
         """Plot what :meth:`reload` read: every series of every metric of ``chart``, legends by label."""

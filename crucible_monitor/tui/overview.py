@@ -15,9 +15,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from crucible_monitor.cli_status import app_sections
-from crucible_monitor.schemas import AlertView, CheckResult, ServiceStatus, SystemSnapshot
+from crucible_monitor.schemas import AlertView, AnomalyView, CheckResult, ServiceStatus, SystemSnapshot
 from crucible_monitor.tui import actions
-from crucible_monitor.tui.details import AlertScreen, ProcessScreen, ServiceScreen
+from crucible_monitor.tui.details import AlertScreen, AnomalyScreen, ProcessScreen, ServiceScreen
 from crucible_monitor.tui.history import HistoryScreen
 from crucible_monitor.tui.source import Context, vitals
 from crucible_monitor.tui.widgets import Banner, Cell, Vital, fmt_bytes, fmt_ratio, short_time, sync_table
@@ -58,6 +58,7 @@ class OverviewScreen(Screen[None]):
             with Horizontal(id="top"):
                 yield Vertical(*(Vital(n, id=_vital_id(n)) for n in _FIXED_VITALS), id="vitals")
                 yield DataTable(id="alerts", cursor_type="row", zebra_stripes=True)
+            yield DataTable(id="anomalies", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="services", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="checks", cursor_type="row", zebra_stripes=True)
             yield Static(id="apps")
@@ -69,7 +70,13 @@ class OverviewScreen(Screen[None]):
             "Service", "Category", "Manager", "State", "Uptime", "Restarts", "Memory"
         )
         self.query_one("#checks", DataTable).add_columns("Check", "Result", "Status", "Latency", "Cert days")
-        for table, title in (("alerts", "Active alerts"), ("services", "Services"), ("checks", "HTTP checks")):
+        self.query_one("#anomalies", DataTable).add_columns("Score", "Since", "State", "Summary")
+        for table, title in (
+            ("alerts", "Active alerts"),
+            ("services", "Services"),
+            ("checks", "HTTP checks"),
+            ("anomalies", "Anomalies (last hour)"),
+        ):
             self.query_one(f"#{table}", DataTable).border_title = title
         self.query_one("#vitals").border_title = "System"
         self.show()
@@ -141,6 +148,9 @@ class OverviewScreen(Screen[None]):
         checks = self.query_one("#checks", DataTable)
         checks.display = bool(data.checks)
         sync_table(checks, _check_rows(data.checks))
+        anomalies = self.query_one("#anomalies", DataTable)
+        anomalies.display = bool(self.ctx.anomalies)
+        sync_table(anomalies, _anomaly_rows(self.ctx.anomalies))
         apps = app_sections(data.apps, max(40, self.size.width - 2))
         self.query_one("#apps", Static).update(Group(*apps))
 
@@ -169,6 +179,10 @@ class OverviewScreen(Screen[None]):
     @on(DataTable.RowSelected, "#alerts")
     def _open_alert(self, event: DataTable.RowSelected) -> None:
         self.app.push_screen(AlertScreen(self.ctx, int(str(event.row_key.value))))
+
+    @on(DataTable.RowSelected, "#anomalies")
+    def _open_anomaly(self, event: DataTable.RowSelected) -> None:
+        self.app.push_screen(AnomalyScreen(self.ctx, int(str(event.row_key.value))))
 
     def action_processes(self) -> None:
         self.app.push_screen(ProcessScreen(self.ctx))
@@ -281,3 +295,15 @@ def _check_rows(checks: list[CheckResult]) -> dict[str, list[Cell]]:
             Text(f"{days:.0f}", style="yellow" if days < 14 else "") if days is not None else "-",
         ]
     return rows
+
+
+def _anomaly_rows(anomalies: list[AnomalyView]) -> dict[str, list[Cell]]:
+    return {
+        str(a.id): [
+            Text(f"{a.score:.2f}", style="bold red" if a.score > a.threshold else ""),
+            short_time(a.start),
+            "ongoing" if a.ongoing else f"ended {short_time(a.end)}",
+            Text(a.summary),
+        ]
+        for a in anomalies
+    }

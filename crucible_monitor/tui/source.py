@@ -19,9 +19,9 @@ from crucible_monitor.cli_status import StatusData, fetch_status
 from crucible_monitor.errors import CrucibleError
 from crucible_monitor.operations import Operations
 from crucible_monitor.remote import AgentUnavailable
-from crucible_monitor.schemas import MetricHistory, SystemSnapshot
+from crucible_monitor.schemas import AnomalyView, MetricHistory, SystemSnapshot
 
-__all__ = ["Connection", "Context", "StatusData", "Trends", "fetch_status", "seed_trends", "vitals"]
+__all__ = ["Connection", "Context", "StatusData", "Trends", "fetch_status", "recent_anomalies", "seed_trends", "vitals"]
 
 TREND_POINTS = 120
 """Values each sparkline keeps (at the default 2 s refresh: four minutes)."""
@@ -116,6 +116,21 @@ def _summed(history: MetricHistory) -> list[float]:
     return [totals[ts] for ts in sorted(totals)]
 
 
+ANOMALY_WINDOW = 3600.0
+"""Seconds back the overview lists anomalies for."""
+
+
+async def recent_anomalies(ops: Operations, now: float, limit: int = 10) -> list[AnomalyView]:
+    """The anomalies of the last :data:`ANOMALY_WINDOW` seconds, newest first; none when the agent cannot say."""
+    try:
+        found: list[AnomalyView] = await ops.list_anomalies(since=now - ANOMALY_WINDOW, limit=limit)
+    except AgentUnavailable:
+        raise
+    except CrucibleError:
+        return []
+    return sorted(found, key=lambda a: a.start, reverse=True)
+
+
 @dataclass
 class Connection:
     """How the last refreshes went: the data of the last good one, and the error since, if any."""
@@ -163,6 +178,8 @@ class Context:
     refused: dict[str, str] = field(default_factory=dict)
     """Action → the agent's reason for refusing it (a 401/403): shown disabled, with the reason."""
     actor: str = "dashboard"
+    anomalies: list[AnomalyView] = field(default_factory=list)
+    """The last hour's anomalies, newest first (read with each refresh)."""
     last_action: str | None = None
     """What the newest action did or why it was refused (with its audit record), shown until the next one."""
 

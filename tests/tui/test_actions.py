@@ -97,7 +97,8 @@ async def test_a_confirmed_restart_reaches_the_supervisor_program_and_is_audited
         assert isinstance(app.screen, OverviewScreen)
         assert "restarted" in (app.ctx.last_action or ""), app.ctx.last_action
         assert "audit #" in (app.ctx.last_action or "")
-        assert "last action: restart" in rendered(app.screen.query_one("#last-action"))
+        last = app.screen.query_one("#last-action")
+        await wait_for(pilot, lambda: "last action: restart" in rendered(last), "the result on the overview")
     info = acted_on.supervisord.process_info(WORKER)
     assert info["statename"] == "RUNNING" and info["pid"] != pid_before
     async with RemoteMonitor(acted_on.agent.base_url, acted_on.token) as remote:
