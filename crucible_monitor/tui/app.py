@@ -1,7 +1,8 @@
 """The dashboard application: one refresh loop for every screen, the command palette, help and themes.
 
 :func:`build_app` wires it over any :class:`~crucible_monitor.operations.Operations` (a
-:class:`~crucible_monitor.remote.RemoteMonitor` in practice). Each refresh runs in one exclusive worker; the
+:class:`~crucible_monitor.remote.RemoteMonitor` in practice). Each refresh runs in a worker, one at a time (a slow agent
+skips refreshes rather than having each cancelled by the next); the
 screens on the stack are then told to redraw from the shared :class:`~crucible_monitor.tui.source.Context`.
 """
 
@@ -90,6 +91,7 @@ class DashboardApp(App[None]):
         self.ctx = ctx
         self._close = close
         self._seeded = False
+        self._refreshing = False
 
     async def on_unmount(self) -> None:
         if self._close is not None:
@@ -120,9 +122,23 @@ class DashboardApp(App[None]):
         """Switch between the light and the dark theme."""
         self.theme = "textual-light" if self.theme != "textual-light" else "textual-dark"
 
-    @work(exclusive=True, group="refresh")
-    async def refresh_data(self) -> None:
+    def refresh_data(self) -> None:
+        """Start a refresh unless one is still waiting for the agent."""
+        if not self._refreshing:
+            self._refreshing = True
+            self._refresh()
+
+    @work(group="refresh")
+    async def _refresh(self) -> None:
         """One refresh: read the agent, remember the trends, redraw the screens; an error keeps the last data."""
+        try:
+            await self._read()
+        finally:
+            self._refreshing = False
+        self.publish()
+
+    async def _read(self) -> None:
+        """Read everything the screens show; record the data, or the error and keep the last data."""
         ctx = self.ctx
         try:
             data = await fetch_status(ctx.ops)
@@ -134,7 +150,6 @@ class DashboardApp(App[None]):
         else:
             ctx.trends.record(data.system)
             ctx.conn.succeeded(data, time.time())
-        self.publish()
 
     async def _first_contact(self, data: StatusData) -> None:
         """Once: seed the sparklines from history, and learn whether the agent allows actions."""

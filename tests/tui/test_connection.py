@@ -63,3 +63,23 @@ async def test_an_agent_that_goes_away_is_marked_unreachable_then_reconnected(tm
                 again.wait()
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(again.pid, signal.SIGKILL)
+
+
+async def test_an_agent_that_stops_answering_is_shown_stale_with_the_age_of_the_data(tmp_path: Path) -> None:
+    """SIGSTOP freezes the agent with its socket open: requests hang (no error yet) while the data ages."""
+    with serve_agent(tmp_path) as agent:
+        remote = RemoteMonitor(agent.base_url, agent.token(), timeout=60.0)
+        app = build_app(remote, agent.base_url, refresh=0.5, close=remote.aclose)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_for(pilot, lambda: app.ctx.conn.data is not None, "the first refresh")
+            banner = app.screen.query_one(Banner)
+            os.kill(agent.process.pid, signal.SIGSTOP)
+            try:
+                await wait_for(
+                    pilot, lambda: rendered(banner).startswith("stale: last answer"), "the stale banner", timeout=40
+                )
+                assert banner.has_class("-stale") and " s ago" in rendered(banner)
+                assert app.ctx.conn.error is None, "no error yet: the request is still waiting"
+            finally:
+                os.kill(agent.process.pid, signal.SIGCONT)
+            await wait_for(pilot, lambda: not banner.has_class("-shown"), "fresh again")
