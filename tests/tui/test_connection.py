@@ -83,3 +83,14 @@ async def test_an_agent_that_stops_answering_is_shown_stale_with_the_age_of_the_
             finally:
                 os.kill(agent.process.pid, signal.SIGCONT)
             await wait_for(pilot, lambda: not banner.has_class("-shown"), "fresh again")
+
+
+async def test_an_agent_in_read_only_mode_hides_the_actions(tmp_path: Path) -> None:
+    with serve_agent(tmp_path, "actions:\n  read_only: true\n") as agent:
+        remote = RemoteMonitor(agent.base_url, agent.token())
+        app = build_app(remote, agent.base_url, refresh=0.5, close=remote.aclose)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_for(pilot, lambda: app.ctx.conn.data is not None, "the first refresh")
+            assert app.ctx.read_only, "learnt from the agent's config"
+            assert [app.screen.check_action(a, ()) for a in ("acknowledge", "silence", "restart")] == [False] * 3
+            assert app.screen.check_action("processes", ()) is True

@@ -167,3 +167,18 @@ async def test_read_only_hides_the_actions_and_the_palette_finds_a_service(watch
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ServiceScreen), "the service screen from the palette")
         assert isinstance(app.screen, ServiceScreen) and app.screen.service == WORKER
+
+
+async def test_question_mark_shows_the_key_bindings_and_t_switches_the_theme(watched: Scene) -> None:
+    app, _ = _app(watched)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.ctx.conn.data is not None, "the first refresh")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: bool(app.screen.query("HelpPanel")), "the help panel")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: not app.screen.query("HelpPanel"), "the help panel closed")
+        dark = app.theme
+        await pilot.press("t")
+        assert app.theme != dark and "light" in app.theme
+        await pilot.press("t")
+        assert app.theme == dark
