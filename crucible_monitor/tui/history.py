@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
+from rich.console import Group
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -18,7 +20,8 @@ from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
 from crucible_monitor.errors import CrucibleError
-from crucible_monitor.schemas import MetricHistory
+from crucible_monitor.remote import AgentUnavailable
+from crucible_monitor.schemas import AnomalyView, Forecast, MetricHistory
 from crucible_monitor.tui.source import Context
 from crucible_monitor.tui.widgets import Banner
 from crucible_monitor.units import human
@@ -32,17 +35,23 @@ POINTS = 120
 
 @dataclass(frozen=True)
 class Chart:
-    """One chart: a title and its series as (legend, metric, label filter, agg)."""
+    """One chart: a title, its series as (legend, metric, label filter, agg), and the capacity forecast it extends
+    into the future (``memory``, or ``filesystem`` for every mountpoint charted)."""
 
     title: str
     series: tuple[tuple[str, str, dict[str, str] | None, str | None], ...]
+    forecast: str | None = None
 
 
 CHARTS: tuple[Chart, ...] = (
     Chart("CPU", (("cpu", "cpu_usage_ratio", {"cpu": "total"}, None),)),
-    Chart("Memory and swap", (("memory", "memory_used_ratio", None, None), ("swap", "swap_used_ratio", None, None))),
+    Chart(
+        "Memory and swap",
+        (("memory", "memory_used_ratio", None, None), ("swap", "swap_used_ratio", None, None)),
+        forecast="memory",
+    ),
     Chart("Load", (("1m", "load1", None, None), ("5m", "load5", None, None), ("15m", "load15", None, None))),
-    Chart("Disk used", (("", "filesystem_used_ratio", None, None),)),
+    Chart("Disk used", (("", "filesystem_used_ratio", None, None),), forecast="filesystem"),
     Chart(
         "Network",
         (
@@ -82,6 +91,10 @@ class HistoryScreen(Screen[None]):
         self.back = 0
         """Windows back from now (0: the window ends now)."""
         self.loaded: list[MetricHistory] = []
+        self.forecasts: list[Forecast] = []
+        """The capacity forecasts drawn past the end of a window that ends now."""
+        self.anomalies: list[AnomalyView] = []
+        """The anomalies that started in the window, marked as vertical lines."""
 
     def compose(self) -> ComposeResult:
         yield Banner()
@@ -139,10 +152,32 @@ class HistoryScreen(Screen[None]):
                         )
                     )
                 )
+                self.anomalies = [
+                    a for a in await self.ctx.ops.list_anomalies(since=start, limit=50) if _ts(a.start) <= end
+                ]
+                self.forecasts = await self._forecasts(chart, end - start) if self.back == 0 else []
             except CrucibleError as exc:
                 self.query_one("#history-title", Static).update(Text(str(exc), style="bold red"))
                 return
             self.draw(chart, start, end)
+
+    async def _forecasts(self, chart: Chart, horizon: float) -> list[Forecast]:
+        """The chart's forecasts over ``horizon`` seconds ahead; a resource the agent cannot forecast is left out."""
+        if chart.forecast is None:
+            return []
+        resources = ["memory"]
+        if chart.forecast == "filesystem":
+            mounts = {s.labels.get("mountpoint") for h in self.loaded for s in h.series}
+            resources = [f"filesystem:{m}" for m in sorted(m for m in mounts if m)]
+        found = []
+        for resource in resources:
+            try:
+                found.append(await self.ctx.ops.forecast_capacity(resource, horizon=horizon))
+            except AgentUnavailable:
+                raise
+            except CrucibleError:  # too little history yet: the chart shows the past only
+                continue
+        return found
 
     def draw(self, chart: Chart, start: float, end: float) -> None:
         """Plot what :meth:`reload` read: every series of every metric of ``chart``, legends by label."""
@@ -152,7 +187,7 @@ class HistoryScreen(Screen[None]):
         plt.clear_figure()
         unit = self.loaded[0].unit if self.loaded else ""
         ratio = unit == "ratio"
-        points = 0
+        points, peak = 0, 0.0
         name, width = RANGES[self.span]
         unit_name, unit_seconds = ("minutes", 60.0) if width <= 3600 else ("hours", 3600.0)
         if width > 2 * 86400:
@@ -166,22 +201,35 @@ class HistoryScreen(Screen[None]):
                 labels = ",".join(f"{v}" for k, v in sorted(series.labels.items()) if k not in ("host",))
                 plt.plot(xs, ys, label=" ".join(p for p in (legend, labels) if p) or history.metric, marker="braille")
                 points += len(xs)
-        plt.xlabel(f"{unit_name} before the end of the window")
+                peak = max(peak, *ys)
+        for forecast in self.forecasts:
+            if forecast.current is None or forecast.predicted is None:
+                continue
+            ahead = (_ts(forecast.horizon_end) - end) / unit_seconds
+            label = f"forecast {forecast.resource} ({forecast.fit_quality})"
+            plt.plot([0.0, ahead], [forecast.current * 100, forecast.predicted * 100], label=label, marker="dot")
+        for anomaly in self.anomalies:
+            plt.vline((_ts(anomaly.start) - end) / unit_seconds, "red")
+        plt.xlabel(f"{unit_name} before the end of the window (red lines: anomalies)")
         plt.ylabel("%" if ratio else unit)
-        if ratio:
-            plt.ylim(0, 100)
+        if ratio:  # from 0, to a little above the highest point: a 5 % line is not flat on the floor
+            plt.ylim(0, min(100.0, max(10.0, peak * 1.25)))
         plot.refresh()
         ending = "now" if self.back == 0 else time.strftime("%Y-%m-%d %H:%M", time.localtime(end))
         tiers = sorted({t for h in self.loaded for t in h.tiers})
         last = _last_values(self.loaded)
-        self.query_one("#history-title", Static).update(
-            Text.assemble(
-                (f"{chart.title} ", "bold"),
-                f"· {name} ending {ending} · {points} points from {', '.join(tiers) or 'no tier'} · ",
-                (last, "dim"),
-                ("  (n: next chart, 1-4: range, [ ]: move)", "dim"),
-            )
+        title = Text.assemble(
+            (f"{chart.title} ", "bold"),
+            f"· {name} ending {ending} · {points} points from {', '.join(tiers) or 'no tier'} · ",
+            (last, "dim"),
+            ("  (n: next chart, 1-4: range, [ ]: move)", "dim"),
         )
+        notes = [Text(f.note, style="italic") for f in self.forecasts]
+        self.query_one("#history-title", Static).update(Group(title, *notes))
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
 
 def _last_values(loaded: list[MetricHistory]) -> str:

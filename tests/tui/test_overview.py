@@ -142,6 +142,8 @@ async def test_the_history_screen_charts_stored_points_and_moves_back_in_time(wa
         assert "CPU" in rendered(screen.query_one("#history-title"))
         await pilot.press("n")
         await wait_for(pilot, lambda: screen.loaded[0].metric == "memory_used_ratio", "the memory chart")
+        await wait_for(pilot, lambda: [f.resource for f in screen.forecasts] == ["memory"], "the memory forecast")
+        assert screen.forecasts[0].note in rendered(screen.query_one("#history-title"))
         await pilot.press("2", "left_square_bracket")
         assert screen.back == 1 and screen.span == 1
         await wait_for(pilot, lambda: "ending now" not in rendered(screen.query_one("#history-title")), "moved back")
