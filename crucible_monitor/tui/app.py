@@ -146,7 +146,7 @@ class DashboardApp(App[None]):
             if not self._seeded:
                 await self._first_contact(data)
         except CrucibleError as exc:  # AgentUnavailable included: the next refresh tries again
-            ctx.conn.failed(str(exc))
+            ctx.conn.failed(exc)
         else:
             ctx.trends.record(data.system)
             ctx.conn.succeeded(data, time.time())

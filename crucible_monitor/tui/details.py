@@ -50,9 +50,7 @@ class _Detail(Screen[None]):
         """Redraw the banner; after a refresh (``fresh``) also re-read this screen's subject."""
         now = time.time()
         conn = self.ctx.conn
-        self.query_one(Banner).show_state(
-            self.ctx.url, conn.error, conn.age(now), conn.readings_age(now), self.ctx.stale_after
-        )
+        self.query_one(Banner).show_state(conn, now, self.ctx.stale_after)
         if fresh:
             self.reload()
 

@@ -109,9 +109,7 @@ class HistoryScreen(Screen[None]):
         """Redraw the banner; a window that ends now follows the refreshes."""
         now = time.time()
         conn = self.ctx.conn
-        self.query_one(Banner).show_state(
-            self.ctx.url, conn.error, conn.age(now), conn.readings_age(now), self.ctx.stale_after
-        )
+        self.query_one(Banner).show_state(conn, now, self.ctx.stale_after)
         if fresh and self.back == 0:
             self.reload()
 

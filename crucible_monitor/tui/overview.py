@@ -96,9 +96,7 @@ class OverviewScreen(Screen[None]):
         """Redraw from the last refresh (called by the app after each one, and every second for the banner)."""
         now = time.time()
         conn = self.ctx.conn
-        self.query_one(Banner).show_state(
-            self.ctx.url, conn.error, conn.age(now), conn.readings_age(now), self.ctx.stale_after
-        )
+        self.query_one(Banner).show_state(conn, now, self.ctx.stale_after)
         last = self.query_one("#last-action", Static)
         last.display = self.ctx.last_action is not None
         if self.ctx.last_action is not None:

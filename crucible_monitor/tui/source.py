@@ -142,14 +142,17 @@ class Connection:
     error: str | None = None
     """Why the newest refresh failed (None: it worked)."""
     failures: int = 0
+    unreachable: bool = False
+    """The newest failure was no answer at all (not an error answer such as a refused token)."""
 
     def succeeded(self, data: StatusData, now: float) -> None:
         """Record a good refresh."""
         self.data, self.fetched_at, self.error, self.failures = data, now, None, 0
 
-    def failed(self, error: str) -> None:
+    def failed(self, error: CrucibleError) -> None:
         """Record a failed refresh; the last good data stays (marked stale)."""
-        self.error, self.failures = error, self.failures + 1
+        self.error, self.failures = str(error), self.failures + 1
+        self.unreachable = isinstance(error, AgentUnavailable)
 
     def age(self, now: float) -> float | None:
         """Seconds since the last good refresh (None: never)."""

@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Label, Sparkline, Static
 
+from crucible_monitor.tui.source import Connection
 from crucible_monitor.units import human_bytes, human_duration, human_ratio
 
 __all__ = ["Banner", "Vital", "ago", "fmt_bytes", "fmt_ratio", "short_time", "sync_table"]
@@ -54,14 +55,15 @@ class Banner(Static):
     Banner.-stale { background: $warning; color: $text; }
     """
 
-    def show_state(
-        self, url: str, error: str | None, age: float | None, readings_age: float | None, stale: float
-    ) -> None:
-        """Say what is wrong: no answer (and how old the data on screen is), or data older than ``stale`` seconds."""
+    def show_state(self, conn: Connection, now: float, stale: float) -> None:
+        """Say what is wrong: no answer, or an error answer (and how old the data on screen is), or data older than
+        ``stale`` seconds."""
         self.set_class(False, "-unreachable", "-stale")
-        if error is not None:
+        age, readings_age = conn.age(now), conn.readings_age(now)
+        if conn.error is not None:
             shown = "no data yet" if age is None else f"showing data from {ago(age)}"
-            self.update(Text(f"agent unreachable at {url}, retrying ({shown}): {error}"))
+            what = "agent unreachable at" if conn.unreachable else "the agent refused or failed at"
+            self.update(Text(f"{what} {conn.url}, retrying ({shown}): {conn.error}"))
             self.set_class(True, "-shown", "-unreachable")
         elif age is not None and age > stale:
             self.update(Text(f"stale: last answer {ago(age)}"))

@@ -94,3 +94,14 @@ async def test_an_agent_in_read_only_mode_hides_the_actions(tmp_path: Path) -> N
             assert app.ctx.read_only, "learnt from the agent's config"
             assert [app.screen.check_action(a, ()) for a in ("acknowledge", "silence", "restart")] == [False] * 3
             assert app.screen.check_action("processes", ()) is True
+
+
+async def test_a_wrong_token_is_shown_as_refused_not_as_unreachable(tmp_path: Path) -> None:
+    with serve_agent(tmp_path) as agent:
+        remote = RemoteMonitor(agent.base_url, "not-the-token")
+        app = build_app(remote, agent.base_url, refresh=0.3, close=remote.aclose)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_for(pilot, lambda: app.ctx.conn.failures >= 1, "the first refused refresh")
+            banner = rendered(app.screen.query_one(Banner))
+            assert "refused the token" in banner and "unreachable" not in banner, banner
+            assert app.ctx.conn.data is None
