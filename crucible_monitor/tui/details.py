@@ -17,14 +17,14 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
 from crucible_monitor.errors import CrucibleError
-from crucible_monitor.schemas import AlertDetail, Explanation, ProcessInfo, ServiceDetail
+from crucible_monitor.schemas import AlertDetail, EventView, Explanation, ProcessInfo, ServiceDetail
 from crucible_monitor.tui import actions
 from crucible_monitor.tui.source import Context
 from crucible_monitor.tui.widgets import Banner, Cell, fmt_bytes, short_time, sync_table
 from crucible_monitor.units import human_duration
 from crucible_monitor.untrusted import mask_secrets
 
-__all__ = ["AlertScreen", "AnomalyScreen", "ProcessScreen", "ServiceScreen"]
+__all__ = ["AlertScreen", "AnomalyScreen", "CheckScreen", "ProcessScreen", "ServiceScreen"]
 
 LOG_LINES = 100
 
@@ -203,6 +203,62 @@ class AlertScreen(_Detail):
     def action_silence(self) -> None:
         if self.alert is not None:
             self.run_worker(actions.silence(self, self.ctx, self.alert), group="action")
+
+
+class CheckScreen(_Detail):
+    """An HTTP check: its last result (status, latency, error, certificate) and its failures and recoveries."""
+
+    def __init__(self, ctx: Context, name: str) -> None:
+        """Args:
+        ctx: the dashboard's shared state.
+        name: the check's name.
+        """
+        super().__init__(ctx)
+        self.check = name
+        self.events: list[EventView] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Banner()
+        with VerticalScroll():
+            yield Static(Text(f"check {self.check}", style="bold"), id="title")
+            yield DataTable(id="check-events", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#check-events", DataTable)
+        table.add_columns("Time", "Kind", "Message")
+        table.border_title = "Failures and recoveries"
+        self.reload()
+
+    @work(exclusive=True, group="detail")
+    async def reload(self) -> None:
+        with contextlib.suppress(NoMatches):  # the screen went away while the agent answered
+            try:
+                events: list[EventView] = await self.ctx.ops.events(subject=self.check, limit=50)
+            except CrucibleError as exc:
+                self.failed(exc)
+                return
+            self.events = [e for e in events if e.kind.startswith("check")]
+            data = self.ctx.conn.data
+            result = next((c for c in data.checks if c.name == self.check), None) if data else None
+            lines = [Text(f"check {self.check}", style="bold")]
+            if result is not None:
+                latency = "-" if result.duration_seconds is None else f"{result.duration_seconds * 1000:.0f} ms"
+                lines += [
+                    Text.assemble(
+                        ("up" if result.ok else (result.failure or "down"), "bold green" if result.ok else "bold red"),
+                        f"  {result.url}  status {result.status_code or '-'}  latency {latency}  "
+                        f"failing {result.consecutive_failures}× in a row",
+                    ),
+                    Text(mask_secrets(result.error or ""), style="red"),
+                ]
+                if result.tls_days_left is not None:
+                    lines.append(Text(f"certificate: {result.tls_days_left:.0f} days left, {result.tls_issuer or ''}"))
+            self.query_one("#title", Static).update(Group(*lines))
+            rows: dict[str, list[Cell]] = {
+                str(e.id): [short_time(e.ts), e.kind, Text(mask_secrets(e.message))] for e in self.events
+            }
+            sync_table(self.query_one("#check-events", DataTable), rows)
 
 
 class AnomalyScreen(_Detail):

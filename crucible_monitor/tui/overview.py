@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 from crucible_monitor.cli_status import app_sections
 from crucible_monitor.schemas import AlertView, AnomalyView, CheckResult, ServiceStatus, SystemSnapshot
 from crucible_monitor.tui import actions
-from crucible_monitor.tui.details import AlertScreen, AnomalyScreen, ProcessScreen, ServiceScreen
+from crucible_monitor.tui.details import AlertScreen, AnomalyScreen, CheckScreen, ProcessScreen, ServiceScreen
 from crucible_monitor.tui.history import HistoryScreen
 from crucible_monitor.tui.source import Context, vitals
 from crucible_monitor.tui.widgets import Banner, Cell, Vital, fmt_bytes, fmt_ratio, short_time, sync_table
@@ -177,6 +177,10 @@ class OverviewScreen(Screen[None]):
     @on(DataTable.RowSelected, "#alerts")
     def _open_alert(self, event: DataTable.RowSelected) -> None:
         self.app.push_screen(AlertScreen(self.ctx, int(str(event.row_key.value))))
+
+    @on(DataTable.RowSelected, "#checks")
+    def _open_check(self, event: DataTable.RowSelected) -> None:
+        self.app.push_screen(CheckScreen(self.ctx, str(event.row_key.value)))
 
     @on(DataTable.RowSelected, "#anomalies")
     def _open_anomaly(self, event: DataTable.RowSelected) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from agent_process import STARTUP_TIMEOUT, ServedAgent, serve_agent
+from loopback_servers import Reply, serve_http
 from rich.console import Console
 from supervisor_fixture import Supervisord, run_supervisord, wait_until
 from textual.pilot import Pilot
@@ -25,6 +26,8 @@ BROKEN = "nightly-report"
 """A program that exits at once: its ServiceDown alert fires."""
 BROKEN_SAYS = "report-failed-missing-input"
 """What the broken program writes to its log before it exits."""
+UP_CHECK, DOWN_CHECK = "shop-health", "shop-orders"
+"""HTTP checks against a real loopback server: one answers 200, one 503."""
 UI_TIMEOUT = 30.0
 
 
@@ -55,9 +58,15 @@ def scene(tmp: Path, extra_yaml: str = "") -> Iterator[Scene]:
     }
     programs = {WORKER: {"command": "/bin/sleep 1000", "startsecs": "0"}, BROKEN: failing}
     (tmp / "sv").mkdir()
-    with run_supervisord(tmp / "sv", programs) as sv:
+    with run_supervisord(tmp / "sv", programs) as sv, serve_http() as web:
+        web.script("/health", Reply(200, b"ok"))
+        web.script("/orders", Reply(503, b"down for maintenance"))
+        checks = "".join(
+            f"    - name: {name}\n      url: {web.url(path)}\n      interval: 1s\n      retries: 0\n"
+            for name, path in ((UP_CHECK, "/health"), (DOWN_CHECK, "/orders"))
+        )
         extra = (
-            f"collectors:\n  services:\n    supervisor:\n      url: {sv.url}\n"
+            f"collectors:\n  http_checks:\n{checks}  services:\n    supervisor:\n      url: {sv.url}\n"
             "alerts:\n  service_down: immediate\n"
             f"actions:\n  restart_allowlist: [{WORKER}]\n  restart_backoff: 1s\n" + extra_yaml
         )

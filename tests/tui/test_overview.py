@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import BROKEN, BROKEN_SAYS, WORKER, Scene, rendered, wait_for
+from conftest import BROKEN, BROKEN_SAYS, DOWN_CHECK, UP_CHECK, WORKER, Scene, rendered, wait_for
 from textual.widgets import DataTable, Input, Log, Sparkline
 
 from crucible_monitor.remote import RemoteMonitor
 from crucible_monitor.tui.app import DashboardApp, build_app
-from crucible_monitor.tui.details import AlertScreen, ProcessScreen, ServiceScreen
+from crucible_monitor.tui.details import AlertScreen, CheckScreen, ProcessScreen, ServiceScreen
 from crucible_monitor.tui.history import HistoryScreen
 from crucible_monitor.tui.overview import OverviewScreen
 
@@ -184,3 +184,23 @@ async def test_question_mark_shows_the_key_bindings_and_t_switches_the_theme(wat
         assert app.theme != dark and "light" in app.theme
         await pilot.press("t")
         assert app.theme == dark
+
+
+async def test_checks_show_status_and_latency_and_enter_lists_a_failing_checks_failures(watched: Scene) -> None:
+    app, _ = _app(watched)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: {UP_CHECK, DOWN_CHECK} <= set(_rows(app, "#checks")), "both checks listed")
+        checks = app.screen.query_one("#checks", DataTable)
+        up, down = ([str(c) for c in checks.get_row(name)] for name in (UP_CHECK, DOWN_CHECK))
+        assert up[1:3] == ["up", "200"] and up[3].endswith(" ms"), up
+        assert down[1:3] == ["status", "503"], down
+        checks.focus()
+        checks.move_cursor(row=checks.get_row_index(DOWN_CHECK))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckScreen), "the check screen")
+        screen = app.screen
+        assert isinstance(screen, CheckScreen)
+        await wait_for(pilot, lambda: bool(screen.events), "the check's failure events")
+        assert screen.events is not None and {e.kind for e in screen.events} >= {"check_failed"}
+        assert _rows(app, "#check-events") == [str(e.id) for e in screen.events]
+        assert "503" in rendered(screen.query_one("#title"))
