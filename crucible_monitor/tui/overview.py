@@ -48,6 +48,8 @@ class OverviewScreen(Screen[None]):
         """
         super().__init__()
         self.ctx = ctx
+        self._drawn: object = None
+        """The data last drawn (a tick redraws nothing else until a refresh brings new data)."""
 
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
@@ -104,12 +106,14 @@ class OverviewScreen(Screen[None]):
         data = conn.data
         if data is None:
             if conn.error is not None:
+                what = "agent unreachable at" if conn.unreachable else "no data from the agent at"
                 self.query_one("#headline", Static).update(
-                    Text(
-                        f"agent unreachable at {self.ctx.url}, retrying every {self.ctx.refresh:g} s", style="bold red"
-                    )
+                    Text(f"{what} {self.ctx.url}, retrying every {self.ctx.refresh:g} s", style="bold red")
                 )
             return
+        if not fresh and self._drawn is conn.data:
+            return  # the 1 s tick: only the banner and the last action change
+        self._drawn = conn.data
         summary = data.summary
         self.query_one("#headline", Static).update(
             Group(
