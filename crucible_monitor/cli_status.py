@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         SystemSnapshot,
     )
 
-__all__ = ["StatusData", "fetch_status", "fit_middle", "render_status", "sparkline"]
+__all__ = ["StatusData", "app_sections", "fetch_status", "fit_middle", "render_status", "sparkline"]
 
 _SPARK = "▁▂▃▄▅▆▇█"
 _ELLIPSIS = "…"
@@ -122,7 +122,7 @@ def render_status(data: StatusData, width: int) -> RenderableType:
         parts.append(_services(data.services, width))
     if data.checks:
         parts.append(_checks(data.checks, width))
-    parts.extend(_app_sections(data.apps, width))
+    parts.extend(app_sections(data.apps, width))
     return Group(*parts)
 
 
@@ -246,7 +246,8 @@ def _checks(checks: Sequence[CheckResult], width: int) -> Table:
     )
 
 
-def _app_sections(apps: dict[str, MetricReport], width: int) -> list[Table]:
+def app_sections(apps: dict[str, MetricReport], width: int) -> list[Table]:
+    """One table per application collector that reported (MySQL, PHP-FPM pools, Laravel apps, vhosts)."""
     sections = []
     if any(m.startswith("mysql_") for m in apps):
         sections.append(_mysql(apps, width))

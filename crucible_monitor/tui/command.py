@@ -1,0 +1,71 @@
+"""``crucible-monitor dashboard`` and ``crucible``: the arguments, the agent's address and token, and the run.
+
+The address and token come from ``--url`` and ``--token``, else from the config that discovery finds (as for
+``crucible-monitor status``): its ``agent.listen_addr`` and its token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from crucible_monitor.config import load_config, with_listen_addr
+from crucible_monitor.configfile import CONFIG_ENV, discover
+from crucible_monitor.errors import ConfigError
+from crucible_monitor.remote import RemoteMonitor
+from crucible_monitor.tokens import read_api_token
+from crucible_monitor.tui import add_arguments
+from crucible_monitor.tui.app import build_app
+
+__all__ = ["main", "remote_for", "run"]
+
+MIN_REFRESH = 0.2
+
+
+def remote_for(args: argparse.Namespace) -> RemoteMonitor:
+    """The client ``args`` describe: ``--url``/``--token`` over what the discovered config says."""
+    path, source = discover(getattr(args, "config", None))
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        if args.url and args.token:  # everything needed was given: a broken local config does not matter
+            return RemoteMonitor(args.url, args.token)
+        if source == CONFIG_ENV:
+            raise ConfigError(f"{exc}\n(the file named by {CONFIG_ENV})") from None
+        raise
+    listen = getattr(args, "listen", None)
+    from_config = RemoteMonitor.from_config(with_listen_addr(config, listen) if listen else config)
+    url = args.url or from_config.base_url
+    token = args.token if args.token is not None else read_api_token(config)
+    asyncio.run(from_config.aclose())
+    return RemoteMonitor(url, token, timeout=10.0)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the dashboard until ``q``; returns the exit status."""
+    if args.refresh < MIN_REFRESH:
+        raise ConfigError(f"--refresh must be at least {MIN_REFRESH} seconds, got {args.refresh:g}")
+    remote = remote_for(args)
+    app = build_app(remote, remote.base_url, refresh=args.refresh, read_only=args.read_only, close=remote.aclose)
+    app.run()
+    return app.return_code or 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``crucible`` entry point: the dashboard alone."""
+    parser = argparse.ArgumentParser(prog="crucible", description="The crucible-monitor dashboard.")
+    parser.add_argument("--config", metavar="PATH", help="YAML config to find the agent and its token in")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="the agent's address (default: agent.listen_addr)")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except ConfigError as exc:
+        print(f"config error\n{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
