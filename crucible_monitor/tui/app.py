@@ -26,7 +26,7 @@ from crucible_monitor.remote import AgentUnavailable
 from crucible_monitor.tui.details import AlertScreen, ProcessScreen, ServiceScreen
 from crucible_monitor.tui.history import HistoryScreen
 from crucible_monitor.tui.overview import OverviewScreen
-from crucible_monitor.tui.source import Context, StatusData, fetch_status, recent_anomalies, seed_trends
+from crucible_monitor.tui.source import Context, StatusData, fetch_status, gpu_rows, recent_anomalies, seed_trends
 
 __all__ = ["DashboardApp", "build_app"]
 
@@ -143,6 +143,7 @@ class DashboardApp(App[None]):
         try:
             data = await fetch_status(ctx.ops)
             ctx.anomalies = await recent_anomalies(ctx.ops, time.time())
+            ctx.gpus = await gpu_rows(ctx.ops, [c.name for c in data.collectors], time.time())
             if not self._seeded:
                 await self._first_contact(data)
         except CrucibleError as exc:  # AgentUnavailable included: the next refresh tries again

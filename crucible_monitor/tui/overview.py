@@ -19,7 +19,7 @@ from crucible_monitor.schemas import AlertView, AnomalyView, CheckResult, Servic
 from crucible_monitor.tui import actions
 from crucible_monitor.tui.details import AlertScreen, AnomalyScreen, CheckScreen, ProcessScreen, ServiceScreen
 from crucible_monitor.tui.history import HistoryScreen
-from crucible_monitor.tui.source import Context, vitals
+from crucible_monitor.tui.source import Context, GpuRow, vitals
 from crucible_monitor.tui.widgets import Banner, Cell, Vital, fmt_bytes, fmt_ratio, short_time, sync_table
 from crucible_monitor.units import human_duration
 
@@ -63,6 +63,7 @@ class OverviewScreen(Screen[None]):
             yield DataTable(id="anomalies", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="services", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="checks", cursor_type="row", zebra_stripes=True)
+            yield DataTable(id="gpus", cursor_type="row", zebra_stripes=True)
             yield Static(id="apps")
         yield Footer()
 
@@ -73,11 +74,13 @@ class OverviewScreen(Screen[None]):
         )
         self.query_one("#checks", DataTable).add_columns("Check", "Result", "Status", "Latency", "Cert days")
         self.query_one("#anomalies", DataTable).add_columns("Score", "Since", "State", "Summary")
+        self.query_one("#gpus", DataTable).add_columns("GPU", "Name", "Util", "Memory", "Temp", "Power", "Throttled")
         for table, title in (
             ("alerts", "Active alerts"),
             ("services", "Services"),
             ("checks", "HTTP checks"),
             ("anomalies", "Anomalies (last hour)"),
+            ("gpus", "GPUs"),
         ):
             self.query_one(f"#{table}", DataTable).border_title = title
         self.query_one("#vitals").border_title = "System"
@@ -153,6 +156,9 @@ class OverviewScreen(Screen[None]):
         anomalies = self.query_one("#anomalies", DataTable)
         anomalies.display = bool(self.ctx.anomalies)
         sync_table(anomalies, _anomaly_rows(self.ctx.anomalies))
+        gpus = self.query_one("#gpus", DataTable)
+        gpus.display = bool(self.ctx.gpus)
+        sync_table(gpus, _gpu_rows(self.ctx.gpus))
         apps = app_sections(data.apps, max(40, self.size.width - 2))
         self.query_one("#apps", Static).update(Group(*apps))
 
@@ -313,3 +319,22 @@ def _anomaly_rows(anomalies: list[AnomalyView]) -> dict[str, list[Cell]]:
         ]
         for a in anomalies
     }
+
+
+def _gpu_rows(gpus: list[GpuRow]) -> dict[str, list[Cell]]:
+    rows: dict[str, list[Cell]] = {}
+    for gpu in gpus:
+        v = gpu.values
+        used, total = v.get("gpu_memory_used_bytes"), v.get("gpu_memory_total_bytes")
+        memory = f"{fmt_bytes(used)} / {fmt_bytes(total)}" if used is not None and total else "-"
+        temp, power = v.get("gpu_temperature_celsius"), v.get("gpu_power_watts")
+        rows[gpu.index] = [
+            gpu.index,
+            Text(gpu.name),
+            fmt_ratio(v.get("gpu_utilization_ratio")),
+            memory,
+            f"{temp:.0f} °C" if temp is not None else "-",
+            f"{power:.0f} W" if power is not None else "-",
+            Text(", ".join(gpu.throttled) or "-", style="bold yellow" if gpu.throttled else ""),
+        ]
+    return rows

@@ -21,7 +21,18 @@ from crucible_monitor.operations import Operations
 from crucible_monitor.remote import AgentUnavailable
 from crucible_monitor.schemas import AnomalyView, MetricHistory, SystemSnapshot
 
-__all__ = ["Connection", "Context", "StatusData", "Trends", "fetch_status", "recent_anomalies", "seed_trends", "vitals"]
+__all__ = [
+    "Connection",
+    "Context",
+    "GpuRow",
+    "StatusData",
+    "Trends",
+    "fetch_status",
+    "gpu_rows",
+    "recent_anomalies",
+    "seed_trends",
+    "vitals",
+]
 
 TREND_POINTS = 120
 """Values each sparkline keeps (at the default 2 s refresh: four minutes)."""
@@ -131,6 +142,58 @@ async def recent_anomalies(ops: Operations, now: float, limit: int = 10) -> list
     return sorted(found, key=lambda a: a.start, reverse=True)
 
 
+GPU_WINDOW = 120.0
+"""Seconds of GPU readings the panel reads (their newest value is shown)."""
+_GPU_METRICS = (
+    "gpu_utilization_ratio",
+    "gpu_memory_used_bytes",
+    "gpu_memory_total_bytes",
+    "gpu_temperature_celsius",
+    "gpu_power_watts",
+    "gpu_throttle_reason",
+)
+
+
+_NOT_THROTTLED = frozenset({"gpu_idle"})
+"""Flags NVML reports among the throttle reasons that are no slowdown (an idle GPU lowers its clocks)."""
+
+
+@dataclass(frozen=True)
+class GpuRow:
+    """One GPU's newest readings, for the overview's GPU panel."""
+
+    index: str
+    name: str
+    values: dict[str, float]
+    throttled: list[str]
+
+
+async def gpu_rows(ops: Operations, collectors: Iterable[str], now: float) -> list[GpuRow]:
+    """Each GPU's newest readings when the agent runs the gpu collector (none otherwise, or without a GPU)."""
+    if "gpu" not in collectors:
+        return []
+    gpus: dict[str, GpuRow] = {}
+    for metric in _GPU_METRICS:
+        try:
+            report = await ops.metrics_report(metric, start=now - GPU_WINDOW, end=now, agg="last")
+        except AgentUnavailable:
+            raise
+        except CrucibleError:  # not collected yet (no GPU: the metric is absent)
+            continue
+        for series in (s for r in report.reports for s in r.series):
+            index = series.labels.get("gpu", "?")
+            row = gpus.setdefault(index, GpuRow(index, series.labels.get("name", ""), {}, []))
+            last = series.stats.get("last")
+            if last is None:
+                continue
+            if metric == "gpu_throttle_reason":
+                if last >= 1 and series.labels.get("reason") not in _NOT_THROTTLED:
+                    row.throttled.append(series.labels.get("reason", "?"))
+            else:
+                row.values[metric] = last
+    return [gpus[k] for k in sorted(gpus)]
+
+
 @dataclass
 class Connection:
     """How the last refreshes went: the data of the last good one, and the error since, if any."""
@@ -183,6 +246,8 @@ class Context:
     actor: str = "dashboard"
     anomalies: list[AnomalyView] = field(default_factory=list)
     """The last hour's anomalies, newest first (read with each refresh)."""
+    gpus: list[GpuRow] = field(default_factory=list)
+    """Each GPU's newest readings (empty without the gpu collector or a GPU)."""
     last_action: str | None = None
     """What the newest action did or why it was refused (with its audit record), shown until the next one."""
 
