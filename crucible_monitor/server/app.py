@@ -136,7 +136,8 @@ def build_app(agent: Agent, token: str, *, manage_agent: bool = True) -> AsgiApp
     @api.get("/metrics", dependencies=guarded, tags=["metrics"], response_class=Response)
     async def metrics() -> Response:
         """The newest value of every series in Prometheus' text exposition format (names prefixed crucible_)."""
-        body = exposition(agent.store.latest, agent.catalogue())
+        info = {"host": agent.config.agent.hostname, "version": __version__}
+        body = exposition(agent.store.latest, agent.catalogue(), info=info, now=agent.clock())
         return Response(content=body, media_type=CONTENT_TYPE_LATEST)
 
     @api.get("/api/v1/openapi.json", dependencies=guarded, include_in_schema=False)
