@@ -1,7 +1,7 @@
 """Write docs/metrics.md: every built-in metric as /metrics exports it (name, type, unit, labels, meaning).
 
-    python docs/gen_metrics.py          # rewrite the page
-    python docs/gen_metrics.py --check  # exit 1 when the page is out of date (tests/test_metrics_doc.py)
+python docs/gen_metrics.py          # rewrite the page
+python docs/gen_metrics.py --check  # exit 1 when the page is out of date (tests/test_metrics_doc.py)
 """
 
 from __future__ import annotations

@@ -395,7 +395,8 @@ class ResendNotifier(_HttpNotifier):
 
 
 class AlertmanagerNotifier(_HttpNotifier):
-    """``POST /api/v2/alerts``: firing alerts with endsAt = now + ttl, resolved ones with their end."""
+    """``POST /api/v2/alerts``: firing alerts with endsAt = now + ttl, resolved ones with their end; labelled as
+    Alertmanager users expect: ``alertname``, ``severity``, ``instance`` and ``job`` beside the rule's own."""
 
     def __init__(
         self, receiver: AlertmanagerReceiver, client: httpx.AsyncClient, clock: Callable[[], float] = time.time
@@ -412,7 +413,12 @@ class AlertmanagerNotifier(_HttpNotifier):
         until = _rfc3339(self.clock() + self.receiver.ttl.total_seconds())
         alerts = [
             {
-                "labels": {**alert.labels, "alertname": alert.name},
+                "labels": {
+                    "job": self.receiver.job,
+                    "instance": self.receiver.instance or alert.labels.get("host", ""),
+                    **alert.labels,
+                    "alertname": alert.name,
+                },
                 "annotations": alert.annotations,
                 "startsAt": _rfc3339(alert.starts_at),
                 "endsAt": _rfc3339(alert.ends_at) if alert.status == "resolved" and alert.ends_at else until,

@@ -15,6 +15,7 @@ from crucible_monitor.alerts.engine import AlertEngine, Muting
 from crucible_monitor.alerts.matchers import parse_matcher
 from crucible_monitor.alerts.routing import recurrence_active
 from crucible_monitor.alerts.store import AlertRow, SilenceRow, TransitionKind, TransitionRow, add_transition
+from crucible_monitor.alerts.upstream import UpstreamSilences
 from crucible_monitor.errors import NotFoundError, QueryError
 from crucible_monitor.models import Severity, iso
 from crucible_monitor.schemas.alerts import (
@@ -44,9 +45,14 @@ _FILTERS: dict[str, str] = {
 class AlertOperations:
     """List, inspect, acknowledge and silence alerts of an :class:`AlertEngine`."""
 
-    def __init__(self, engine: AlertEngine) -> None:
+    def __init__(self, engine: AlertEngine, upstream: UpstreamSilences | None = None) -> None:
         self.engine = engine
         self.state = engine.state
+        self.upstream = upstream or UpstreamSilences()
+
+    def firing_rows(self) -> list[AlertRow]:
+        """The firing alerts as stored."""
+        return self._load("state = 'firing'", [])
 
     # -- alerts ------------------------------------------------------------------------------------------------
 
@@ -237,7 +243,12 @@ class AlertOperations:
         """Views of ``rows``, with muting judged against every firing alert (inhibition sources)."""
         firing = self._load("state = 'firing'", [])
         muting = self.engine.muting([*firing, *rows], self.engine.clock())
-        return [_view(r, muting.get(r.fingerprint) if r.state is AlertState.FIRING else None) for r in rows]
+        return [
+            _view(
+                r, muting.get(r.fingerprint) if r.state is AlertState.FIRING else None, self.upstream.get(r.fingerprint)
+            )
+            for r in rows
+        ]
 
     def _one(self, alert_id: int) -> AlertRow:
         rows = self._load("id = ?", [alert_id])
@@ -270,7 +281,7 @@ def _optional_iso(ts: float | None) -> str | None:
     return iso(ts) if ts is not None else None
 
 
-def _view(row: AlertRow, muting: Muting | None) -> AlertView:
+def _view(row: AlertRow, muting: Muting | None, upstream: list[str]) -> AlertView:
     ack = None
     if row.ack_by is not None and row.ack_at is not None:
         ack = Acknowledgement(
@@ -290,6 +301,7 @@ def _view(row: AlertRow, muting: Muting | None) -> AlertView:
         acknowledgement=ack,
         silenced_by=list(muting.silenced_by) if muting else [],
         inhibited=muting.inhibited if muting else False,
+        silenced_upstream=upstream if row.state is AlertState.FIRING else [],
         flapping=row.flapping,
         escalated_at=_optional_iso(row.escalated_at),
         fingerprint=row.fingerprint,

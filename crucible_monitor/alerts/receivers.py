@@ -76,6 +76,13 @@ class AlertmanagerReceiver(_ReceiverBase):
         description="endsAt of firing alerts is now + ttl; the route's repeat_interval must be shorter.",
     )
     bearer_token: SecretStr | None = None
+    job: str = Field("crucible-monitor", description="The job label of every alert sent (as Prometheus sets it).")
+    instance: str | None = Field(
+        None, description="The instance label; default the agent's host name (set host:port to match a scrape)."
+    )
+    silences_check: PositiveDuration | None = Field(
+        timedelta(minutes=1), description="Read its silences this often (alerts silenced there show as handled)."
+    )
 
 
 Receiver = Annotated[

@@ -13,6 +13,7 @@ from crucible_monitor.alerts.engine import AlertEngine, CycleReport
 from crucible_monitor.alerts.notifiers import build_notifiers
 from crucible_monitor.alerts.operations import AlertOperations
 from crucible_monitor.alerts.outbox import DeliveryReport, Outbox
+from crucible_monitor.alerts.upstream import UpstreamSilences
 from crucible_monitor.storage.state import StateDB
 
 __all__ = ["Alerting"]
@@ -37,7 +38,8 @@ class Alerting:
         self.client = httpx.AsyncClient(transport=transport)
         self.engine = AlertEngine(config, state, inputs, host=host, clock=clock)
         self.outbox = Outbox(state, build_notifiers(config.receivers, self.client, clock), config.delivery, clock=clock)
-        self.operations = AlertOperations(self.engine)
+        self.upstream = UpstreamSilences()
+        self.operations = AlertOperations(self.engine, self.upstream)
 
     def configure(self, config: AlertingConfig) -> None:
         """Apply a new effective config live (rules, routes and receivers; state and the outbox are kept)."""
@@ -50,8 +52,11 @@ class Alerting:
         return self.engine.evaluate()
 
     async def deliver(self) -> DeliveryReport:
-        """Send the notifications that are due."""
-        return await self.outbox.deliver()
+        """Send the notifications that are due; read Alertmanager's silences when that is due too."""
+        report = await self.outbox.deliver()
+        firing = [(a.fingerprint, a.rule, a.labels) for a in self.operations.firing_rows()]
+        await self.upstream.refresh(self.client, self.engine.config.receivers, firing, self.clock())
+        return report
 
     def prune(self, older_than: float) -> None:
         """Forget resolved alerts, their history and finished notifications from before ``older_than``."""

@@ -56,6 +56,9 @@ def _handling(alert: AlertView, subject: str, problem: str) -> HandledView | Non
         return HandledView(subject=subject, problem=problem, how="acknowledged", by=ack.by, until=ack.expires_at)
     if alert.silenced_by:
         return HandledView(subject=subject, problem=problem, how="silenced", by=", ".join(alert.silenced_by))
+    if alert.silenced_upstream:
+        upstream = ", ".join(alert.silenced_upstream)
+        return HandledView(subject=subject, problem=problem, how="silenced", by=f"alertmanager ({upstream})")
     if alert.inhibited:
         return HandledView(subject=subject, problem=problem, how="inhibited")
     return None

@@ -120,6 +120,9 @@ class AlertView(BaseModel):
     acknowledgement: Acknowledgement | None
     silenced_by: list[str] = Field(description="Ids of the silences or maintenance windows muting it now.")
     inhibited: bool = Field(description="Muted by a firing alert of an inhibit rule's source.")
+    silenced_upstream: list[str] = Field(
+        default_factory=list, description="Ids of the Alertmanager silences muting it there."
+    )
     flapping: bool = Field(description="Too many transitions lately: notifications wait until it settles.")
     escalated_at: str | None
     fingerprint: str = Field(description="Identity of the label set, shared by every episode of the alert.")

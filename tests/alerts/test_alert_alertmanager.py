@@ -16,6 +16,7 @@ from manual_clock import Clock
 
 from crucible_monitor.alerts.conditions import AlertInputs
 from crucible_monitor.alerts.runtime import Alerting
+from crucible_monitor.findings.incidents import fold_alerts
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
 
@@ -86,7 +87,14 @@ async def test_firing_and_resolved_alerts_reach_a_real_alertmanager(
         runtime.evaluate()
         assert (await runtime.deliver()).sent == [1]
         [alert] = await _alerts(alertmanager)
-        assert alert["labels"] == {"alertname": "HighCpu", "severity": "warning", "host": "web1", "cpu": "total"}
+        assert alert["labels"] == {
+            "alertname": "HighCpu",
+            "severity": "warning",
+            "host": "web1",
+            "cpu": "total",
+            "instance": "web1",
+            "job": "crucible-monitor",
+        }
         assert alert["annotations"] == {"summary": "CPU 97% on web1"}
         assert alert["status"]["state"] == "active"
 
@@ -95,5 +103,46 @@ async def test_firing_and_resolved_alerts_reach_a_real_alertmanager(
         runtime.evaluate()
         assert (await runtime.deliver()).sent == [2]
         assert await _alerts(alertmanager) == [], "a resolved alert is no longer active in Alertmanager"
+    finally:
+        await runtime.aclose()
+
+
+async def test_a_silence_set_in_alertmanager_makes_the_alert_handled_here(
+    alertmanager: str, state: StateDB, store: MetricStore, clock: Clock
+) -> None:
+    config = alerting(
+        [cpu_rule(**{"for": "0s"})],
+        receivers={"fleet": {"type": "alertmanager", "url": alertmanager, "ttl": "10m", "silences_check": "30s"}},
+        route={"group_by": ["..."], "group_interval": "30s", "repeat_interval": "5m"},
+    )
+    runtime = Alerting(config, state, AlertInputs(samples=store), host="web1", clock=clock)
+    try:
+        clock.now = time.time() - 60  # Alertmanager judges startsAt and endsAt by its own clock
+        put(store, clock, "cpu_usage_ratio", 0.97, cpu="total")
+        runtime.evaluate()
+        await runtime.deliver()
+        [firing] = runtime.operations.list_alerts(state="firing")
+        assert firing.silenced_upstream == []
+        silence = {
+            "matchers": [{"name": "alertname", "value": "HighCpu", "isRegex": False, "isEqual": True}],
+            "startsAt": "2020-01-01T00:00:00Z",
+            "endsAt": "2099-01-01T00:00:00Z",
+            "createdBy": "oncall",
+            "comment": "known, on it",
+        }
+        async with httpx.AsyncClient() as client:
+            created = await client.post(f"{alertmanager}/api/v2/silences", json=silence)
+        created.raise_for_status()
+        silence_id = created.json()["silenceID"]
+        await runtime.deliver()  # within silences_check of the last look: not asked again yet
+        assert runtime.operations.list_alerts(state="firing")[0].silenced_upstream == []
+        clock.advance(31)
+        await runtime.deliver()
+        [firing] = runtime.operations.list_alerts(state="firing")
+        assert firing.silenced_upstream == [silence_id]
+        findings, handled = fold_alerts([], [firing])
+        assert findings == [] and [(h.subject, h.how, h.by) for h in handled] == [
+            ("alert:HighCpu", "silenced", f"alertmanager ({silence_id})")
+        ]
     finally:
         await runtime.aclose()
