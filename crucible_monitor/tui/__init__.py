@@ -15,11 +15,17 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the dashboard's options (``--config`` is the caller's) and its handler to ``parser``."""
     parser.add_argument("--url", help="the agent's base URL, e.g. http://10.0.0.5:8765 (default: from the config)")
-    parser.add_argument("--token", help="the API token (default: the config's, or <data_dir>/api_token)")
+    parser.add_argument(
+        "--token", help="the API token (default: $CRUCIBLE_MONITOR_TOKEN, the config's, or <data_dir>/api_token)"
+    )
     parser.add_argument(
         "--refresh", type=float, default=2.0, metavar="SECONDS", help="seconds between refreshes (default 2)"
     )
     parser.add_argument("--read-only", action="store_true", help="hide acknowledge, silence and restart")
+    parser.add_argument("--serve", action="store_true", help="serve the dashboard to browsers (textual-serve)")
+    parser.add_argument(
+        "--serve-listen", default="127.0.0.1:8566", metavar="HOST:PORT", help="where --serve listens (127.0.0.1:8566)"
+    )
     parser.set_defaults(handler=run)
     return parser
 
