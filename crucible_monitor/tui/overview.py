@@ -132,12 +132,21 @@ class OverviewScreen(Screen[None]):
         )
         findings = [
             Text.assemble(
+                ("  ↳ " if f.caused_by else "", "dim"),
                 (f"{f.severity:<8} ", COLOURS[f.severity]),
                 (f.subject, "bold"),
-                f": {f.problem}",
+                f": {f.problem}" + (f": {f.detail}" if f.detail else ""),
                 (f" (since {short_time(f.since)})" if f.since else "", "dim"),
             )
             for f in summary.findings
+        ]
+        findings += [
+            Text.assemble((f"{h.how:<8} ", "dim"), (h.subject, "bold"), f" by {h.by}" if h.by else "", style="dim")
+            for h in summary.handled
+        ]
+        findings += [
+            Text.assemble(("recovered ", "green"), (r.subject, "bold"), f" at {short_time(r.at)}", style="dim")
+            for r in summary.recovered
         ]
         blind = [
             Text.assemble(("blind    ", "yellow"), f"{c.name}: {s.target or 'a source'} ({s.config_key})")
