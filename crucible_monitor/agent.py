@@ -45,6 +45,7 @@ from crucible_monitor.errors import AgentNotStarted, DiskFull, StorageError
 from crucible_monitor.findings.sources import Recoveries
 from crucible_monitor.models import Event, EventKind, MetricSpec, Sample, Severity, iso
 from crucible_monitor.schemas import AnomalyScore, CheckResult, FillForecast, GpuReading, ProcessSnapshot, ServiceStatus
+from crucible_monitor.storage.full import JobLog
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
 from crucible_monitor.storage.workers import worker_pool
@@ -59,7 +60,6 @@ _C = TypeVar("_C")
 _MAINTENANCE_EVERY = timedelta(hours=1)
 _EVENT_RETENTION = timedelta(days=90)
 _FORECAST_EVERY = timedelta(minutes=15)
-_DISK_FULL_LOG_EVERY = 60.0  # seconds between log lines while the disk is full
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +120,7 @@ class Agent:
         self._workers: ProcessPoolExecutor | None = None
         self._closing = False
         self._disk_full_since: float | None = None
-        self._disk_full_logged = -math.inf
+        self._job_log = JobLog(clock)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -339,11 +339,8 @@ class Agent:
         try:
             stored = self.store.append(samples)
         except DiskFull as exc:
-            now = self.clock()
-            self._disk_full_since = self._disk_full_since or now
-            if now - self._disk_full_logged >= _DISK_FULL_LOG_EVERY:
-                self._disk_full_logged = now
-                logger.warning("%s", exc)
+            self._disk_full_since = self._disk_full_since or self.clock()
+            self._job_log.disk_full("collecting", exc)
             return 0
         if self._disk_full_since is not None:
             held = stored - len(samples)
@@ -372,7 +369,7 @@ class Agent:
         try:
             await asyncio.to_thread(self._running.alerting.evaluate)
         except Exception:  # a job's top level: alerting must keep running
-            logger.exception("alert evaluation failed")
+            self._job_log.failed("alert evaluation failed")
 
     async def analyse(self) -> None:
         """Refit the host model when due, score new buckets, record anomalies as events, refresh forecasts."""
@@ -400,7 +397,7 @@ class Agent:
                 self._forecasts = await asyncio.to_thread(engine.fill_forecasts)
                 self._forecasts_at = self.clock()
         except Exception:  # a job's top level: analysis must not stop the agent
-            logger.exception("anomaly analysis failed; will retry")
+            self._job_log.failed("anomaly analysis failed; will retry")
 
     def _anomaly_scores(self, start: float, end: float) -> list[AnomalyScore]:
         """Anomalies overlapping a window as scored points (their peaks), for anomaly alert rules."""
@@ -413,13 +410,13 @@ class Agent:
         try:
             await self._running.alerting.deliver()
         except Exception:  # a job's top level: the outbox keeps what it could not send
-            logger.exception("alert delivery failed")
+            self._job_log.failed("alert delivery failed")
 
     async def _flush(self) -> None:
         try:
             await asyncio.to_thread(self.store.flush)
         except StorageError:
-            logger.exception("flushing the WAL to Parquet failed; will retry")
+            self._job_log.failed("flushing the WAL to Parquet failed; will retry")
 
     async def _maintain(self) -> None:
         try:
@@ -428,7 +425,7 @@ class Agent:
                 self._running.state.prune_events(self.clock() - _EVENT_RETENTION.total_seconds())
                 self._running.alerting.prune(self.clock() - _EVENT_RETENTION.total_seconds())
         except (StorageError, OSError):
-            logger.exception("storage maintenance failed; will retry")
+            self._job_log.failed("storage maintenance failed; will retry")
 
     # -- queries --------------------------------------------------------------------------------------------
 

@@ -77,3 +77,46 @@ async def test_a_full_disk_holds_samples_in_memory_and_writes_them_when_space_re
         assert len(series.values) == 5, "one reading before, three held, one after: none lost"
     finally:
         await agent.stop()
+
+
+def test_failures_of_a_full_disk_are_one_warning_a_minute_for_every_job(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    from crucible_monitor.storage.full import JobLog, is_disk_full
+
+    db = sqlite3.connect(small_disk / "state.db")
+    db.execute("CREATE TABLE t (x BLOB)")
+    db.commit()
+    _fill(small_disk)
+    failures: list[BaseException] = []
+    try:
+        (small_disk / "more").write_bytes(b"x" * 65536)
+    except OSError as exc:
+        failures.append(exc)
+    try:
+        db.execute("INSERT INTO t VALUES (?)", (b"x" * 1_000_000,))
+        db.commit()
+    except sqlite3.OperationalError as exc:
+        failures.append(exc)
+    assert len(failures) == 2 and all(is_disk_full(f) for f in failures)
+    now = [1000.0]
+    log = JobLog(clock=lambda: now[0])
+    with caplog.at_level("WARNING", logger="crucible_monitor.agent"):
+        for seconds in range(0, 120, 1):  # two minutes of jobs failing every second
+            now[0] = 1000.0 + seconds
+            for failure in failures:
+                try:
+                    raise failure
+                except (OSError, sqlite3.OperationalError):
+                    log.failed("a job")
+        try:
+            raise ValueError("a bug, not the disk")
+        except ValueError:
+            log.failed("another job")
+    warnings = [r for r in caplog.records if "the disk is full" in r.getMessage()]
+    assert len(warnings) == 2 and all(r.exc_info is None for r in warnings)
+    (bug,) = [r for r in caplog.records if r.getMessage() == "another job"]
+    assert bug.exc_info is not None  # anything else keeps its traceback
+    db.close()
