@@ -58,10 +58,13 @@ from crucible_monitor.configtypes import (
     parse_duration,
 )
 from crucible_monitor.errors import ConfigError
+from crucible_monitor.fleetconfig import FleetConfig, FleetHostConfig
 from crucible_monitor.liveconfig import check_live_patch
 
 __all__ = [
     "patched",
+    "FleetConfig",
+    "FleetHostConfig",
     "REDACTED",
     "AccessLogFileConfig",
     "AccessLogsConfig",
@@ -333,6 +336,7 @@ class Config(StrictModel):
     logs: LogsConfig = LogsConfig()
     mcp: McpConfig = McpConfig()
     analysis: AnalysisConfig = AnalysisConfig()
+    fleet: FleetConfig = FleetConfig()
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:

@@ -20,7 +20,7 @@ from crucible_monitor.errors import ConfigError
 
 __all__ = ["check_live_patch", "changed_paths"]
 
-_FILE_ONLY_SECTIONS = frozenset({"actions", "logs", "mcp", "agent", "notifications"})
+_FILE_ONLY_SECTIONS = frozenset({"actions", "logs", "mcp", "agent", "notifications", "fleet"})
 _LIVE_IN_FILE_ONLY_SECTIONS = ("agent.collect_interval", "agent.log_level")
 _FILE_ONLY_PREFIXES = ("collectors.plugins.",)
 """Plugins run third-party code with settings of their own meaning: none of it changes live."""

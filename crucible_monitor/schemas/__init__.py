@@ -68,6 +68,7 @@ from crucible_monitor.schemas.applications import (
     StatementDigest,
     TopEndpoints,
 )
+from crucible_monitor.schemas.fleet import FleetStatus, HostStatus
 from crucible_monitor.schemas.metrics import (
     HistorySeries,
     MetricHistory,
@@ -111,6 +112,8 @@ from crucible_monitor.schemas.system import (
 )
 
 __all__ = [
+    "FleetStatus",
+    "HostStatus",
     "AnomalyRate",
     "AnomalyScore",
     "AnomalyView",
