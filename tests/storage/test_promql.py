@@ -1,0 +1,71 @@
+"""History read back from a real Prometheus (Debian's ``prometheus``) scraping a real agent: the same buckets as
+the agent's own store gives, counters as rates, labels as filters; a refusal or a Prometheus that is not there is a
+clear error."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from agent_process import serve_agent
+from services.prometheus import run_prometheus
+from supervisor_fixture import free_port, wait_until
+
+from crucible_monitor.errors import QueryError, StorageError
+from crucible_monitor.storage.promql import PrometheusHistory
+
+TOKEN = "promql-token-0123456789"
+STEP = 5.0
+
+
+def test_history_from_prometheus_matches_the_agents_own(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN, encoding="utf-8")
+    (tmp_path / "agent").mkdir()
+    agent_yaml = f"  hostname: prom-1\n  api_token: {TOKEN}\n"
+    with serve_agent(
+        tmp_path / "agent", "collectors:\n  services:\n    enabled: false\n", agent_yaml=agent_yaml
+    ) as agent:
+        instance = f"127.0.0.1:{agent.port}"
+        with run_prometheus(tmp_path / "prometheus", [instance], token_file=token_file) as prometheus:
+            started = time.time()
+            wait_until(
+                lambda: time.time() - started > 3 * STEP and bool(prometheus.query("crucible_forks_total")), 60, ""
+            )
+            source = PrometheusHistory(f"http://127.0.0.1:{prometheus.port}", job="crucible", instance=instance)
+            now = time.time()
+            try:
+                memory = source.query("memory_used_bytes", start=now - 2 * STEP, end=now, step=STEP, agg="avg")
+                cpu = source.query("cpu_usage_ratio", start=now - 2 * STEP, end=now, step=STEP, labels={"cpu": "total"})
+                forks = source.query("forks_total", start=now - 2 * STEP, end=now, step=STEP, agg="rate")
+                with pytest.raises(QueryError, match="valid: avg, min, max, last, rate"):
+                    source.query("memory_used_bytes", start=now - 60, end=now, step=STEP, agg="sum")  # type: ignore[arg-type]
+            finally:
+                source.close()
+            local = httpx.get(
+                f"{agent.base_url}/api/v1/metrics/history",
+                params={"metric": "memory_used_bytes", "start": f"{now - 2 * STEP}", "end": f"{now}", "step": "5s"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=10,
+            ).json()
+    (series,) = memory
+    assert series.labels == {} and series.values
+    ours = dict(local["series"][0]["points"])
+    shared = [ts for ts in series.timestamps if ts in ours]
+    assert shared, (series.timestamps, sorted(ours))
+    for ts in shared:
+        value = series.values[series.timestamps.index(ts)]
+        assert abs(value - ours[ts]) / ours[ts] < 0.05, (ts, value, ours[ts])
+    assert [s.labels for s in cpu] == [{"cpu": "total"}]
+    assert forks and forks[0].values[-1] > 0  # processes are created all the time: a rate, not a count
+
+
+def test_a_prometheus_that_is_not_there_is_a_storage_error() -> None:
+    source = PrometheusHistory(f"http://127.0.0.1:{free_port()}", job="crucible", timeout=2)
+    try:
+        with pytest.raises(StorageError, match="does not answer"):
+            source.query("memory_used_bytes", start=0, end=600, step=60)
+    finally:
+        source.close()
