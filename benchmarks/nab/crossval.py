@@ -40,11 +40,10 @@ __all__ = ["CANDIDATES", "CACHE", "Fold", "candidate_results", "category", "cros
 
 CANDIDATES: dict[str, dict[str, Any]] = {
     "default": {},
-    "no shape view": {"shape": False},
+    "with the shape view": {"shape": True},
     "no daily-profile view": {"seasonal": False},
     "window 2000": {"window": 2000},
     "level of 5 points": {"level_points": 5},
-    "shape of 16 blocks": {"shape_length": 16},
 }
 """The parameter sets tried; ``default`` is the detector's defaults (the in-sample set)."""
 

@@ -1,14 +1,16 @@
 """A streaming detector for one series: each point is scored against the points before it, then learned.
 
-The score says how far a point lies outside everything seen in the recent past, in five views of the series:
+The score says how far a point lies outside everything seen in the recent past, in up to five views of the series:
 
 - the **value** itself (spikes, dips, drifts that leave the usual range),
 - its **level**, the median of the last few values (level shifts that a single point does not prove),
 - its **density**, the mean of the last few dozen values (bursts of spikes, a rising rate of events),
 - its **residual from the daily profile**, the value minus the median of earlier days' values at the same hour
   (a daily pattern that breaks while every value stays in range: a missing peak, a level shift inside the range),
-- its **shape distance**, how far the latest stretch of the series (block means, less their mean) lies from the
-  nearest earlier stretch, as KNN CAD compares subsequences (a change of shape or frequency inside the range).
+- optionally (``shape=True``) its **shape distance**, how far the latest stretch of the series (block means, less
+  their mean) lies from the nearest earlier stretch, as KNN CAD compares subsequences (a change of shape or of
+  frequency inside the range that no daily profile shows). On NAB it finds no window the other views miss and
+  adds false alerts, so it is off by default (its fold scores are in ``docs/benchmarks.md``).
 
 In each view the excess beyond the range of the last ``window`` values, as a share of that range, becomes
 ``excess / (1 + excess)``: 0 inside the range, 0.5 at one range beyond it, approaching 1. That calibrates the views
@@ -55,12 +57,14 @@ class RangeExcess:
         window: how many earlier values make the range.
         warmup: values needed before anything scores above 0.
         upper: only values above the range score (for a distance, where a small one is never unusual).
+        scale: range widths that count as one (a view that wanders more than the others is judged in larger units).
     """
 
-    def __init__(self, window: int, warmup: int, *, upper: bool = False) -> None:
+    def __init__(self, window: int, warmup: int, *, upper: bool = False, scale: float = 1.0) -> None:
         self.window = window
         self.warmup = warmup
         self.upper = upper
+        self.scale = scale
         self._count = 0
         self._max: deque[tuple[int, float]] = deque()
         self._min: deque[tuple[int, float]] = deque()
@@ -70,7 +74,9 @@ class RangeExcess:
         if min(self._count, self.window) < self.warmup:
             return 0.0
         high, low = self._max[0][1], self._min[0][1]
-        excess = max(value - high, 0.0 if self.upper else low - value, 0.0) / ((high - low) + 1e-9 * abs(high) + 1e-12)
+        excess = max(value - high, 0.0 if self.upper else low - value, 0.0) / (
+            self.scale * (high - low) + 1e-9 * abs(high) + 1e-12
+        )
         return excess / (1.0 + excess)  # range_excess on scalars, without numpy's per-call cost
 
     def push(self, value: float) -> None:
@@ -124,11 +130,12 @@ class _ShapeMemory:
 
     Values are averaged in blocks of ``block``; a subsequence is the last ``length`` block means less their mean (its
     shape, not its level). Each completed block yields the Euclidean distance, per block, from the newest
-    subsequence to the nearest of the last ``capacity`` earlier ones that do not overlap it.
+    subsequence to the nearest of the last ``capacity`` earlier ones that do not overlap it, once there are
+    ``least`` of them (before, every distance is large and would set the scale of the view's range).
     """
 
-    def __init__(self, length: int, block: int, capacity: int) -> None:
-        self.length, self.block = length, block
+    def __init__(self, length: int, block: int, capacity: int, least: int) -> None:
+        self.length, self.block, self.least = length, block, least
         self._sum, self._count = 0.0, 0
         self._blocks: deque[float] = deque(maxlen=length)
         self._library = np.zeros((capacity, length), dtype=np.float64)
@@ -149,7 +156,7 @@ class _ShapeMemory:
         shape = np.fromiter(self._blocks, dtype=np.float64, count=self.length)
         shape -= shape.mean()
         distance = None
-        if self._size:
+        if self._size >= self.least:
             gaps = self._library[: self._size] - shape
             distance = math.sqrt(float(np.einsum("ij,ij->i", gaps, gaps).min()) / self.length)
         self._pending.append(shape)
@@ -177,11 +184,13 @@ class StreamingDetector:
         seasonal_days: earlier days an hour must have been seen on before the daily profile is used.
         seasonal_warmup: residuals needed before the daily-profile view scores.
         seasonal_capacity: values kept per hour of the day.
-        shape: whether the shape view runs.
+        shape: whether the shape view runs (off by default: on NAB it costs more false alerts than it finds).
         shape_length: block means in a subsequence of the shape view.
         shape_block: points averaged into one block (the shape view scores once per block).
         shape_capacity: earlier subsequences the newest is compared with.
-        shape_warmup: distances needed before the shape view scores.
+        shape_warmup: earlier subsequences needed before the shape view measures distances.
+        shape_window: distances whose range a distance is compared with.
+        shape_scale: ranges of earlier distances that count as one in the shape view.
         warmup: points needed before the other views score.
     """
 
@@ -195,11 +204,13 @@ class StreamingDetector:
         seasonal_days: int = 3,
         seasonal_warmup: int = 200,
         seasonal_capacity: int = 2000,
-        shape: bool = True,
+        shape: bool = False,
         shape_length: int = 8,
         shape_block: int = 3,
         shape_capacity: int = 600,
         shape_warmup: int = 100,
+        shape_window: int = 600,
+        shape_scale: float = 6.0,
         warmup: int = 50,
     ) -> None:
         self.window = window
@@ -214,6 +225,8 @@ class StreamingDetector:
         self.shape_block = shape_block
         self.shape_capacity = shape_capacity
         self.shape_warmup = shape_warmup
+        self.shape_window = shape_window
+        self.shape_scale = shape_scale
         self.warmup = warmup
 
     def fit(self, timestamps: Iterable[float], values: Iterable[float]) -> Self:
@@ -238,11 +251,13 @@ class StreamingDetector:
             "level": RangeExcess(self.window, self.warmup),
             "density": RangeExcess(self.window, self.warmup),
             "seasonal": RangeExcess(self.window, self.seasonal_warmup),
-            "shape": RangeExcess(max(1, self.window // self.shape_block), self.shape_warmup, upper=True),
+            "shape": RangeExcess(
+                self.shape_window, min(self.warmup, self.shape_window), upper=True, scale=self.shape_scale
+            ),
         }
         self._recent: deque[float] = deque(maxlen=max(self.level_points, self.density_points))
         self._profile = _DailyProfile(self.seasonal_capacity)
-        self._shape = _ShapeMemory(self.shape_length, self.shape_block, self.shape_capacity)
+        self._shape = _ShapeMemory(self.shape_length, self.shape_block, self.shape_capacity, self.shape_warmup)
 
     def _update(self, ts: float, value: float) -> float:
         if not math.isfinite(value):
