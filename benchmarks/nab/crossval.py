@@ -44,6 +44,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "no daily-profile view": {"seasonal": False},
     "window 2000": {"window": 2000},
     "level of 5 points": {"level_points": 5},
+    "no level floor": {"level_floor": 0.0},
 }
 """The parameter sets tried; ``default`` is the detector's defaults (the in-sample set)."""
 

@@ -69,14 +69,19 @@ class RangeExcess:
         self._max: deque[tuple[int, float]] = deque()
         self._min: deque[tuple[int, float]] = deque()
 
-    def score(self, value: float) -> float:
-        """:func:`range_excess` of ``value`` over the current window (0 until ``warmup`` values were seen)."""
+    @property
+    def width(self) -> float:
+        """The range of the current window (0 before any value)."""
+        return self._max[0][1] - self._min[0][1] if self._count else 0.0
+
+    def score(self, value: float, min_width: float = 0.0) -> float:
+        """:func:`range_excess` of ``value`` over the current window (0 until ``warmup`` values were seen), the
+        window's range counting as at least ``min_width``."""
         if min(self._count, self.window) < self.warmup:
             return 0.0
         high, low = self._max[0][1], self._min[0][1]
-        excess = max(value - high, 0.0 if self.upper else low - value, 0.0) / (
-            self.scale * (high - low) + 1e-9 * abs(high) + 1e-12
-        )
+        width = self.scale * max(high - low, min_width)
+        excess = max(value - high, 0.0 if self.upper else low - value, 0.0) / (width + 1e-9 * abs(high) + 1e-12)
         return excess / (1.0 + excess)  # range_excess on scalars, without numpy's per-call cost
 
     def push(self, value: float) -> None:
@@ -191,6 +196,8 @@ class StreamingDetector:
         shape_warmup: earlier subsequences needed before the shape view measures distances.
         shape_window: distances whose range a distance is compared with.
         shape_scale: ranges of earlier distances that count as one in the shape view.
+        level_floor: the smallest range of the level view, as a share of the value view's range (a quantised series
+            whose median sat on one value for days would otherwise make its first move score close to 1).
         warmup: points needed before the other views score.
     """
 
@@ -211,6 +218,7 @@ class StreamingDetector:
         shape_warmup: int = 100,
         shape_window: int = 600,
         shape_scale: float = 6.0,
+        level_floor: float = 0.01,
         warmup: int = 50,
     ) -> None:
         self.window = window
@@ -227,6 +235,7 @@ class StreamingDetector:
         self.shape_warmup = shape_warmup
         self.shape_window = shape_window
         self.shape_scale = shape_scale
+        self.level_floor = level_floor
         self.warmup = warmup
 
     def fit(self, timestamps: Iterable[float], values: Iterable[float]) -> Self:
@@ -280,10 +289,11 @@ class StreamingDetector:
             distance = self._shape.push(value)
             if distance is not None:
                 signals["shape"] = distance
+        floor = self.level_floor * self.views_["value"].width
         score = 0.0
         for name, signal in signals.items():
             view = self.views_[name]
-            score = max(score, view.score(signal))
+            score = max(score, view.score(signal, floor if name == "level" else 0.0))
             view.push(signal)
         return score
 
