@@ -63,6 +63,7 @@ class Fold:
     threshold: float
     raw: float
     normalised: float | None
+    files: int
     windows: int
     windows_detected: int
     false_positive_rows: int
@@ -125,6 +126,7 @@ def cross_validate(
                 threshold=threshold,
                 raw=raw,
                 normalised=score.normalise(raw, count, cost) if count else None,
+                files=len(test),
                 windows=count,
                 windows_detected=sum(f.windows_detected for f in files),
                 false_positive_rows=sum(f.fp for f in files),
