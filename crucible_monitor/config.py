@@ -319,6 +319,15 @@ class AnalysisConfig(StrictModel):
     forecast_horizon: PositiveDuration = Field(timedelta(days=30), description="Default forecast horizon.")
     snapshot_retention: PositiveDuration = Field(timedelta(days=7), description="Process snapshots kept.")
     models_kept: int = Field(3, ge=1, description="Model files kept on disk (registry rows stay).")
+    streaming: bool = Field(True, description="The streaming detector on every key series, from the first bucket.")
+    streaming_threshold: float = Field(
+        0.24, gt=0, lt=1, description="Streaming score that counts (NAB: most windows at <= 0.3 false alerts a file)."
+    )
+    streaming_warmup: int = Field(30, ge=10, le=4000, description="Buckets before a series' first streaming score.")
+    sensitivity: dict[str, Annotated[float, Field(gt=0, le=100)]] = Field(
+        default_factory=dict,
+        description="Per key series (cpu, load, memory, ...): 2 counts half the excess beyond the range, 0.5 twice.",
+    )
 
 
 class Config(StrictModel):

@@ -70,6 +70,11 @@ class RangeExcess:
         self._min: deque[tuple[int, float]] = deque()
 
     @property
+    def bounds(self) -> tuple[float, float]:
+        """The lowest and highest value of the current window (NaN before any value)."""
+        return (self._min[0][1], self._max[0][1]) if self._count else (math.nan, math.nan)
+
+    @property
     def width(self) -> float:
         """The range of the current window (0 before any value)."""
         return self._max[0][1] - self._min[0][1] if self._count else 0.0
@@ -199,6 +204,8 @@ class StreamingDetector:
         level_floor: the smallest range of the level view, as a share of the value view's range (a quantised series
             whose median sat on one value for days would otherwise make its first move score close to 1).
         warmup: points needed before the other views score.
+        min_width: the smallest range that counts in every view, in the series' unit (a series that barely moves
+            would otherwise make a move too small to matter score high).
     """
 
     def __init__(
@@ -220,6 +227,7 @@ class StreamingDetector:
         shape_scale: float = 6.0,
         level_floor: float = 0.01,
         warmup: int = 50,
+        min_width: float = 0.0,
     ) -> None:
         self.window = window
         self.level_points = level_points
@@ -237,6 +245,7 @@ class StreamingDetector:
         self.shape_scale = shape_scale
         self.level_floor = level_floor
         self.warmup = warmup
+        self.min_width = min_width
 
     def fit(self, timestamps: Iterable[float], values: Iterable[float]) -> Self:
         """Start afresh and learn a history (its scores are discarded)."""
@@ -289,11 +298,11 @@ class StreamingDetector:
             distance = self._shape.push(value)
             if distance is not None:
                 signals["shape"] = distance
-        floor = self.level_floor * self.views_["value"].width
+        floor = max(self.level_floor * self.views_["value"].width, self.min_width)
         score = 0.0
         for name, signal in signals.items():
             view = self.views_[name]
-            score = max(score, view.score(signal, floor if name == "level" else 0.0))
+            score = max(score, view.score(signal, floor if name == "level" else self.min_width))
             view.push(signal)
         return score
 
