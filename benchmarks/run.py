@@ -169,10 +169,10 @@ def render(results: dict[str, Any], command: str) -> str:
                     "✓" if results["nab"]["cross_validation"]["cross_validated_standard"] >= 72 else "✗",
                 ),
                 (
-                    "Streaming detector, one series one cycle",
-                    f"{results['nab']['streaming_ms_per_1000_points']} µs",
+                    "Streaming detector, one series one cycle (as the agent calls it)",
+                    f"{results['nab'].get('live_us_per_point', results['nab']['streaming_ms_per_1000_points'])} µs",
                     "≤ 20 µs",
-                    _check(results["nab"]["streaming_ms_per_1000_points"], 20),
+                    _check(results["nab"].get("live_us_per_point", results["nab"]["streaming_ms_per_1000_points"]), 20),
                 ),
             ]
             if "cross_validation" in results["nab"]

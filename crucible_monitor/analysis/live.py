@@ -89,18 +89,27 @@ class LiveDetectors:
         host: str,
         keys: Sequence[KeySeries],
     ) -> None:
-        names = [k.name for k in keys]
-        unknown = sorted(set(config.sensitivity) - set(names))
-        if unknown:
-            raise ConfigError(f"analysis.sensitivity: unknown series {', '.join(unknown)}; valid: {', '.join(names)}")
         self.state, self.store, self.snapshots = state, store, snapshots
+        self.keys = tuple(keys)
         self.config = config
         self.host = host
-        self.keys = tuple(keys)
         self._detectors: dict[str, StreamingDetector] = {}
         self._min_mad = {k.name: k.min_mad for k in keys}
         self._tracks: dict[str, _Track] = {k.name: _Track() for k in keys}
         self._until: float | None = None  # buckets before this are learned (in this process)
+
+    @property
+    def config(self) -> AnalysisConfig:
+        """The ``analysis`` settings (assigning new ones checks their ``sensitivity`` names)."""
+        return self._config
+
+    @config.setter
+    def config(self, config: AnalysisConfig) -> None:
+        names = [k.name for k in self.keys]
+        unknown = sorted(set(config.sensitivity) - set(names))
+        if unknown:
+            raise ConfigError(f"analysis.sensitivity: unknown series {', '.join(unknown)}; valid: {', '.join(names)}")
+        self._config = config
 
     @property
     def step(self) -> float:
@@ -109,7 +118,8 @@ class LiveDetectors:
 
     def threshold(self, name: str) -> float:
         """The score at which series ``name`` counts."""
-        return series_threshold(self.config.streaming_threshold, self.config.sensitivity.get(name, 1.0))
+        sensitivity: dict[str, float] = dict(self.config.sensitivity)
+        return series_threshold(self.config.streaming_threshold, sensitivity.get(name, 1.0))
 
     def run(self, end: float) -> tuple[list[int], list[int]]:
         """Score the buckets before ``end`` not scored yet; returns the anomaly ids opened and closed."""
