@@ -118,8 +118,8 @@ class LiveDetectors:
 
     def threshold(self, name: str) -> float:
         """The score at which series ``name`` counts."""
-        sensitivity: dict[str, float] = dict(self.config.sensitivity)
-        return series_threshold(self.config.streaming_threshold, sensitivity.get(name, 1.0))
+        sensitivity = next((v for k, v in self.config.sensitivity.items() if k == name), 1.0)
+        return series_threshold(self.config.streaming_threshold, sensitivity)
 
     def run(self, end: float) -> tuple[list[int], list[int]]:
         """Score the buckets before ``end`` not scored yet; returns the anomaly ids opened and closed."""
