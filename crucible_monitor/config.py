@@ -304,6 +304,10 @@ class McpConfig(StrictModel):
     allowed_origins: list[str] = Field(default_factory=list, description="Extra Origin headers accepted.")
 
 
+KeySeriesName = Literal["cpu", "load", "memory", "swap", "blocked", "disk_read", "disk_write", "net_rx", "net_tx"]
+"""The key series of ``analysis/features.py`` (a test keeps the two the same)."""
+
+
 class AnalysisConfig(StrictModel):
     """The anomaly engine: host model refits, scoring, anomalies and capacity forecasts."""
 
@@ -322,6 +326,15 @@ class AnalysisConfig(StrictModel):
     forecast_horizon: PositiveDuration = Field(timedelta(days=30), description="Default forecast horizon.")
     snapshot_retention: PositiveDuration = Field(timedelta(days=7), description="Process snapshots kept.")
     models_kept: int = Field(3, ge=1, description="Model files kept on disk (registry rows stay).")
+    streaming: bool = Field(True, description="The streaming detector on every key series, from the first bucket.")
+    streaming_threshold: float = Field(
+        0.24, gt=0, lt=1, description="Streaming score that counts (NAB: most windows at <= 0.3 false alerts a file)."
+    )
+    streaming_warmup: int = Field(30, ge=10, le=4000, description="Buckets before a series' first streaming score.")
+    sensitivity: dict[KeySeriesName, Annotated[float, Field(gt=0, le=100)]] = Field(
+        default_factory=dict,
+        description="Per key series (cpu, load, memory, ...): 2 counts half the excess beyond the range, 0.5 twice.",
+    )
 
 
 class Config(StrictModel):

@@ -11,10 +11,15 @@ The static rule is two-sided: it alerts on values above ``high`` or below ``low`
 probationary rows (what an operator sees before setting a threshold): ``high = max + m·range``, ``low = min -
 m·range``. Its one knob ``m`` is swept; the static rule is credited with its fewest false positives among the
 settings whose recall is at least ours.
+
+:func:`tradeoff` draws the whole curve for either detector: over every threshold (ours) or margin (the static
+rule: :func:`static_scores` gives, per row, the largest margin at which it alerts), the fewest false positives at
+which each number of windows is found.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,7 +29,7 @@ from score import probation_length
 
 from crucible_monitor.analysis.streaming import suppress_repeats
 
-__all__ = ["MARGINS", "AlertCounts", "count_alerts", "static_alerts", "static_sweep"]
+__all__ = ["MARGINS", "AlertCounts", "count_alerts", "static_alerts", "static_scores", "static_sweep", "tradeoff"]
 
 MARGINS: tuple[float, ...] = tuple(np.round(np.arange(-0.3, 2.01, 0.05), 2))
 """The static rule's margins tried, in ranges of the probationary values."""
@@ -91,3 +96,65 @@ def static_sweep(
             total += count_alerts(stamps, static_alerts(values, margin, dedup_rows), windows[name])
         out[margin] = total
     return out
+
+
+def static_scores(values: npt.NDArray[np.float64], dedup_rows: int) -> npt.NDArray[np.float64]:
+    """Per row, the margin below which the static rule alerts there (``-inf`` where it never does).
+
+    ``static_scores(values, rows) > m`` are the alerts of ``static_alerts(values, m, rows)`` (up to rounding where two
+    excesses tie): a row alerts when its excess beyond the probationary range passes ``m`` ranges and beats every
+    excess of the ``rows`` rows before it.
+    """
+    probation = values[: max(1, probation_length(len(values)))]
+    high, low = float(probation.max()), float(probation.min())
+    spread = high - low
+    excess = np.maximum(values - high, low - values)
+    out = np.full(len(values), -np.inf)
+    window: deque[tuple[int, float]] = deque()  # sliding max of the previous `dedup_rows` excesses
+    for i, e in enumerate(excess.tolist()):
+        while window and window[0][0] < i - dedup_rows:
+            window.popleft()
+        if (not window or e > window[0][1]) and (spread > 0 or e > 0):
+            out[i] = e / spread if spread > 0 else np.inf
+        while window and window[-1][1] <= e:
+            window.pop()
+        window.append((i, e))
+    return out
+
+
+def tradeoff(
+    files: Sequence[tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64], Windows]],
+) -> dict[int, tuple[int, float]]:
+    """For each number of windows found, the fewest false positives and the threshold that finds them.
+
+    ``files`` holds each file's timestamps, alert scores (a row alerts at a threshold when its score is at least
+    it; ``-inf`` where it never alerts) and windows. Rows in the probationary period do not count. A number of
+    windows passed over in one step costs what the next number found costs (finding more is never cheaper).
+    """
+    scores, keys = [], []
+    offset = 0
+    for stamps, values, windows in files:
+        key = np.full(len(stamps), -1, dtype=np.int64)
+        for w, (start, end) in enumerate(windows):
+            key[int(np.searchsorted(stamps, start)) : int(np.searchsorted(stamps, end, "right"))] = offset + w
+        offset += len(windows)
+        live = np.arange(len(stamps)) >= probation_length(len(stamps))
+        alerting = live & (values > -np.inf)
+        scores.append(values[alerting])
+        keys.append(key[alerting])
+    score, key = np.concatenate(scores), np.concatenate(keys)
+    order = np.argsort(-score, kind="stable")
+    score, key = score[order], key[order]
+    found: set[int] = set()
+    false_positives = 0
+    best: dict[int, tuple[int, float]] = {}
+    for i in range(len(score)):
+        if key[i] < 0:
+            false_positives += 1
+        else:
+            found.add(int(key[i]))
+        if (i + 1 == len(score) or score[i + 1] != score[i]) and len(found) not in best:
+            best[len(found)] = (false_positives, float(score[i]))
+    for count in range(max(best, default=0) - 1, 0, -1):
+        best.setdefault(count, best[count + 1])
+    return dict(sorted(best.items()))

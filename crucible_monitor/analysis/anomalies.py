@@ -27,12 +27,17 @@ from crucible_monitor.schemas import AnomalyRate, AnomalyScore, AnomalyView, Rat
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.units import human
 
-__all__ = ["EVENTS_BEFORE", "AnomalyLog", "Attribution", "Details", "describe"]
+__all__ = ["EVENTS_BEFORE", "AnomalyLog", "Attribution", "Details", "describe", "describe_streaming"]
 
 Floats = npt.NDArray[np.float64]
 
 EVENTS_BEFORE = 900.0
 """Seconds: events this long before an anomaly belong to its explanation."""
+_JOINED = (
+    "NOT (model_id = 0 AND EXISTS (SELECT 1 FROM anomalies AS h WHERE h.model_id > 0 AND h.host = anomalies.host "
+    "AND h.start_ts < anomalies.end_ts AND h.end_ts > anomalies.start_ts))"
+)
+"""Rows shown: a streaming anomaly overlapping one of the host model's is joined into it (that one is shown)."""
 _SCORES_LOOKBACK = 86400.0  # anomalies scored for alerting may have started this long before the window
 
 
@@ -195,7 +200,8 @@ class AnomalyLog:
 
     def _open_anomaly(self) -> _Open | None:
         rows = self.state.execute(
-            "SELECT * FROM anomalies WHERE ongoing = 1 AND host = ? ORDER BY id DESC LIMIT 1", (self.host,)
+            "SELECT * FROM anomalies WHERE ongoing = 1 AND host = ? AND model_id > 0 ORDER BY id DESC LIMIT 1",
+            (self.host,),
         )
         if not rows:
             return None
@@ -274,7 +280,8 @@ class AnomalyLog:
     def strongest_overlapping(self, start: float, end: float) -> int | None:
         """The id of the highest-scoring anomaly overlapping ``(start, end)``, if any."""
         rows = self.state.execute(
-            "SELECT id FROM anomalies WHERE start_ts < ? AND end_ts > ? ORDER BY score DESC LIMIT 1", (end, start)
+            f"SELECT id FROM anomalies WHERE start_ts < ? AND end_ts > ? AND {_JOINED} ORDER BY score DESC LIMIT 1",
+            (end, start),
         )
         return int(rows[0]["id"]) if rows else None
 
@@ -288,17 +295,23 @@ class AnomalyLog:
     def view(self, row: sqlite3.Row) -> AnomalyView:
         """A stored anomaly as the API shows it."""
         attribution: list[Attribution] = json.loads(row["attribution"])
+        ongoing = bool(row["ongoing"])
+        if row["model_id"] == 0:  # the streaming detector's (analysis/live.py)
+            low, high = json.loads(row["context"]).get("range", [None, None])
+            summary = describe_streaming(self.keys, row["start_ts"], row["end_ts"], ongoing, attribution[0], low, high)
+        else:
+            summary = describe(self.keys, row["start_ts"], row["end_ts"], ongoing, attribution, None)
         return AnomalyView(
             id=row["id"],
             host=row["host"],
             start=iso(row["start_ts"]),
             peak=iso(row["peak_ts"]),
             end=iso(row["end_ts"]),
-            ongoing=bool(row["ongoing"]),
+            ongoing=ongoing,
             score=round(row["score"], 4),
             threshold=round(row["threshold"], 4),
             series=self._series(row),
-            summary=describe(self.keys, row["start_ts"], row["end_ts"], bool(row["ongoing"]), attribution, None),
+            summary=summary,
         )
 
     def rate(self, since: float, until: float, bucket: float = 3600.0) -> AnomalyRate:
@@ -312,7 +325,7 @@ class AnomalyLog:
         if (until - since) / bucket > 10_000:
             raise QueryError(f"too many buckets: use a bucket of at least {math.ceil((until - since) / 10_000)} s")
         rows = self.state.execute(
-            "SELECT start_ts, end_ts FROM anomalies WHERE host = ? AND end_ts > ? AND start_ts < ?",
+            f"SELECT start_ts, end_ts FROM anomalies WHERE host = ? AND end_ts > ? AND start_ts < ? AND {_JOINED}",
             (self.host, since, until),
         )
         edges = np.arange(since, until, bucket)
@@ -346,7 +359,7 @@ class AnomalyLog:
 
     def _recent(self, since: float | None, min_score: float, limit: int) -> list[sqlite3.Row]:
         return self.state.execute(
-            "SELECT * FROM anomalies WHERE end_ts >= ? AND score >= ? ORDER BY start_ts DESC LIMIT ?",
+            f"SELECT * FROM anomalies WHERE end_ts >= ? AND score >= ? AND {_JOINED} ORDER BY start_ts DESC LIMIT ?",
             (since if since is not None else 0.0, min_score, limit),
         )
 
@@ -380,6 +393,29 @@ def describe(
         cores = f"{p['cpu_cores']:.2f} cores" if p.get("cpu_cores") is not None else "CPU"
         text += f" Top process by CPU: {p['name']} (pid {p['pid']}, {cores}: {p['cmdline'][:80]})."
     return text
+
+
+def describe_streaming(
+    keys: Mapping[str, KeySeries],
+    start: float,
+    end: float,
+    ongoing: bool,
+    peak: Attribution,
+    low: float | None,
+    high: float | None,
+) -> str:
+    """A streaming anomaly in one sentence: its time, and the series' peak value against its recent range."""
+    when = f"from {iso(start)}" + (" (ongoing)" if ongoing else f" to {iso(end)}")
+    key = keys[peak["name"]]
+    usual = (
+        f"its recent range of {_quantity(key, low)} to {_quantity(key, high)}"
+        if low is not None and high is not None and math.isfinite(low) and math.isfinite(high)
+        else "its recent pattern"
+    )
+    return (
+        f"Anomaly {when} (streaming detector): {key.what or key.display} was {_quantity(key, peak['value'])} at the "
+        f"peak, against {usual}."
+    )
 
 
 def _quantity(key: KeySeries, value: float | None) -> str:

@@ -28,6 +28,7 @@ from crucible_monitor.analysis.capacity import Capacity
 from crucible_monitor.analysis.explain import Explainer
 from crucible_monitor.analysis.features import KEY_SERIES, KeySeries, read_columns
 from crucible_monitor.analysis.forest import Fitter, HostModel
+from crucible_monitor.analysis.live import LiveDetectors
 from crucible_monitor.analysis.registry import (
     ANALYSIS_MIGRATIONS,
     FittedModel,
@@ -110,6 +111,7 @@ class AnomalyEngine:
         self.anomalies = AnomalyLog(state, self.process_snapshots, config, host=host, keys=self._keys)
         self.explainer = Explainer(store, self.anomalies, self.process_snapshots)
         self.capacity = Capacity(store, config, clock)
+        self.live = LiveDetectors(state, store, self.process_snapshots, config, host=host, keys=self._keys)
         self._config = config
         self._fitted = self.registry.load_latest()
 
@@ -120,7 +122,7 @@ class AnomalyEngine:
 
     @config.setter
     def config(self, config: AnalysisConfig) -> None:
-        self._config = self.anomalies.config = self.capacity.config = config
+        self._config = self.anomalies.config = self.capacity.config = self.live.config = config
 
     @property
     def step(self) -> float:
@@ -204,13 +206,20 @@ class AnomalyEngine:
         self.process_snapshots.record(snapshot, keep_after=now - self.config.snapshot_retention.total_seconds())
         with self._lock:
             fitted = self._fitted
-            if fitted is None:
-                return ScoreRun(scored_until=None, points=0, opened=[], closed=[], skipped="no model fitted yet")
             end = math.floor((now - _SETTLE) / self.step) * self.step
+            live_opened, live_closed = self.live.run(end) if self.config.streaming else ([], [])
+            if fitted is None:
+                return ScoreRun(
+                    scored_until=None,
+                    points=0,
+                    opened=live_opened,
+                    closed=live_closed,
+                    skipped="no model fitted yet",
+                )
             scored = self._progress.scored_until()
             since = max(scored if scored is not None else end, end - _CATCH_UP)
             if end <= since:
-                return ScoreRun(scored_until=iso(since), points=0, opened=[], closed=[])
+                return ScoreRun(scored_until=iso(since), points=0, opened=live_opened, closed=live_closed)
             stamps, columns = read_columns(self.store, fitted.keys, start=since, end=end, step=self.step)
             present = np.zeros(len(stamps), dtype=bool)
             for column in columns.values():
@@ -219,7 +228,12 @@ class AnomalyEngine:
             scores = fitted.model.score_samples(deviations) if len(stamps) else np.empty(0)
             opened, closed = self.anomalies.track(fitted, stamps, columns, deviations, scores, present)
             self._progress.set_scored_until(end)
-        return ScoreRun(scored_until=iso(end), points=int(present.sum()), opened=opened, closed=closed)
+        return ScoreRun(
+            scored_until=iso(end),
+            points=int(present.sum()),
+            opened=live_opened + opened,
+            closed=live_closed + closed,
+        )
 
     # -- reading --------------------------------------------------------------------------------------------
 

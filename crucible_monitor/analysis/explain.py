@@ -92,12 +92,13 @@ class Explainer:
             if anomaly_id is None:
                 return self._explain_window(fitted, start, end, inputs)
         row = self.anomalies.row(anomaly_id)
+        streaming = row["model_id"] == 0  # the streaming detector's: its series is in the anomaly's view
         return self._explain(
             fitted,
             row["start_ts"],
             row["end_ts"],
             row["peak_ts"],
-            json.loads(row["attribution"]),
+            [] if streaming else json.loads(row["attribution"]),
             json.loads(row["context"]).get("snapshot"),
             row,
             inputs,
@@ -163,7 +164,9 @@ class Explainer:
         by_memory = [ProcessRef(**p) for p in (snapshot or {}).get("by_memory", [])]
         ongoing = bool(row["ongoing"]) if row is not None else False
         modelled = bool(attribution)
+        streaming = row is not None and row["model_id"] == 0
         summary = describe(keys, start, end, ongoing, contributing, snapshot) if modelled else ""
+        summary = self.anomalies.view(row).summary if streaming and row is not None else summary
         summary = " ".join(p for p in (summary, evidence_summary(evidence, start, end, modelled=modelled)) if p)
         if events:
             summary += (
@@ -176,11 +179,13 @@ class Explainer:
         basis += ["events"] if stored else []
         basis += ["process_snapshots"] if evidence.snapshots or snapshot else []
         basis += ["host_model"] if modelled else []
+        basis += ["streaming_detector"] if streaming else []
         return Explanation(
             anomaly=self.anomalies.view(row) if row is not None else None,
             window_start=iso(start),
             window_end=iso(end),
-            method=method(evidence, start, model_id if modelled else None, fitted is not None),
+            method=("streaming detector on the series against its recent range; " if streaming else "")
+            + method(evidence, start, model_id if modelled else None, fitted is not None),
             basis=basis,
             moved=evidence.moved,
             restarts=evidence.restarts,

@@ -165,7 +165,9 @@ class Explanation(BaseModel):
     window_start: str
     window_end: str
     method: str
-    basis: list[str] = Field(description="Of previous_window, events, process_snapshots, host_model.")
+    basis: list[str] = Field(
+        description="Of previous_window, events, process_snapshots, host_model, streaming_detector."
+    )
     moved: list[MovedSeries] = Field(description="Key series first, then by |z|.")
     restarts: list[ServiceRestarts]
     failing_checks: list[FailingCheck]
