@@ -304,7 +304,20 @@ class McpConfig(StrictModel):
     allowed_origins: list[str] = Field(default_factory=list, description="Extra Origin headers accepted.")
 
 
-KeySeriesName = Literal["cpu", "load", "memory", "swap", "blocked", "disk_read", "disk_write", "net_rx", "net_tx"]
+KeySeriesName = Literal[
+    "cpu",
+    "load",
+    "memory",
+    "swap",
+    "blocked",
+    "disk_read",
+    "disk_write",
+    "net_rx",
+    "net_tx",
+    "gpu_util",
+    "gpu_memory",
+    "gpu_temp",
+]
 """The key series of ``analysis/features.py`` (a test keeps the two the same)."""
 
 

@@ -13,6 +13,7 @@ from crucible_monitor.history import baseline, rise, since_above
 from crucible_monitor.models import EventKind, iso
 from crucible_monitor.schemas import (
     AlertView,
+    AnomalyView,
     CheckResult,
     CollectorStatus,
     Finding,
@@ -180,6 +181,7 @@ def gather_context(agent: Agent, alerts: Sequence[AlertView], resolved: Sequence
         baseline=lambda metric, labels: baseline(store, metric, labels, now),
         rise=lambda metric, labels, seconds: rise(store, metric, labels, seconds, now),
         recovered=_recovered(state.events(since=now - RECENT_SECONDS, kinds=_RECOVERY_KINDS, limit=200), resolved, now),
+        anomalies=_ongoing_anomalies(agent, now),
         memory=agent.recoveries,
         fresh_seconds=3 * agent.config.agent.collect_interval.total_seconds(),
     )
@@ -217,3 +219,10 @@ def _recovered(events: Sequence[StoredEvent], resolved: Sequence[AlertView], now
             seen.add(view.subject)
             out.append(view)
     return out
+
+
+def _ongoing_anomalies(agent: Agent, now: float) -> list[AnomalyView]:
+    analysis = agent.running.analysis
+    if analysis is None:
+        return []
+    return [a for a in analysis.list_anomalies(since=now - RECENT_SECONDS, limit=20) if a.ongoing]

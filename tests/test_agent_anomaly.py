@@ -83,6 +83,9 @@ async def test_a_cpu_burn_becomes_an_anomaly_explained_by_cpu_and_the_burning_pr
         assert "CPU" in explanation.summary
         events = await monitor.events(since=burn_start, kinds=[EventKind.ANOMALY.value])
         assert anomaly.id in [e.data["anomaly_id"] for e in events]
+        summary = await monitor.status_summary()
+        (finding,) = [f for f in summary.findings if f.subject == f"anomaly:{anomaly.id}"]
+        assert finding.hint == f"explain_anomaly(anomaly_id={anomaly.id})"
     finally:
         await agent.stop()
 
@@ -168,5 +171,8 @@ async def test_a_cpu_burn_in_a_fresh_agents_first_hour_is_found_by_the_streaming
         assert burning & {p.pid for p in explanation.top_processes_by_cpu}, explanation.top_processes_by_cpu
         events = await monitor.events(since=burn_start, kinds=[EventKind.ANOMALY.value])
         assert anomaly.id in [e.data["anomaly_id"] for e in events]
+        summary = await monitor.status_summary()
+        (finding,) = [f for f in summary.findings if f.subject == f"anomaly:{anomaly.id}"]
+        assert finding.hint == f"explain_anomaly(anomaly_id={anomaly.id})"
     finally:
         await agent.stop()

@@ -140,3 +140,51 @@ def test_what_the_host_said_reaches_the_model_fenced() -> None:
     assert said not in summary.headline and said not in summary.findings[0].problem
     detail = fenced_status(summary).findings[0].detail
     assert detail is not None and detail.startswith("⟦") and detail.endswith("⟧") and said not in detail
+
+
+def test_an_ongoing_anomaly_is_a_finding_tied_to_the_process_that_burns() -> None:
+    from crucible_monitor.schemas import AnomalyView, ProcessInfo, ProcessSnapshot
+
+    burner = ProcessInfo(
+        pid=42,
+        name="stress",
+        cmdline="stress -c 1",
+        user="root",
+        state="R",
+        cpu_cores=1.0,
+        memory_bytes=1 << 20,
+        started_at=SINCE,
+    )
+    anomaly = AnomalyView(
+        id=7,
+        host="h",
+        start="2023-11-14T22:13:20+00:00",
+        peak="2023-11-14T22:15:20+00:00",
+        end="2023-11-14T22:16:20+00:00",
+        ongoing=True,
+        score=0.9,
+        threshold=0.6,
+        series=['cpu_usage_ratio{cpu="total"}'],
+        summary="CPU usage unusually high (streaming detector)",
+    )
+    context = Context(
+        alerts=[],
+        thresholds=AlertsConfig(cpu_threshold=None, memory_threshold=None, disk_threshold=None),
+        restarts_last_hour={},
+        check_failing_since={},
+        since_above=lambda *a: None,
+        anomalies=[anomaly],
+    )
+    system = SystemSnapshot(
+        host="h",
+        ts=None,
+        cpu=CpuView(),
+        memory=MemoryView(),
+        filesystems=[],
+        disks=[],
+        network=[],
+        top_processes=ProcessSnapshot(ts=SINCE, total=1, by_cpu=[burner], by_memory=[burner]),
+    )
+    findings = {f.subject: f for f in summarize(system, [], [], [], context).findings}
+    assert findings["anomaly:7"].hint == "explain_anomaly(anomaly_id=7)"
+    assert findings["anomaly:7"].caused_by == "process:stress" and findings["process:stress"].caused_by is None

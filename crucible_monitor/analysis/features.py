@@ -80,6 +80,10 @@ KEY_SERIES: tuple[KeySeries, ...] = (
     KeySeries(
         "net_tx", "network_transmit_bytes_total", agg="rate", what="network sent (bytes/s)", min_mad=16384, unit="bytes"
     ),
+    # Hosts with NVIDIA GPUs (the gpu collector); summed over the GPUs, absent (no column) without one.
+    KeySeries("gpu_util", "gpu_utilization_ratio", what="GPU utilisation", min_mad=0.02, unit="ratio"),
+    KeySeries("gpu_memory", "gpu_memory_used_ratio", what="GPU memory use", min_mad=0.005, unit="ratio"),
+    KeySeries("gpu_temp", "gpu_temperature_celsius", what="GPU temperature", min_mad=1.0, unit="celsius"),
 )
 """What the host model sees, in column order."""
 

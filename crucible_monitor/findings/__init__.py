@@ -46,6 +46,7 @@ def judge(sources: Sources) -> Judgment:
         *applications.application_findings(sources),
         *system.resource_findings(sources),
         *system.process_findings(sources),
+        *system.anomaly_findings(sources),
         *gpu.gpu_findings(sources.gpus, since_above=sources.context.since_above),
         *services.collector_findings(sources),
         *system.storage_findings(sources),

@@ -1,11 +1,11 @@
 """From findings to incidents: alerts folded into what they repeat, symptoms tied to their cause, the new first.
 
-Known dependencies, deepest first: a failing check or a virtual host answering 5xx follows from a php-fpm service
-down, else its pool not answering (``collector:php_fpm``, ``php_fpm:<pool>``), else the web server down, else the
+Known dependencies, deepest first: a failing check or a virtual host answering 5xx follows from a php-fpm service down,
+else its pool not answering (``collector:php_fpm``, ``php_fpm:<pool>``), else the web server down, else the
 database; a pool from its php-fpm service; a queue or an app's failed jobs from its workers (``queue`` services),
 else the database; CPU, load and CPU pressure from a process pegging a core; memory, swap and memory pressure from a
-process whose memory grows. The cause leads its incident, at the worst severity of its symptoms.
-"""
+process whose memory grows; an anomaly of CPU or memory from that process too. The cause leads its incident, at the
+worst severity of its symptoms."""
 
 from __future__ import annotations
 
@@ -127,6 +127,9 @@ def link_causes(findings: Sequence[Finding], sources: Sources) -> list[Finding]:
             chain = (busy,)
         elif subject in ("memory", "swap") or subject.startswith("pressure:memory"):
             chain = (growing,)
+        elif subject.startswith("anomaly:"):  # what moved, by the series the problem names
+            said = problems[subject]
+            chain = (busy if "cpu" in said or "load" in said else None, growing if "memory" in said else None)
         else:
             chain = ()
         return next((c for c in chain if c is not None and c != subject), None)

@@ -11,6 +11,7 @@ from crucible_monitor.config import AlertsConfig
 from crucible_monitor.models import iso
 from crucible_monitor.schemas import (
     AlertView,
+    AnomalyView,
     CheckResult,
     CollectorStatus,
     GpuReading,
@@ -75,6 +76,8 @@ class Context:
     rise: Callable[[str, dict[str, str], float], float | None] = _unknown
     recovered: Sequence[RecoveredView] = ()
     """Recoveries of the last :data:`RECENT_SECONDS`, newest first (from events and resolved alerts)."""
+    anomalies: Sequence[AnomalyView] = ()
+    """Ongoing anomalies (the host model's and the streaming detector's)."""
     memory: Recoveries | None = None
     """What earlier summaries said (a finding that left them is recovered); None: only events tell."""
     fresh_seconds: float = 120.0

@@ -8,7 +8,7 @@ from crucible_monitor.models import iso
 from crucible_monitor.schemas import Finding, ProcessInfo
 from crucible_monitor.units import human_bytes, human_ratio
 
-__all__ = ["process_findings", "resource_findings", "storage_findings"]
+__all__ = ["anomaly_findings", "process_findings", "resource_findings", "storage_findings"]
 
 _PRESSURE_WARNING = 0.2
 PEGGED_CORES = 0.9
@@ -179,4 +179,20 @@ def storage_findings(sources: Sources) -> list[Finding]:
             since=iso_or_none(context.held_since),
             hint="get_metrics(metric='filesystem_used_ratio') to find the full filesystem, then free space on it",
         )
+    ]
+
+
+def anomaly_findings(sources: Sources) -> list[Finding]:
+    """Each ongoing anomaly: what moved, its score against its threshold, since when."""
+    return [
+        Finding(
+            severity="warning",
+            subject=f"anomaly:{a.id}",
+            problem=f"{a.summary} (score {a.score:.2f}, threshold {a.threshold:.2f}; "
+            f"series: {', '.join(a.series[:3])})",
+            since=a.start,
+            hint=f"explain_anomaly(anomaly_id={a.id})",
+        )
+        for a in sources.context.anomalies
+        if a.ongoing
     ]

@@ -148,3 +148,26 @@ def test_the_streaming_detector_can_be_switched_off(
     _minutes(engine, host, clock, START, QUIET_MINUTES, cpu=None)
     assert _minutes(engine, host, clock, BURN, 5, cpu=0.97) == []
     assert engine.list_anomalies(since=START) == []
+
+
+def test_a_gpu_that_heats_up_is_a_streaming_anomaly_from_the_first_hour(
+    store: MetricStore, state: StateDB, tmp_path: Path, clock: Clock
+) -> None:
+    """The gpu collector's series (its readings from the recorded H200: 38 °C idle) are key series like the rest."""
+    engine = _engine(store, state, tmp_path, clock)
+    rng = np.random.default_rng(7)
+    opened: list[int] = []
+    for minute in range(QUIET_MINUTES + 10):
+        ts = START + minute * MINUTE
+        hot = minute >= QUIET_MINUTES
+        labels = {"gpu": "0", "name": "NVIDIA H200"}
+        store.append(
+            [
+                Sample("gpu_temperature_celsius", (83.0 if hot else 38.0) + rng.standard_normal() * 0.3, labels, ts),
+                Sample("gpu_utilization_ratio", 0.02 + 0.005 * rng.standard_normal(), labels, ts),
+            ]
+        )
+        clock.now = ts + MINUTE + 20
+        opened += engine.score().opened
+    anomalies = [a for a in engine.list_anomalies(limit=10) if a.id in opened]
+    assert anomalies and any("gpu_temperature_celsius" in " ".join(a.series) for a in anomalies), anomalies
