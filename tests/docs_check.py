@@ -71,7 +71,8 @@ def cli_invocations(block: str) -> Iterator[list[str]]:
     """The arguments after each ``crucible-monitor`` in a shell block (continuations joined, comments cut)."""
     for line in block.replace("\\\n", " ").splitlines():
         line = re.sub(r"(^|\s)#.*", "", line)
-        for found in re.finditer(r"(?:^|[\s/(\"'])crucible-monitor((?:[ \t]+[^\s|;&)>#\"']+)*)", line):
+        command_position = r"(?:^|\$\(|&&\s*|\|\s*|;\s*|sudo(?:\s+-u\s+\S+)?\s+|\S*/)"
+        for found in re.finditer(command_position + r"crucible-monitor((?:[ \t]+[^\s|;&)>#\"']+)*)", line):
             yield found.group(1).split()
 
 
