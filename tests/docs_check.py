@@ -144,8 +144,9 @@ def config_key_problem(key: str) -> str | None:
 
 @cache
 def source_text() -> str:
-    """All of the package's source, for finding quoted messages."""
-    return "\n".join(p.read_text(encoding="utf-8") for p in sorted((PROJECT / "crucible_monitor").rglob("*.py")))
+    """All of the package's source, for finding quoted messages; adjacent string literals joined."""
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted((PROJECT / "crucible_monitor").rglob("*.py")))
+    return re.sub(r"\"\s*\n\s*f?\"", "", text)
 
 
 def table_rows(text: str) -> Iterator[tuple[list[str], list[str]]]:
