@@ -127,8 +127,9 @@ def _walk(annotation: Any, parts: list[str]) -> bool:
     return False
 
 
-def config_key_problem(key: str) -> str | None:
-    """None when ``key`` (``agent.collect_interval``, ``collectors.http_checks[].timeout``) is a config key."""
+def config_key_problem(key: str, root: type[BaseModel] = Config) -> str | None:
+    """None when ``key`` (``agent.collect_interval``, ``collectors.http_checks[].timeout``) is a key of ``root``
+    (the main config; the alerting file's model for its keys)."""
     if key in PENDING_KEYS or any(key.startswith(p + ".") for p in PENDING_KEYS):
         return None
     parts: list[str] = []
@@ -137,9 +138,9 @@ def config_key_problem(key: str) -> str | None:
         parts.append(head)
         if bracket:
             parts.append("[" + rest)
-    if _walk(Config, parts):
+    if _walk(root, parts):
         return None
-    return f"{key} is not a config key"
+    return f"{key} is not a key of {root.__name__}"
 
 
 @cache

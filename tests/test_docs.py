@@ -150,18 +150,30 @@ def test_the_crucible_monitor_column_of_a_migration_table_names_real_things(page
     assert not problems, "\n".join(problems)
 
 
+RULE_FIELDS = {f for m in typing.get_args(typing.get_args(Rule)[0]) for f in (*m.model_fields, "for")}
+
+
 def _name_problem(span: str, tools: set[str]) -> str | None:
     metric = re.fullmatch(r"([a-z][a-z0-9_]*)(?:\{(.*)\})?", span)
     if span.startswith("kind: "):
         return None if span[6:] in RULE_KINDS else f"{span}: no such rule kind"
+    if re.fullmatch(r"(>|<|>=|<=|==|!=) -?[\d.]+", span):
+        return None
+    field = re.fullmatch(r"([a-z_]+): \S+", span)
+    if field:
+        return None if field.group(1) in RULE_FIELDS else f"{span}: no rule has a field {field.group(1)}"
     if span.startswith("crucible-monitor "):
         problems = flag_problems(span.split()[1:])
         return "; ".join(problems) or None
     if span.startswith(("GET /", "POST /", "/")):
         return None if span.split()[-1].split("?")[0] in _routes() else f"{span}: no such route"
-    if "." in span and not span.startswith("crucible"):
+    if not metric and span.split(".")[0].split("[")[0] in AlertingConfig.model_fields:
+        return config_key_problem(span, AlertingConfig)
+    if not metric and "." in span and not span.startswith("crucible"):
         return config_key_problem(span)
     if metric:
+        if metric.group(1) in AlertingConfig.model_fields and not metric.group(2):
+            return None
         name, matchers = metric.group(1), metric.group(2)
         if name in tools:
             return None
