@@ -57,8 +57,7 @@ PENDING_FLAGS: dict[str, frozenset[str]] = {"token": frozenset({"--scope"})}
 def catalogue() -> dict[str, MetricSpec]:
     """Every built-in metric, by name."""
     modules = (access_logs, agent, command, gpu, http_checks, laravel, mysql, php_fpm, processes, services, system)
-    specs = {spec.name: spec for module in (*modules, textfile) for spec in module.CATALOGUE}
-    return specs
+    return {spec.name: spec for module in (*modules, textfile) for spec in module.CATALOGUE}
 
 
 def code_blocks(text: str, *languages: str) -> list[str]:
