@@ -10,12 +10,17 @@ from typing import Any
 
 import pytest
 import yaml
+from alerting_helpers import alerting, engine, put
+from manual_clock import Clock
 
 from crucible_monitor.alerts.config import load_alerting
+from crucible_monitor.alerts.operations import AlertOperations
 from crucible_monitor.alerts.importer import Unconvertible, convert_rule, import_rules
 from crucible_monitor.alerts.importmaps import _PREDICT, NAMES, RATIOS, SPECS
 from crucible_monitor.alerts.promql import PromQLError, parse
 from crucible_monitor.errors import ConfigError
+from crucible_monitor.storage.state import StateDB
+from crucible_monitor.storage.store import MetricStore
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "prometheus_rules"
 PROJECT = Path(__file__).parents[2]
@@ -270,3 +275,27 @@ def test_template_labels_take_our_label_names() -> None:
         }
     )
     assert converted.rule["annotations"] == {"summary": "{{ labels.service }} failed on {{ host }}"}
+
+
+def test_converted_rules_fire_in_the_alert_engine(state: StateDB, store: MetricStore, clock: Clock) -> None:
+    """awesome-prometheus-alerts' memory, disk and CPU rules, converted, fire on the values they were written for
+    and stay quiet below them."""
+    path = FIXTURES / "awesome-node-exporter.yml"
+    wanted = {"HostOutOfMemory", "HostOutOfDiskSpace", "HostCpuHighIowait"}
+    rules = [c.rule for c in import_rules(path.read_text(encoding="utf-8")).converted if c.rule["name"] in wanted]
+    for rule in rules:
+        rule["for"] = "0s"  # fire at the first evaluation: this test is about the condition, not the lifecycle
+    alerts = engine(alerting(rules), state, store, clock)
+    ops = AlertOperations(alerts)
+
+    def cycle(memory: float, disk: float, iowait: float) -> set[str]:
+        clock.advance(10)
+        put(store, clock, "memory_used_ratio", memory)
+        put(store, clock, "filesystem_used_ratio", disk, mountpoint="/", device="/dev/vda1", fstype="ext4")
+        put(store, clock, "cpu_mode_ratio", iowait, cpu="total", mode="iowait")
+        alerts.evaluate()
+        return {a.name for a in ops.list_alerts(state="firing")}
+
+    assert cycle(memory=0.5, disk=0.5, iowait=0.01) == set()
+    # 5 % of memory and of / left, iowait at 30 %: node_exporter's rules would fire; ours fire
+    assert cycle(memory=0.95, disk=0.95, iowait=0.3) == wanted
