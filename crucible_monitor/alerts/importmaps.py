@@ -24,6 +24,7 @@ __all__ = [
     "HOST_LABELS",
     "NAMES",
     "OVER_TIME",
+    "PREDICTED",
     "RATIOS",
     "SEVERITIES",
     "SPECS",
@@ -286,7 +287,7 @@ _SYSTEMD_STATE = frozenset({"node_systemd_unit_state", "systemd_unit_state"})
 _RESTARTS = frozenset({"systemd_service_restart_total", "node_systemd_service_restart_total"})
 _PROBE_SLOW = frozenset({"probe_duration_seconds", "probe_http_duration_seconds"})
 _CERT = "probe_ssl_earliest_cert_expiry"
-_PREDICT = {
+PREDICTED: Mapping[str, str] = {
     "node_filesystem_avail_bytes": "filesystem_used_ratio",
     "node_filesystem_files_free": "filesystem_inodes_used_ratio",
     "node_memory_MemAvailable_bytes": "memory_used_ratio",
@@ -349,14 +350,14 @@ def special_rule(series: Expr, op: str, value: float, notes: list[str]) -> dict[
                 "within": format_duration(parse_duration(rng)),
                 "services": _globs(sel, "name", notes),
             }
-        case Call("predict_linear", (Sel(metric, range=str()) as sel, horizon)) if metric in _PREDICT:
+        case Call("predict_linear", (Sel(metric, range=str()) as sel, horizon)) if metric in PREDICTED:
             seconds = const(horizon)
             if op not in ("<", "<=") or value != 0 or seconds is None or seconds <= 0:
                 raise Unconvertible(f"predict_linear {op} {value:g}: only 'runs out (< 0) within T' maps to a forecast")
             notes.append(
                 "a forecast rule: our Theil-Sen trend over the analysis window, not a linear fit over the range"
             )
-            base = lookup(Sel(_PREDICT[metric], sel.matchers), notes)
+            base = lookup(Sel(PREDICTED[metric], sel.matchers), notes)
             body: dict[str, Any] = {"kind": "forecast", "metric": base.metric}
             if base.match:
                 body["match"] = base.match

@@ -14,9 +14,9 @@ from alerting_helpers import alerting, engine, put
 from manual_clock import Clock
 
 from crucible_monitor.alerts.config import load_alerting
-from crucible_monitor.alerts.operations import AlertOperations
 from crucible_monitor.alerts.importer import Unconvertible, convert_rule, import_rules
-from crucible_monitor.alerts.importmaps import _PREDICT, NAMES, RATIOS, SPECS
+from crucible_monitor.alerts.importmaps import NAMES, PREDICTED, RATIOS, SPECS
+from crucible_monitor.alerts.operations import AlertOperations
 from crucible_monitor.alerts.promql import PromQLError, parse
 from crucible_monitor.errors import ConfigError
 from crucible_monitor.storage.state import StateDB
@@ -256,7 +256,7 @@ def test_a_file_that_is_not_a_rule_file_is_a_config_error(tmp_path: Path) -> Non
 
 
 def test_every_metric_the_maps_name_is_in_our_catalogues() -> None:
-    ours = {v[0] for v in NAMES.values()} | {v[0] for v in RATIOS.values()} | set(_PREDICT.values())
+    ours = {v[0] for v in NAMES.values()} | {v[0] for v in RATIOS.values()} | set(PREDICTED.values())
     assert ours <= set(SPECS), sorted(ours - set(SPECS))
 
 
