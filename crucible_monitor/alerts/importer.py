@@ -139,8 +139,14 @@ def import_rules(text: str, source: str = "<rules>") -> ImportResult:
     result = ImportResult(source)
     names: set[str] = set()
     for group in _groups(text, source):
-        for rule in group.get("rules") or []:
-            where = f"{group.get('name', '?')}/{rule.get('alert') or rule.get('record') or '?'}"
+        for index, rule in enumerate(group.get("rules") or []):
+            if not isinstance(rule, Mapping) or not ("alert" in rule or "record" in rule):
+                where = f"{group.get('name', '?')}/rules[{index}]"
+                result.skipped.append(
+                    Skipped(where, str(rule), "neither an alerting rule (alert:) nor a recording one")
+                )
+                continue
+            where = f"{group.get('name', '?')}/{rule.get('alert') or rule.get('record')}"
             expr = str(rule.get("expr", ""))
             if "alert" not in rule:
                 reason = "a recording rule, not an alert: our queries aggregate when they read (agg=, step=)"

@@ -239,6 +239,14 @@ def test_the_command_writes_a_loadable_file_and_reports_on_stderr(tmp_path: Path
     assert [r.name for r in load_alerting(out).rules][:2] == ["BlackboxProbeFailed", "BlackboxSlowProbe"]
 
 
+def test_a_malformed_rule_is_reported_not_dropped() -> None:
+    result = import_rules("groups:\n  - name: g\n    rules:\n      - just text\n      - {expr: up == 0}\n")
+    assert [(s.source, s.reason) for s in result.skipped] == [
+        ("g/rules[0]", "neither an alerting rule (alert:) nor a recording one"),
+        ("g/rules[1]", "neither an alerting rule (alert:) nor a recording one"),
+    ]
+
+
 def test_a_file_that_is_not_a_rule_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no groups"):
         import_rules("scrape_configs: []\n", "prometheus.yml")
