@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from crucible_monitor import __version__, tui
+from crucible_monitor import __version__, cli_import, tui
 from crucible_monitor.config import Config, config_notes, iter_secrets, load_config, with_listen_addr
 from crucible_monitor.configfile import CONFIG_ENV, discover
 from crucible_monitor.errors import ConfigError, CrucibleError, QueryError
@@ -465,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("mcp", cmd_mcp, "serve MCP over stdio (for Claude Code, Claude Desktop, Crush)", reach)
     tui.add_arguments(add("dashboard", tui.run, "the terminal dashboard over a running agent (or --url)", reach))
+    cli_import.add_arguments(add("import-rules", cli_import.run, "convert Prometheus alerting rules to ours"))
     install = commands.add_parser("install", help="install as a systemd service (user, config, unit)")
     install.add_argument("--dry-run", action="store_true", help="print every step and change nothing")
     install.add_argument("--root", type=Path, metavar="DIR", help="prefix every path (packaging); creates no user")
