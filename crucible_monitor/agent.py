@@ -46,6 +46,7 @@ from crucible_monitor.findings.sources import Recoveries
 from crucible_monitor.models import Event, EventKind, MetricSpec, Sample, Severity, iso
 from crucible_monitor.schemas import AnomalyScore, CheckResult, FillForecast, GpuReading, ProcessSnapshot, ServiceStatus
 from crucible_monitor.storage.full import JobLog
+from crucible_monitor.storage.promql import history_source
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
 from crucible_monitor.storage.workers import worker_pool
@@ -159,7 +160,7 @@ class Agent:
         analysis = None
         if self.config.analysis.enabled:
             analysis = AnomalyEngine(
-                self.store,
+                history_source(self.config.analysis, self.store),
                 state,
                 self.config.analysis,
                 data_dir=data_dir,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
-from crucible_monitor.configtypes import PositiveDuration, StrictModel
+from crucible_monitor.configtypes import PositiveDuration, StrictModel, WebUrl
 
-__all__ = ["AnalysisConfig", "KeySeriesName"]
+__all__ = ["AnalysisConfig", "KeySeriesName", "PrometheusSourceConfig"]
 
 
 KeySeriesName = Literal[
@@ -29,10 +29,23 @@ KeySeriesName = Literal[
 """The key series of ``analysis/features.py`` (a test keeps the two the same)."""
 
 
+class PrometheusSourceConfig(StrictModel):
+    """Where analysis reads history when ``analysis.source`` is ``prometheus``: one scrape target of a Prometheus."""
+
+    url: WebUrl = Field(description="Prometheus' base URL, e.g. http://prometheus:9090.")
+    token: SecretStr | None = Field(None, description="A bearer token, when Prometheus needs one (or token_file).")
+    job: str = Field("crucible", description="The scrape job of the agents.")
+    instance: str | None = Field(None, description="The target as Prometheus labels it (host:port); default: any.")
+
+
 class AnalysisConfig(StrictModel):
     """The anomaly engine: host model refits, scoring, anomalies and capacity forecasts."""
 
     enabled: bool = True
+    source: Literal["local", "prometheus"] = Field(
+        "local", description="Where baselines, detectors, forecasts and explanations read history."
+    )
+    prometheus: PrometheusSourceConfig | None = Field(None, description="The Prometheus of source: prometheus.")
     step: PositiveDuration = Field(timedelta(minutes=1), description="Bucket width the models see.")
     training_window: PositiveDuration = Field(timedelta(days=7), description="History each refit learns from.")
     refit_interval: PositiveDuration = Field(timedelta(hours=6), description="How often models are refitted.")
@@ -56,3 +69,9 @@ class AnalysisConfig(StrictModel):
         default_factory=dict,
         description="Per key series (cpu, load, memory, ...): 2 counts half the excess beyond the range, 0.5 twice.",
     )
+
+    @model_validator(mode="after")
+    def _source_named(self) -> Self:
+        if self.source == "prometheus" and self.prometheus is None:
+            raise ValueError("source: prometheus needs analysis.prometheus (url, job, instance)")
+        return self

@@ -22,7 +22,7 @@ __all__ = ["check_live_patch", "changed_paths"]
 
 _FILE_ONLY_SECTIONS = frozenset({"actions", "logs", "mcp", "agent", "notifications", "fleet"})
 _LIVE_IN_FILE_ONLY_SECTIONS = ("agent.collect_interval", "agent.log_level")
-_FILE_ONLY_PREFIXES = ("collectors.plugins.",)
+_FILE_ONLY_PREFIXES = ("collectors.plugins.", "analysis.source", "analysis.prometheus")
 """Plugins run third-party code with settings of their own meaning: none of it changes live."""
 _DESTINATION_KEYS = frozenset(
     {

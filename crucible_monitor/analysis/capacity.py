@@ -13,7 +13,7 @@ from crucible_monitor.config import AnalysisConfig
 from crucible_monitor.errors import QueryError
 from crucible_monitor.models import iso
 from crucible_monitor.schemas import CapacityReport, FillForecast, FitQuality, Forecast, ThresholdEta
-from crucible_monitor.storage.store import MetricStore
+from crucible_monitor.storage.store import History
 from crucible_monitor.units import human_ratio
 
 __all__ = ["Capacity"]
@@ -42,7 +42,7 @@ class Capacity:
         clock: Unix seconds now.
     """
 
-    def __init__(self, store: MetricStore, config: AnalysisConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: History, config: AnalysisConfig, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.config = config
         self._clock = clock

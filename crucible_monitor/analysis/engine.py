@@ -52,7 +52,7 @@ from crucible_monitor.schemas import (
     ScoreRun,
 )
 from crucible_monitor.storage.state import StateDB
-from crucible_monitor.storage.store import MetricStore
+from crucible_monitor.storage.store import History
 
 __all__ = ["ANALYSIS_MIGRATIONS", "AnalysisConfig", "AnomalyEngine"]
 
@@ -83,7 +83,7 @@ class AnomalyEngine:
 
     def __init__(
         self,
-        store: MetricStore,
+        store: History,
         state: StateDB,
         config: AnalysisConfig,
         *,

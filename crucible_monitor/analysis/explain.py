@@ -26,7 +26,7 @@ from crucible_monitor.schemas import (
     ProcessSnapshot,
     SimilarAnomaly,
 )
-from crucible_monitor.storage.store import MetricStore
+from crucible_monitor.storage.store import History
 
 __all__ = ["Explainer"]
 
@@ -56,7 +56,7 @@ class Explainer:
         snapshots: the stored process snapshots.
     """
 
-    def __init__(self, store: MetricStore, anomalies: AnomalyLog, snapshots: ProcessSnapshots) -> None:
+    def __init__(self, store: History, anomalies: AnomalyLog, snapshots: ProcessSnapshots) -> None:
         self.store = store
         self.anomalies = anomalies
         self.snapshots = snapshots

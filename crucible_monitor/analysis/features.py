@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crucible_monitor.models import Aggregation
-from crucible_monitor.storage.store import MetricStore
+from crucible_monitor.storage.store import History
 
 __all__ = ["KEY_SERIES", "KeySeries", "read_columns"]
 
@@ -89,7 +89,7 @@ KEY_SERIES: tuple[KeySeries, ...] = (
 
 
 def read_columns(
-    store: MetricStore, keys: Sequence[KeySeries], *, start: float, end: float, step: float
+    store: History, keys: Sequence[KeySeries], *, start: float, end: float, step: float
 ) -> tuple[Floats, dict[str, Floats]]:
     """Bucket starts in ``[start, end)`` and, per key with any data, its values on them (NaN where missing)."""
     first = np.floor(start / step) * step

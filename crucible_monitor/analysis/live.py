@@ -32,7 +32,7 @@ from crucible_monitor.analysis.streaming import StreamingDetector
 from crucible_monitor.config import AnalysisConfig
 from crucible_monitor.errors import ConfigError
 from crucible_monitor.storage.state import StateDB
-from crucible_monitor.storage.store import MetricStore
+from crucible_monitor.storage.store import History
 
 __all__ = ["SIGNATURE", "LiveDetectors", "series_threshold"]
 
@@ -82,7 +82,7 @@ class LiveDetectors:
     def __init__(
         self,
         state: StateDB,
-        store: MetricStore,
+        store: History,
         snapshots: ProcessSnapshots,
         config: AnalysisConfig,
         *,

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from crucible_monitor.analysis.baseline import SeasonalBaseline
 from crucible_monitor.analysis.features import KeySeries, read_columns
 from crucible_monitor.schemas import NextTool, Recommendation
-from crucible_monitor.storage.store import MetricStore
+from crucible_monitor.storage.store import History
 from crucible_monitor.units import human
 
 __all__ = ["HISTORY_SECONDS", "MIN_HISTORY_SECONDS", "QUIET_KEYS", "SLOT_HOURS", "maintenance_window", "read_load"]
@@ -42,7 +42,7 @@ QUIET_KEYS: tuple[KeySeries, ...] = (
 """What the window is chosen from: CPU (else load) and, where collected, the request rate."""
 
 
-def read_load(store: MetricStore, now: float) -> tuple[Floats, dict[str, Floats]]:
+def read_load(store: History, now: float) -> tuple[Floats, dict[str, Floats]]:
     """Hourly buckets of :data:`QUIET_KEYS` over the last :data:`HISTORY_SECONDS` (NaN where missing)."""
     return read_columns(store, QUIET_KEYS, start=now - HISTORY_SECONDS, end=now, step=HOUR)
 

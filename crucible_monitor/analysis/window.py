@@ -27,7 +27,7 @@ from crucible_monitor.analysis.features import KEY_SERIES, read_columns
 from crucible_monitor.models import EventKind, MetricKind, MetricSpec, iso
 from crucible_monitor.schemas import ErrorBurst, FailingCheck, MovedSeries, ProcessChange, ServiceRestarts
 from crucible_monitor.storage.state import StateDB
-from crucible_monitor.storage.store import MetricStore
+from crucible_monitor.storage.store import History
 from crucible_monitor.units import human, human_bytes
 
 __all__ = ["MOVED_Z", "Evidence", "gather"]
@@ -77,7 +77,7 @@ class Evidence:
 
 
 def gather(
-    store: MetricStore,
+    store: History,
     state: StateDB,
     catalogue: Mapping[str, MetricSpec],
     snapshots: Sequence[Mapping[str, Any]],
@@ -115,7 +115,7 @@ class _Move:
 
 
 def _moved(
-    store: MetricStore, catalogue: Mapping[str, MetricSpec], before: float, start: float, end: float, step: float
+    store: History, catalogue: Mapping[str, MetricSpec], before: float, start: float, end: float, step: float
 ) -> tuple[list[MovedSeries], bool]:
     """Series that moved (|z| ≥ 3): key series first, then one per other metric (the rest counted in ``also``), each
     by |z|; and whether any series had data before the window."""
@@ -202,7 +202,7 @@ def _restarts(state: StateDB, start: float, end: float) -> list[ServiceRestarts]
     return [ServiceRestarts(service=s, restarts=counts[s], last=iso(last[s])) for s in ranked]
 
 
-def _failing_checks(store: MetricStore, state: StateDB, start: float, end: float, step: float) -> list[FailingCheck]:
+def _failing_checks(store: History, state: StateDB, start: float, end: float, step: float) -> list[FailingCheck]:
     """HTTP checks that failed in some bucket of the window, the most failing first."""
     out = []
     for series in store.query(_CHECK_METRIC, start=start, end=end, step=step, agg="min"):
@@ -224,7 +224,7 @@ def _failing_checks(store: MetricStore, state: StateDB, start: float, end: float
     return sorted(out, key=lambda c: (-c.failing_ratio, c.check))
 
 
-def _error_bursts(store: MetricStore, before: float, start: float, end: float, step: float) -> list[ErrorBurst]:
+def _error_bursts(store: History, before: float, start: float, end: float, step: float) -> list[ErrorBurst]:
     """Exception classes a Laravel app logged in the window (and how many before), most first.
 
     Counted from ``laravel_exceptions_total``: the increases between its points (a reset counts from 0); a class

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
+from crucible_monitor.analysisconfig import AnalysisConfig
 from crucible_monitor.errors import QueryError, StorageError
 from crucible_monitor.models import Aggregation
-from crucible_monitor.storage.store import SeriesData
+from crucible_monitor.storage.store import History, LatestPoint, SeriesData
 
-__all__ = ["PrometheusHistory", "promql"]
+__all__ = ["PrometheusHistory", "history_source", "promql"]
 
 PREFIX = "crucible_"
 _OVER_TIME = {"avg": "avg_over_time", "min": "min_over_time", "max": "max_over_time", "last": "last_over_time"}
@@ -85,13 +87,7 @@ class PrometheusHistory:
         expression = promql(metric, agg, step, {**self.selector, **(labels or {})})
         first = math.floor(start / step) * step + step  # evaluation at a bucket's end reads the whole bucket
         params = {"query": expression, "start": f"{first:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
-        try:
-            response = self._client.get("/api/v1/query_range", params=params)
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise StorageError(f"Prometheus at {self._client.base_url} does not answer: {exc}") from exc
-        if body.get("status") != "success":
-            raise StorageError(f"Prometheus refused {expression}: {body.get('error', response.text[:200])}")
+        body = self._get("/api/v1/query_range", params, expression)
         out = []
         for series in body["data"]["result"]:
             points = [(float(ts) - step, float(value)) for ts, value in series["values"]]
@@ -100,6 +96,45 @@ class PrometheusHistory:
             out.append(SeriesData(metric, labels_of, [ts for ts, _ in kept], [v for _, v in kept], ("prometheus",)))
         return out
 
+    def latest(self, metric: str | None = None, labels: Mapping[str, str] | None = None) -> list[LatestPoint]:
+        """The newest point of each series of ``metric`` within the last 5 minutes (a metric must be named).
+
+        Raises:
+            QueryError: no metric named.
+            StorageError: see :meth:`query`.
+        """
+        if metric is None:
+            raise QueryError("the newest points of every metric are not read from Prometheus: name one")
+        expression = promql(metric, "last", 300.0, {**self.selector, **(labels or {})})
+        body = self._get("/api/v1/query", {"query": expression}, expression)
+        return [
+            LatestPoint(metric, _labels(s["metric"]), float(s["value"][0]), float(s["value"][1]), None, None)
+            for s in body["data"]["result"]
+        ]
+
+    def _get(self, path: str, params: dict[str, str], expression: str) -> dict[str, Any]:
+        try:
+            response = self._client.get(path, params=params)
+            body: dict[str, Any] = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise StorageError(f"Prometheus at {self._client.base_url} does not answer: {exc}") from exc
+        if body.get("status") != "success":
+            raise StorageError(f"Prometheus refused {expression}: {body.get('error', response.text[:200])}")
+        return body
+
     def close(self) -> None:
         """Close the HTTP client."""
         self._client.close()
+
+
+def _labels(metric: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in metric.items() if k not in _DROPPED}
+
+
+def history_source(config: AnalysisConfig, store: History) -> History:
+    """What analysis reads: ``store``, or the Prometheus ``config.source`` names."""
+    if config.source != "prometheus" or config.prometheus is None:
+        return store
+    source = config.prometheus
+    token = source.token.get_secret_value() if source.token else None
+    return PrometheusHistory(source.url, job=source.job, instance=source.instance, token=token)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -45,7 +45,7 @@ from crucible_monitor.storage.files import (
 from crucible_monitor.storage.parquet import Columns, publish, read_metric
 from crucible_monitor.storage.wal import Row, WriteAheadLog, fsync_dir
 
-__all__ = ["TIERS", "LatestPoint", "MetricStore", "Runner", "SeriesData", "StoreStats", "run_here"]
+__all__ = ["TIERS", "History", "LatestPoint", "MetricStore", "Runner", "SeriesData", "StoreStats", "run_here"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,26 @@ class StoreStats:
     held_since: float | None = None
     dropped_rows: int = 0
     """Samples given up because the hold was full (oldest first)."""
+
+
+class History(Protocol):
+    """What analysis reads history through: the local :class:`MetricStore`, or Prometheus
+    (:class:`~crucible_monitor.storage.promql.PrometheusHistory`, ``analysis.source: prometheus``)."""
+
+    def query(
+        self,
+        metric: str,
+        *,
+        start: float,
+        end: float,
+        step: float,
+        agg: Aggregation = "avg",
+        labels: Mapping[str, str] | None = None,
+    ) -> list[SeriesData]:
+        """Points of ``metric`` in buckets of ``step`` seconds."""
+
+    def latest(self, metric: str | None = None, labels: Mapping[str, str] | None = None) -> list[LatestPoint]:
+        """The newest point of every matching series."""
 
 
 class MetricStore:

@@ -69,3 +69,32 @@ def test_a_prometheus_that_is_not_there_is_a_storage_error() -> None:
             source.query("memory_used_bytes", start=0, end=600, step=60)
     finally:
         source.close()
+
+
+def test_an_agent_with_source_prometheus_forecasts_from_prometheus_history(tmp_path: Path) -> None:
+    """An agent that collects no system metrics of its own, with ``analysis.source: prometheus``, forecasts the
+    memory and filesystems of the agent Prometheus scrapes: it can only have read them from Prometheus."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN, encoding="utf-8")
+    (tmp_path / "scraped").mkdir()
+    agent_yaml = f"  hostname: scraped\n  api_token: {TOKEN}\n"
+    with serve_agent(
+        tmp_path / "scraped", "collectors:\n  services:\n    enabled: false\n", agent_yaml=agent_yaml
+    ) as agent:
+        instance = f"127.0.0.1:{agent.port}"
+        with run_prometheus(tmp_path / "prometheus", [instance], token_file=token_file) as prometheus:
+            wait_until(lambda: bool(prometheus.query("crucible_cpu_usage_ratio")), 60, "the first scrape")
+            (tmp_path / "reader").mkdir()
+            reader_yaml = (
+                "collectors:\n  services:\n    enabled: false\n  system:\n    enabled: false\n"
+                f"analysis:\n  source: prometheus\n  prometheus:\n    url: http://127.0.0.1:{prometheus.port}\n"
+                f"    job: crucible\n    instance: {instance}\n"
+            )
+            with serve_agent(tmp_path / "reader", reader_yaml, agent_yaml=f"  api_token: {TOKEN}\n") as reader:
+                headers = {"Authorization": f"Bearer {TOKEN}"}
+                response = httpx.get(f"{reader.base_url}/api/v1/capacity", headers=headers, timeout=30)
+                scraped = httpx.get(f"{agent.base_url}/api/v1/metrics/system", headers=headers, timeout=10).json()
+    assert response.status_code == 200, response.text
+    forecasts = {f["resource"]: f for f in response.json()["forecasts"]}
+    assert "memory" in forecasts and "filesystem:/" in forecasts, sorted(forecasts)
+    assert abs(forecasts["memory"]["current"] - scraped["memory"]["used_ratio"]) < 0.05
