@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from agent_process import serve_agent
-from conftest import rendered, wait_for
 from test_cli_status_apps import _laravel_app
+from tui_scene import rendered, wait_for
 
 from crucible_monitor.remote import RemoteMonitor
 from crucible_monitor.tui.app import build_app

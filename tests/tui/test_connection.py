@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from agent_process import serve_agent, serve_command
-from conftest import rendered, wait_for
 from supervisor_fixture import free_port
+from tui_scene import rendered, wait_for
 
 from crucible_monitor.remote import RemoteMonitor
 from crucible_monitor.tui.app import build_app

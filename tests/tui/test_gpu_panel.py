@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import wait_for
 from recorded_nvml import FakeNvml, load_recording
 from textual.widgets import DataTable
+from tui_scene import wait_for
 
 from crucible_monitor.agent import Agent
 from crucible_monitor.collectors.gpu import GpuCollector

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import BROKEN, BROKEN_SAYS, DOWN_CHECK, UP_CHECK, WORKER, Scene, rendered, wait_for
 from textual.widgets import DataTable, Input, Log, Sparkline
+from tui_scene import BROKEN, BROKEN_SAYS, DOWN_CHECK, UP_CHECK, WORKER, Scene, rendered, wait_for
 
 from crucible_monitor.remote import RemoteMonitor
 from crucible_monitor.tui.app import DashboardApp, build_app

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import UI_TIMEOUT, WORKER, Scene
 from supervisor_fixture import wait_until
+from tui_scene import UI_TIMEOUT, WORKER, Scene
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (.ci/run installs it)")
 

@@ -22,8 +22,8 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
-from conftest import Scene
 from supervisor_fixture import free_port, wait_until
+from tui_scene import Scene
 
 from crucible_monitor.tui.web import COOKIE
 

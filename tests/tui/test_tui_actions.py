@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import BROKEN, WORKER, Scene, rendered, scene, wait_for
 from textual.widgets import DataTable, Input
+from tui_scene import BROKEN, WORKER, Scene, rendered, scene, wait_for
 
 from crucible_monitor.remote import RemoteMonitor
 from crucible_monitor.tui.actions import ConfirmModal, DurationModal
