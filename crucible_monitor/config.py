@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 import platformdirs
 from pydantic import BaseModel, BeforeValidator, ByteSize, Field, PlainSerializer, SecretStr, model_validator
 
-from crucible_monitor.analysisconfig import AnalysisConfig, KeySeriesName
+from crucible_monitor.anomalyconfig import AnalysisConfig, KeySeriesName
 from crucible_monitor.collectorconfig import (
     AccessLogFileConfig,
     AccessLogsConfig,

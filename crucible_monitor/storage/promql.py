@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from crucible_monitor.analysisconfig import AnalysisConfig
+from crucible_monitor.anomalyconfig import AnalysisConfig
 from crucible_monitor.errors import QueryError, StorageError
 from crucible_monitor.models import Aggregation
 from crucible_monitor.storage.store import History, LatestPoint, SeriesData

@@ -7,6 +7,7 @@ import sys
 
 from crucible_monitor.analysis.anomalies import Attribution, describe
 from crucible_monitor.analysis.features import KEY_SERIES
+from crucible_monitor.collectors.gpu import CATALOGUE as GPU_CATALOGUE
 from crucible_monitor.collectors.system import CATALOGUE
 from crucible_monitor.models import iso
 from crucible_monitor.units import human
@@ -19,7 +20,7 @@ def test_importing_the_results_loads_neither_numpy_nor_pyarrow() -> None:
 
 
 def test_every_key_series_has_the_unit_of_its_metric_in_the_catalogue() -> None:
-    units = {spec.name: spec.unit for spec in CATALOGUE}
+    units = {spec.name: spec.unit for spec in (*CATALOGUE, *GPU_CATALOGUE)}
     assert {k.metric: k.unit for k in KEY_SERIES} == {k.metric: units[k.metric] for k in KEY_SERIES}
 
 
