@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from crucible_monitor import __version__
-from crucible_monitor.actions import RestartRequest, restart_service
+from crucible_monitor.actions import RestartRequest, restart_on
 from crucible_monitor.agent import Agent
 from crucible_monitor.alerts.operations import AlertOperations
 from crucible_monitor.analysis.engine import AnomalyEngine
@@ -288,27 +288,23 @@ class Monitor:
         )
 
     async def restart_service(
-        self, name: str, *, reason: str, actor: str, confirmed: bool, dry_run: bool = False
+        self,
+        name: str,
+        *,
+        reason: str,
+        actor: str,
+        confirmed: bool,
+        dry_run: bool = False,
+        claimed_by: str | None = None,
     ) -> RestartResult:
-        """Restart an allowlisted service, within its budget, with an audit record (see :mod:`actions`).
+        """Restart an allowlisted service, within its budget, with an audit record (see :mod:`actions`); ``actor``
+        is who the token says (recorded as who), ``claimed_by`` the name the caller gives.
 
         Raises:
             ActionRefused: the guard rails say no; the message says why and what is allowed.
         """
-        state = self.agent.running.state
-
-        async def refresh() -> dict[str, ServiceStatus]:
-            await self.agent.refresh_statuses()
-            return {s.name: s for s in await self.services()}
-
-        return await restart_service(
-            RestartRequest(service=name, reason=reason, actor=actor, confirmed=confirmed, dry_run=dry_run),
-            config=self.agent.config,
-            statuses={s.name: s for s in await self.services()},
-            state=state,
-            refresh=refresh,
-            now=self.agent.clock(),
-        )
+        request = RestartRequest(name, reason, actor, confirmed, dry_run, claimed_by)
+        return await restart_on(self.agent, request, self.services)
 
     async def audit(self, *, target: str | None = None, since: float | None = None) -> list[AuditView]:
         """Audit records of actions, newest first."""

@@ -67,7 +67,8 @@ async def test_stdio_talks_to_a_running_agent_through_its_api(agent: ServedAgent
         assert denied.is_error and "not on the restart allowlist" in denied.content[0].text
     with httpx.Client(base_url=agent.base_url, headers={"Authorization": f"Bearer {agent.token()}"}) as http:
         [record] = http.get("/api/v1/audit").json()
-    assert record["actor"].startswith("api (mcp-stdio") and record["result"] == "refused"
+    assert record["actor"] == "default" and record["result"] == "refused"  # the token's name: who acted
+    assert record["claimed_by"].startswith("mcp-stdio (")  # what the client said
 
 
 async def test_http_mcp_needs_the_token_and_answers_with_it(agent: ServedAgent) -> None:
