@@ -59,9 +59,15 @@ def serve_command(*args: str) -> list[str]:
 
 @contextmanager
 def serve_agent(
-    tmp_path: Path, extra_yaml: str = "", *, listen_flag: bool = False, config_from_env: bool = False
+    tmp_path: Path,
+    extra_yaml: str = "",
+    *,
+    listen_flag: bool = False,
+    config_from_env: bool = False,
+    agent_yaml: str = "",
 ) -> Iterator[ServedAgent]:
-    """Start an agent on a free port collecting every second; ``extra_yaml`` is appended to its config.
+    """Start an agent on a free port collecting every second; ``extra_yaml`` is appended to its config,
+    ``agent_yaml`` to its ``agent`` section (indented by two spaces).
 
     With ``listen_flag`` the port is given as ``--listen`` (the config has no listen_addr); with
     ``config_from_env`` the config is named by ``CRUCIBLE_MONITOR_CONFIG`` instead of ``--config``.
@@ -71,7 +77,8 @@ def serve_agent(
     port = free_port()
     listen = "" if listen_flag else f"  listen_addr: 127.0.0.1:{port}\n"
     config.write_text(
-        f"agent:\n{listen}  data_dir: {data_dir}\n  collect_interval: 1s\nstorage:\n  fsync: false\n" + extra_yaml,
+        f"agent:\n{listen}  data_dir: {data_dir}\n  collect_interval: 1s\n{agent_yaml}storage:\n  fsync: false\n"
+        + extra_yaml,
         encoding="utf-8",
     )
     args = [] if config_from_env else ["--config", str(config)]
