@@ -140,6 +140,7 @@ def build_app(agent: Agent, token: str, *, manage_agent: bool = True) -> AsgiApp
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # its redirects take their host from the request's Host header: 404 instead
     )
     install_error_handlers(api)
     api.include_router(build_api(monitor, tokens))
