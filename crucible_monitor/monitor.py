@@ -59,6 +59,7 @@ from crucible_monitor.schemas import (
     TopEndpoints,
     TransitionView,
 )
+from crucible_monitor.schemas.views import AuditList
 from crucible_monitor.snapshot import system_snapshot
 from crucible_monitor.status import Context, summarize
 
@@ -297,8 +298,7 @@ class Monitor:
         dry_run: bool = False,
         claimed_by: str | None = None,
     ) -> RestartResult:
-        """Restart an allowlisted service, within its budget, with an audit record (see :mod:`actions`); ``actor``
-        is who the token says (recorded as who), ``claimed_by`` the name the caller gives.
+        """Restart an allowlisted service, within its budget, audited (:mod:`actions`) as by ``actor``, the token.
 
         Raises:
             ActionRefused: the guard rails say no; the message says why and what is allowed.
@@ -306,9 +306,13 @@ class Monitor:
         request = RestartRequest(name, reason, actor, confirmed, dry_run, claimed_by)
         return await restart_on(self.agent, request, self.services)
 
-    async def audit(self, *, target: str | None = None, since: float | None = None) -> list[AuditView]:
-        """Audit records of actions, newest first."""
-        return [AuditView.of(r) for r in self.agent.running.state.audit(target=target, since=since)]
+    async def audit(
+        self, *, target: str | None = None, since: float | None = None, limit: int = 100, offset: int = 0
+    ) -> AuditList:
+        """A page of the audit records of actions, newest first: ``limit`` after skipping ``offset``."""
+        state = self.agent.running.state
+        records = [AuditView.of(r) for r in state.audit(target=target, since=since, limit=limit, offset=offset)]
+        return AuditList.page(records, state.audit_count(target=target, since=since), limit, offset)
 
     # -- alerts ---------------------------------------------------------------------------------------------
 

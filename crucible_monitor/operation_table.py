@@ -21,7 +21,6 @@ from crucible_monitor.schemas import (
     AlertView,
     AnomalyRate,
     AnomalyView,
-    AuditView,
     CapacityReport,
     CheckResult,
     CollectorStatus,
@@ -52,6 +51,7 @@ from crucible_monitor.schemas import (
     TopEndpoints,
     TransitionView,
 )
+from crucible_monitor.schemas.views import AuditList
 
 __all__ = ["OPERATIONS"]
 
@@ -169,13 +169,15 @@ OPERATIONS: dict[str, Operation] = {
         ),
         _op(
             "audit",
-            list[AuditView],
+            AuditList,
             _get(
                 "/audit",
-                "Actions attempted on the host (restarts, refused ones included), newest first.",
+                "Actions attempted on the host (restarts, refused ones included), newest first, a page at a time.",
                 "services",
                 Param("target", str | None, None),
                 _since(),
+                _LIMIT_1000,
+                Param("offset", int, 0, constraints={"ge": 0, "le": 2**31}, description="Records to skip."),
             ),
         ),
         _op(

@@ -24,7 +24,6 @@ from crucible_monitor.schemas import (
     AlertView,
     AnomalyRate,
     AnomalyView,
-    AuditView,
     CapacityReport,
     CheckResult,
     CollectorStatus,
@@ -52,6 +51,7 @@ from crucible_monitor.schemas import (
     TopEndpoints,
     TransitionView,
 )
+from crucible_monitor.schemas.views import AuditList
 
 __all__ = ["Operation", "Operations", "Param", "ParamKind", "Route", "range_params"]
 
@@ -108,7 +108,9 @@ class Operations(Protocol):
         dry_run: bool = False,
         claimed_by: str | None = None,
     ) -> RestartResult: ...
-    async def audit(self, *, target: str | None = None, since: float | None = None) -> list[AuditView]: ...
+    async def audit(
+        self, *, target: str | None = None, since: float | None = None, limit: int = 100, offset: int = 0
+    ) -> AuditList: ...
     async def list_alerts(
         self, *, state: AlertFilter = "active", severity: str | None = None, limit: int = 100
     ) -> list[AlertView]: ...

@@ -54,7 +54,6 @@ from crucible_monitor.schemas import (
     TopEndpoints,
 )
 from crucible_monitor.schemas.views import (
-    AUDIT_CAP,
     SCAN,
     AlertList,
     AnomalyList,
@@ -406,10 +405,11 @@ def build_mcp_server(
         service: Annotated[str | None, Field(description="Only actions on this service.")] = None,
         since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "7d",
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
+        offset: Annotated[int, Field(ge=0, le=2**31, description="Records to skip (the next page).")] = 0,
     ) -> AuditList:
-        """Actions attempted on the host (restarts, including refused and declined ones), with who, why, result."""
-        records = await _guarded(ops.audit(target=service, since=_time(since, "since")))
-        return AuditList(records=records[:limit], **Listed.counts(records, limit, cap=AUDIT_CAP))
+        """Actions attempted on the host (restarts, including refused and declined ones), with who (the token's
+        name), who the caller claimed to be, why and the result; newest first."""
+        return await _guarded(ops.audit(target=service, since=_time(since, "since"), limit=limit, offset=offset))
 
     if not read_only:
 

@@ -66,7 +66,7 @@ async def test_stdio_talks_to_a_running_agent_through_its_api(agent: ServedAgent
         denied = await client.call_tool("restart_service", {"service": "nginx", "reason": "testing stdio"})
         assert denied.is_error and "not on the restart allowlist" in denied.content[0].text
     with httpx.Client(base_url=agent.base_url, headers={"Authorization": f"Bearer {agent.token()}"}) as http:
-        [record] = http.get("/api/v1/audit").json()
+        [record] = http.get("/api/v1/audit").json()["records"]
     assert record["actor"] == "default" and record["result"] == "refused"  # the token's name: who acted
     assert record["claimed_by"].startswith("mcp-stdio (")  # what the client said
 

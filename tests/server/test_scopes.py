@@ -143,7 +143,7 @@ def test_an_operate_token_acknowledges_but_cannot_change_the_config(agent: Serve
             "/api/v1/services/nginx/restart", json={"reason": "scope test", "actor": "root", "confirm": True}
         )
         assert restart.status_code == 403 and "allowlist" in restart.json()["detail"]  # past the scope: the guard
-        [record] = [r for r in http.get("/api/v1/audit").json() if r["reason"] == "scope test"]
+        [record] = [r for r in http.get("/api/v1/audit").json()["records"] if r["reason"] == "scope test"]
     assert record["actor"] == "ops-bot" and record["claimed_by"] == "root"  # who is the token, not the claim
     with _http(agent, agent.token()) as admin:
         assert admin.get("/api/v1/config").status_code == 200
@@ -172,7 +172,7 @@ async def test_mcp_over_http_lists_and_runs_only_what_the_token_reaches(
         )
         assert restart.is_error and "allowlist" in restart.content[0].text
     with _http(agent, agent.token()) as admin:
-        [record] = [r for r in admin.get("/api/v1/audit").json() if r["reason"] == "mcp scope test"]
+        [record] = [r for r in admin.get("/api/v1/audit").json()["records"] if r["reason"] == "mcp scope test"]
     assert record["actor"] == "ops-bot" and record["claimed_by"].startswith("mcp-http")
 
 
@@ -187,3 +187,19 @@ def test_a_revoked_token_is_refused_from_the_next_request(agent: ServedAgent) ->
         assert http.get("/api/v1/status").status_code == 401
     assert secret not in (agent.data_dir / "tokens.json").read_text(encoding="utf-8")
     assert (agent.data_dir / "tokens.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_audit_comes_a_page_at_a_time_with_its_total(agent: ServedAgent) -> None:
+    with _http(agent, READ_SECRET) as http:
+        for n in range(3):
+            http.post("/api/v1/services/nginx/restart", json={"reason": f"page {n}", "confirm": True})  # 403s
+        with _http(agent, agent.token()) as admin:
+            for n in range(3):
+                admin.post("/api/v1/services/nginx/restart", json={"reason": f"page {n}", "confirm": True})
+        first = http.get("/api/v1/audit", params={"limit": 2}).json()
+        second = http.get("/api/v1/audit", params={"limit": 2, "offset": 2}).json()
+        assert first["total"] >= 3 and first["truncated"] is True and len(first["records"]) == 2
+        assert {r["id"] for r in first["records"]}.isdisjoint(r["id"] for r in second["records"])
+        assert second["offset"] == 2 and second["total"] == first["total"]
+        for bad in ({"limit": 0}, {"limit": 5000}, {"offset": -1}, {"offset": 2**40}):
+            assert http.get("/api/v1/audit", params=bad).status_code == 422, bad
