@@ -39,6 +39,13 @@ class ErrorBody(BaseModel):
     required_scope: Scope | None = None
 
 
+class Rejected(BaseModel):
+    """A 422: FastAPI's list of invalid arguments in ``detail``, or a rejected config's message and ``errors``."""
+
+    detail: str | list[dict[str, Any]]
+    errors: list[str] | None = None
+
+
 def require_scope(tokens: TokenRegistry, scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that accepts only ``Authorization: Bearer <token>`` of a known token of ``scope`` or above.
 
@@ -71,9 +78,17 @@ def responses(operation: Operation | None = None) -> dict[int | str, dict[str, A
         scope = operation.scope if operation else "read"
         found[401] = {"model": ErrorBody, "description": "No token, or one the agent does not know."}
         found[403] = {"model": ErrorBody, "description": f"The token's scope is below {scope} (or an action refused)."}
+    routes = operation.routes if operation else ()
+    if any(route.params or route.body for route in routes):
+        found[400] = {
+            "model": ErrorBody,
+            "description": "A time, duration or label filter in none of the accepted "
+            "forms (the message lists them), or a body that is not JSON.",
+        }
+        found[422] = {"model": Rejected, "description": "An argument out of its range or not among its choices."}
     for kind in operation.errors if operation else ():
         code = status_for(kind(""))
-        if code != 422 and code not in found:  # 422 is FastAPI's validation (and a rejected config)
+        if code not in found:
             found[code] = {"model": ErrorBody, "description": (kind.__doc__ or kind.__name__).splitlines()[0]}
     return found
 

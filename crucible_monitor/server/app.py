@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crucible_monitor import __version__
 from crucible_monitor.agent import Agent
@@ -175,6 +176,22 @@ def build_app(agent: Agent, token: str, *, manage_agent: bool = True) -> AsgiApp
         if scope["type"] == "http" and (path == "/mcp" or path.startswith("/mcp/")) and agent.config.mcp.enabled:
             await mcp(scope, receive, send)
         else:
-            await api(scope, receive, send)
+            await api(scope, receive, _full_allow(api, scope, send))
 
     return app
+
+
+def _full_allow(api: FastAPI, scope: Scope, send: Send) -> Send:
+    """``send`` with a 405's ``Allow`` naming every method of the path: Starlette names only those of the first
+    route that matched (``GET`` of ``/api/v1/config``, whose ``POST`` is another route)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 405:
+            path = scope.get("path", "")
+            routes = [r for r in api.routes if isinstance(r, APIRoute) and r.path_regex.match(path)]
+            methods = {m for r in routes for m in r.methods or ()}
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+            message = {**message, "headers": [*headers, (b"allow", ", ".join(sorted(methods)).encode())]}
+        await send(message)
+
+    return sending
