@@ -18,11 +18,12 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from supervisor_fixture import wait_until
 
+from crucible_monitor.config import Scope
 from crucible_monitor.operation_table import OPERATIONS
 from crucible_monitor.operations import Operations
 from crucible_monitor.server.mcp import build_mcp_server
 from crucible_monitor.server.scopes import RESOURCE_OPERATIONS, resource_scope, tool_scope
-from crucible_monitor.tokens import SCOPES
+from crucible_monitor.tokens import SCOPES, allows
 
 pytestmark = pytest.mark.anyio
 
@@ -203,3 +204,36 @@ def test_the_audit_comes_a_page_at_a_time_with_its_total(agent: ServedAgent) -> 
         assert second["offset"] == 2 and second["total"] == first["total"]
         for bad in ({"limit": 0}, {"limit": 5000}, {"offset": -1}, {"offset": 2**40}):
             assert http.get("/api/v1/audit", params=bad).status_code == 422, bad
+
+
+PATH_VALUES = {"alert_id": "999999", "anomaly_id": "999999", "silence_id": "none", "app": "none", "resource": "memory"}
+
+
+def test_every_route_answers_each_token_as_its_scope_declares(agent: ServedAgent, operate_secret: str) -> None:
+    """Every route × {no token, an unknown one, each scope}: 401, 403 naming the scope, or past the check."""
+    tokens: dict[str, str | None] = {"none": None, "unknown": "nope-not-a-token", "read": READ_SECRET}
+    tokens |= {"operate": operate_secret, "admin": agent.token()}
+    checked = 0
+    with httpx.Client(base_url=agent.base_url, timeout=30) as http:
+        for operation in OPERATIONS.values():
+            for route in operation.routes:
+                path = "/api/v1" + route.path.replace(":path}", "}").replace("{name}", "no-such-service")
+                for name, value in PATH_VALUES.items():
+                    path = path.replace(f"{{{name}}}", value)
+                for who, secret in tokens.items():
+                    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+                    body = {} if route.method == "POST" else None
+                    answer = http.request(route.method, path, headers=headers, json=body)
+                    body_json = answer.json() if "json" in answer.headers.get("content-type", "") else {}
+                    refused_scope = isinstance(body_json, dict) and "required_scope" in body_json
+                    case = (operation.name, route.method, path, who, answer.status_code)
+                    if operation.public:
+                        assert answer.status_code == 200, case
+                    elif secret is None or who == "unknown":
+                        assert answer.status_code == 401, case
+                    elif allows(cast(Scope, who), operation.scope):
+                        assert answer.status_code != 401 and not refused_scope, case
+                    else:
+                        assert answer.status_code == 403 and body_json["required_scope"] == operation.scope, case
+                    checked += 1
+    assert checked == 5 * sum(len(o.routes) for o in OPERATIONS.values()) >= 5 * 33
