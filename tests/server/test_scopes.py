@@ -22,7 +22,7 @@ from crucible_monitor.config import Scope
 from crucible_monitor.operation_table import OPERATIONS
 from crucible_monitor.operations import Operations
 from crucible_monitor.server.mcp import build_mcp_server
-from crucible_monitor.server.scopes import RESOURCE_OPERATIONS, resource_scope, tool_scope
+from crucible_monitor.server.scopes import RESOURCE_OPERATIONS, TOOL_OPERATIONS, resource_scope, tool_scope
 from crucible_monitor.tokens import SCOPES, allows
 
 pytestmark = pytest.mark.anyio
@@ -97,7 +97,8 @@ async def test_every_tool_and_resource_stands_for_an_operation_of_the_table() ->
     server = build_mcp_server(cast(Operations, object()), read_only=False)  # listing calls no operation
     tools = await server.list_tools()  # no token (in-memory): every tool is listed
     assert len(tools) > 20
-    scopes = {tool.name: tool_scope(tool.name) for tool in tools}  # KeyError: a tool without an operation
+    assert [t.name for t in tools if t.name not in OPERATIONS and t.name not in TOOL_OPERATIONS] == []
+    scopes = {tool.name: tool_scope(tool.name) for tool in tools}
     assert scopes["restart_service"] == scopes["acknowledge_alert"] == "operate"
     assert scopes["get_system_status"] == "read"
     uris = [str(r.uri) for r in await server.list_resources()]
@@ -161,6 +162,8 @@ async def test_mcp_over_http_lists_and_runs_only_what_the_token_reaches(
         assert not names & {"restart_service", "acknowledge_alert", "silence_alerts", "delete_silence"}
         called = await client.call_tool("acknowledge_alert", {"alert_id": 1})
         assert called.is_error and "operate" in called.content[0].text
+        unknown = await client.call_tool("no_such_tool", {})
+        assert unknown.is_error and "Unknown tool" in unknown.content[0].text
         resources = {str(r.uri) for r in (await client.list_resources()).resources}
         assert "crucible://status" in resources and "crucible://config" not in resources
         assert not (await client.call_tool("get_system_status", {})).is_error
