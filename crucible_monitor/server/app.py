@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Response
+from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -161,6 +161,8 @@ def build_app(agent: Agent, token: str, *, manage_agent: bool = True) -> AsgiApp
     @api.get("/.well-known/oauth-protected-resource", include_in_schema=False)
     async def protected_resource() -> dict[str, Any]:
         # RFC 9728, with only what is true: no authorization server exists; tokens come from `token create`.
+        if not agent.config.mcp.enabled:
+            raise HTTPException(status_code=404, detail="MCP is disabled (mcp.enabled)")
         return {
             "resource": f"{base_url(agent.config)}/mcp",
             "bearer_methods_supported": ["header"],
