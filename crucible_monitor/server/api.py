@@ -165,9 +165,18 @@ def _endpoint(
     return endpoint
 
 
+_EXAMPLES: dict[str, list[str]] = {
+    "time": ["1h", "now", "2026-11-28T10:00:00Z", "1764324000"],
+    "duration": ["1m", "1h", "30d"],
+    "labels": ["mountpoint=/", "service=mysql,state=down"],
+}
+
+
 def _signature_param(param: Param) -> inspect.Parameter:
     """The FastAPI declaration of one path, query or whole-body parameter."""
     options: dict[str, Any] = {"description": param.description, **param.constraints}
+    if param.kind in _EXAMPLES:  # text whose forms a schema cannot state: the spec shows one of each
+        options["examples"] = _EXAMPLES[param.kind]
     marker: Any = {"path": Path, "query": Query, "body": Body}[param.where](**options)
     default = inspect.Parameter.empty if param.required else param.default
     return inspect.Parameter(
