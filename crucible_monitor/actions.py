@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from crucible_monitor.agent import Agent
 from crucible_monitor.config import Config
 from crucible_monitor.errors import ActionRefused, CollectorError, NotFoundError
 from crucible_monitor.managers.supervisor import supervisor_restart, validate_program_name
@@ -21,7 +22,7 @@ from crucible_monitor.models import Event, EventKind, Severity, iso
 from crucible_monitor.schemas import RestartResult, ServiceStatus
 from crucible_monitor.storage.state import StateDB
 
-__all__ = ["RestartRequest", "restart_service"]
+__all__ = ["RestartRequest", "restart_on", "restart_service"]
 
 ACTION = "restart_service"
 _SYSTEMCTL_TIMEOUT = 90.0
@@ -36,6 +37,30 @@ class RestartRequest:
     actor: str
     confirmed: bool
     dry_run: bool = False
+    claimed_by: str | None = None
+
+
+async def restart_on(
+    agent: Agent, request: RestartRequest, services: Callable[[], Awaitable[list[ServiceStatus]]]
+) -> RestartResult:
+    """:func:`restart_service` on a running agent: its config, services (``services()``), state and clock.
+
+    Raises:
+        ActionRefused: as :func:`restart_service`.
+    """
+
+    async def refresh() -> dict[str, ServiceStatus]:
+        await agent.refresh_statuses()
+        return {s.name: s for s in await services()}
+
+    return await restart_service(
+        request,
+        config=agent.config,
+        statuses={s.name: s for s in await services()},
+        state=agent.running.state,
+        refresh=refresh,
+        now=agent.clock(),
+    )
 
 
 async def restart_service(
@@ -60,6 +85,7 @@ async def restart_service(
     def audit(result: str, detail: str, after: ServiceStatus | None = None) -> int:
         return state.add_audit(
             actor=request.actor,
+            claimed_by=request.claimed_by,
             action=ACTION,
             target=name,
             reason=request.reason,

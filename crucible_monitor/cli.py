@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from crucible_monitor import __version__, cli_import, tui
+from crucible_monitor.cli_tokens import add_token_arguments
 from crucible_monitor.config import Config, config_notes, iter_secrets, load_config, with_listen_addr
 from crucible_monitor.configfile import CONFIG_ENV, discover
 from crucible_monitor.errors import ConfigError, CrucibleError, QueryError
@@ -228,11 +229,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    """Print the API token (for curl, Prometheus or an MCP client); generated if the agent never ran."""
-    from crucible_monitor.tokens import ensure_api_token
+    """Print the default (admin) API token, generated if the agent never ran; or create, list, revoke scoped ones."""
+    from crucible_monitor.cli_tokens import run_token
 
-    print(ensure_api_token(_load(args)))
-    return 0
+    return run_token(args, _load(args))
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--probe", action="store_true", help="also connect to every configured target; exit 1 if any fails"
     )
-    add("token", cmd_token, "print the API token clients must send")
+    add_token_arguments(add("token", cmd_token, "print the admin API token; create, list or revoke scoped ones"))
     add("backup", cmd_backup, "copy the data directory into DEST (safe while the agent runs)").add_argument(
         "dest", help="a new or empty directory"
     )

@@ -54,6 +54,7 @@ from crucible_monitor.configtypes import (
     Duration,
     PositiveDuration,
     StrictModel,
+    check_unique,
     format_duration,
     mask_url,
     parse_duration,
@@ -96,6 +97,8 @@ __all__ = [
     "SupervisorConfig",
     "SystemCollectorConfig",
     "SystemdConfig",
+    "Scope",
+    "TokenConfig",
     "config_notes",
     "dotted_key",
     "format_duration",
@@ -131,6 +134,23 @@ def _check_listen_addr(value: str) -> str:
 
 ListenAddr = Annotated[str, BeforeValidator(lambda v: _check_listen_addr(str(v)))]
 
+Scope = Literal["read", "operate", "admin"]
+"""What a token may do: ``read`` sees; ``operate`` also acknowledges, silences, restarts; ``admin`` also configures."""
+
+
+class TokenConfig(StrictModel):
+    """An API token with a name (recorded in the audit as "who") and a scope."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Recorded as who acted.")
+    scope: Scope = Field("read", description="read, operate (acknowledge, silence, restart) or admin (config).")
+    secret: SecretStr = Field(description="The bearer token (or secret_file: PATH), at least 16 characters.")
+
+    @model_validator(mode="after")
+    def _long_enough(self) -> TokenConfig:
+        if len(self.secret.get_secret_value()) < 16:
+            raise ValueError(f"token {self.name!r}: the secret must be at least 16 characters")
+        return self
+
 
 class AgentConfig(StrictModel):
     """The agent process: where it listens, where it keeps data, how often it collects."""
@@ -138,10 +158,16 @@ class AgentConfig(StrictModel):
     listen_addr: ListenAddr = Field("127.0.0.1:9090", description="HOST:PORT of the HTTP API, /mcp and /metrics.")
     data_dir: Path = Field(default_factory=_default_data_dir, description="Parquet tiers, WAL, state.db, api_token.")
     api_token: SecretStr | None = Field(None, description="Bearer token; generated into <data_dir>/api_token if unset.")
+    tokens: list[TokenConfig] = Field([], description="More tokens, each scoped (the api_token is admin).")
     collect_interval: PositiveDuration = Field(timedelta(seconds=10), description="Default collector interval.")
     data_retention: PositiveDuration = Field(timedelta(days=30), description="How long any data is kept.")
     hostname: str = Field(default_factory=socket.gethostname, description="The name this host reports.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _unique_tokens(self) -> AgentConfig:
+        check_unique(("default", *(t.name for t in self.tokens)), "token names (default is the api_token's)")
+        return self
 
     @property
     def host(self) -> str:

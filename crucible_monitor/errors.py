@@ -9,6 +9,7 @@ CrucibleError
  ├── NotFoundError      an id (alert, service, check) that does not exist
  │    └── AgentNotStarted  what exists only while the agent runs (state.db, alerting, analysis), asked too early
  └── ActionRefused      an action the guard rails refuse (allowlist, budget, read-only)
+      └── ScopeRequired  the caller's token has too small a scope (names the one needed)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "NotFoundError",
     "QueryError",
     "DiskFull",
+    "ScopeRequired",
     "StorageError",
     "error_for_status",
     "status_for",
@@ -66,6 +68,14 @@ class AgentNotStarted(NotFoundError):
 
 class ActionRefused(CrucibleError):
     """An action (a restart) was refused: not allowed, over budget, or read-only mode; the message says which."""
+
+
+class ScopeRequired(ActionRefused):
+    """The caller's token may not do this: ``required_scope`` names the scope it needs."""
+
+    def __init__(self, required_scope: str, message: str) -> None:
+        super().__init__(message)
+        self.required_scope = required_scope
 
 
 HTTP_STATUS: dict[type[CrucibleError], int] = {

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from crucible_monitor import __version__
-from crucible_monitor.actions import RestartRequest, restart_service
+from crucible_monitor.actions import RestartRequest, restart_on
 from crucible_monitor.agent import Agent
 from crucible_monitor.alerts.operations import AlertOperations
 from crucible_monitor.analysis.engine import AnomalyEngine
@@ -59,6 +59,7 @@ from crucible_monitor.schemas import (
     TopEndpoints,
     TransitionView,
 )
+from crucible_monitor.schemas.views import AuditList
 from crucible_monitor.snapshot import system_snapshot
 from crucible_monitor.status import gather_context, summarize
 
@@ -270,31 +271,30 @@ class Monitor:
         )
 
     async def restart_service(
-        self, name: str, *, reason: str, actor: str, confirmed: bool, dry_run: bool = False
+        self,
+        name: str,
+        *,
+        reason: str,
+        actor: str,
+        confirmed: bool,
+        dry_run: bool = False,
+        claimed_by: str | None = None,
     ) -> RestartResult:
-        """Restart an allowlisted service, within its budget, with an audit record (see :mod:`actions`).
+        """Restart an allowlisted service, within its budget, audited (:mod:`actions`) as by ``actor``, the token.
 
         Raises:
             ActionRefused: the guard rails say no; the message says why and what is allowed.
         """
+        request = RestartRequest(name, reason, actor, confirmed, dry_run, claimed_by)
+        return await restart_on(self.agent, request, self.services)
+
+    async def audit(
+        self, *, target: str | None = None, since: float | None = None, limit: int = 100, offset: int = 0
+    ) -> AuditList:
+        """A page of the audit records of actions, newest first: ``limit`` after skipping ``offset``."""
         state = self.agent.running.state
-
-        async def refresh() -> dict[str, ServiceStatus]:
-            await self.agent.refresh_statuses()
-            return {s.name: s for s in await self.services()}
-
-        return await restart_service(
-            RestartRequest(service=name, reason=reason, actor=actor, confirmed=confirmed, dry_run=dry_run),
-            config=self.agent.config,
-            statuses={s.name: s for s in await self.services()},
-            state=state,
-            refresh=refresh,
-            now=self.agent.clock(),
-        )
-
-    async def audit(self, *, target: str | None = None, since: float | None = None) -> list[AuditView]:
-        """Audit records of actions, newest first."""
-        return [AuditView.of(r) for r in self.agent.running.state.audit(target=target, since=since)]
+        records = [AuditView.of(r) for r in state.audit(target=target, since=since, limit=limit, offset=offset)]
+        return AuditList.page(records, state.audit_count(target=target, since=since), limit, offset)
 
     # -- alerts ---------------------------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from crucible_monitor.config import Category
 from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, NotFoundError, QueryError
-from crucible_monitor.models import Aggregation, Severity
-from crucible_monitor.operations import Operation, Param, Route
+from crucible_monitor.models import Severity
+from crucible_monitor.operations import Operation, Param, Route, range_params
 from crucible_monitor.schemas import (
     AcknowledgeRequest,
     AlertDetail,
@@ -21,7 +21,6 @@ from crucible_monitor.schemas import (
     AlertView,
     AnomalyRate,
     AnomalyView,
-    AuditView,
     CapacityReport,
     CheckResult,
     CollectorStatus,
@@ -52,6 +51,7 @@ from crucible_monitor.schemas import (
     TopEndpoints,
     TransitionView,
 )
+from crucible_monitor.schemas.views import AuditList
 
 __all__ = ["OPERATIONS"]
 
@@ -63,30 +63,6 @@ _LIMIT_1000 = Param("limit", int, 100, constraints={"ge": 1, "le": 1000})
 
 def _since(default: str | None = None, *, optional: bool = True) -> Param:
     return Param("since", str | None if optional else str, default, kind="time", description=_AGO)
-
-
-_RANGE_HELP = {
-    "labels": "Label filter: k=v,k2=v2 (exact matches).",
-    "start": "ISO 8601, Unix seconds, or a duration ago (1h).",
-    "end": "Same forms as start; default now.",
-    "since": "Shorthand for start=<duration> ago, e.g. 1h.",
-    "step": "Bucket width: 10s, 1m, 1h; default ~300 buckets.",
-    "agg": "Default: rate for counters, avg for gauges.",
-}
-
-
-def _range(described: bool) -> tuple[Param, ...]:
-    """labels/start/end/since/step/agg, as history and the report take them (the report's are less described)."""
-    notes = _RANGE_HELP if described else {"labels": "Label filter: k=v,k2=v2."}
-    text = str | None
-    return (
-        Param("labels", text, None, kind="labels", description=notes.get("labels")),
-        Param("start", text, None, kind="time", fallback="1h", description=notes.get("start")),
-        Param("end", text, None, kind="time", fallback="now", description=notes.get("end")),
-        Param("since", text, None, kind="time", fills="start", description=notes.get("since")),
-        Param("step", text, None, kind="duration", description=notes.get("step")),
-        Param("agg", Aggregation | None, None, description=notes.get("agg")),
-    )
 
 
 def _get(path: str, doc: str, tag: str, *params: Param) -> Route:
@@ -167,13 +143,15 @@ OPERATIONS: dict[str, Operation] = {
                 (
                     Param("name", str, where="path"),
                     Param("reason", str, where="body"),
-                    Param("actor", str, where="body", kind="actor"),
+                    Param("claimed_by", str | None, None, where="body", wire="actor"),
+                    Param("actor", str, None, kind="principal"),
                     Param("confirmed", bool, where="body", wire="confirm"),
                     Param("dry_run", bool, False, where="body"),
                 ),
                 body=RestartBody,
             ),
             read_only=False,
+            scope="operate",
             errors=(ActionRefused,),
         ),
         _op(
@@ -191,13 +169,15 @@ OPERATIONS: dict[str, Operation] = {
         ),
         _op(
             "audit",
-            list[AuditView],
+            AuditList,
             _get(
                 "/audit",
-                "Actions attempted on the host (restarts, refused ones included), newest first.",
+                "Actions attempted on the host (restarts, refused ones included), newest first, a page at a time.",
                 "services",
                 Param("target", str | None, None),
                 _since(),
+                _LIMIT_1000,
+                Param("offset", int, 0, constraints={"ge": 0, "le": 2**31}, description="Records to skip."),
             ),
         ),
         _op(
@@ -226,7 +206,7 @@ OPERATIONS: dict[str, Operation] = {
                 "Points of one metric over time, read from the coarsest storage tier that serves the step.",
                 "metrics",
                 Param("metric", str, description="Metric name, e.g. cpu_usage_ratio."),
-                *_range(described=True),
+                *range_params(described=True),
             ),
             errors=(QueryError,),
         ),
@@ -238,7 +218,7 @@ OPERATIONS: dict[str, Operation] = {
                 "Summary statistics and a bounded number of points per series, for one metric or a group.",
                 "metrics",
                 Param("metric", str, description="A metric name, or a group prefix such as memory or disk."),
-                *_range(described=False),
+                *range_params(described=False),
                 Param("max_points", int, 60, constraints={"ge": 2, "le": 500}),
                 Param("max_series", int, 10, constraints={"ge": 1, "le": 50}),
             ),
@@ -303,13 +283,14 @@ OPERATIONS: dict[str, Operation] = {
                 "alerts",
                 (
                     Param("alert_id", int, where="path", constraints=_ID),
-                    Param("by", str, "api", where="body"),
+                    Param("by", str, "api", where="body", kind="actor"),
                     Param("note", str | None, None, where="body"),
                     Param("expires", timedelta | None, None, where="body"),
                 ),
                 body=AcknowledgeRequest,
             ),
             read_only=False,
+            scope="operate",
             errors=(NotFoundError, QueryError),
         ),
         _op(
@@ -334,7 +315,7 @@ OPERATIONS: dict[str, Operation] = {
                     Param("matchers", list[str], where="body"),
                     Param("duration", timedelta, where="body"),
                     Param("reason", str, where="body"),
-                    Param("author", str, where="body"),
+                    Param("author", str, where="body", kind="actor"),
                     Param("starts_at", float | None, None, where="body"),
                     Param("recurrence", Recurrence | None, None, where="body"),
                 ),
@@ -342,6 +323,7 @@ OPERATIONS: dict[str, Operation] = {
                 status_code=201,
             ),
             read_only=False,
+            scope="operate",
             errors=(QueryError,),
         ),
         _op(
@@ -352,9 +334,10 @@ OPERATIONS: dict[str, Operation] = {
                 "/silences/{silence_id}",
                 "End a silence now.",
                 "alerts",
-                (Param("silence_id", str, where="path"), Param("by", str, constraints={"min_length": 1})),
+                (Param("silence_id", str, where="path"), Param("by", str, kind="actor", constraints={"min_length": 1})),
             ),
             read_only=False,
+            scope="operate",
             errors=(NotFoundError,),
         ),
         _op(
@@ -474,7 +457,12 @@ OPERATIONS: dict[str, Operation] = {
             ),
             errors=(NotFoundError, QueryError),
         ),
-        _op("get_config", dict[str, Any], _get("/config", "The configuration in force, secrets redacted.", "config")),
+        _op(
+            "get_config",
+            dict[str, Any],
+            _get("/config", "The configuration in force, secrets redacted.", "config"),
+            scope="admin",
+        ),
         _op(
             "update_config",
             ConfigUpdate,
@@ -493,6 +481,7 @@ OPERATIONS: dict[str, Operation] = {
                 ),
             ),
             read_only=False,
+            scope="admin",
             errors=(ConfigError,),
         ),
     )

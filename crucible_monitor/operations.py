@@ -15,14 +15,15 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from crucible_monitor.config import Scope
 from crucible_monitor.errors import CrucibleError
+from crucible_monitor.models import Aggregation
 from crucible_monitor.schemas import (
     AlertDetail,
     AlertFilter,
     AlertView,
     AnomalyRate,
     AnomalyView,
-    AuditView,
     CapacityReport,
     CheckResult,
     CollectorStatus,
@@ -50,8 +51,9 @@ from crucible_monitor.schemas import (
     TopEndpoints,
     TransitionView,
 )
+from crucible_monitor.schemas.views import AuditList
 
-__all__ = ["Operation", "Operations", "Param", "ParamKind", "Route"]
+__all__ = ["Operation", "Operations", "Param", "ParamKind", "Route", "range_params"]
 
 
 class Operations(Protocol):
@@ -97,9 +99,18 @@ class Operations(Protocol):
     ) -> list[EventView]: ...
     async def tail_logs(self, source: str, *, lines: int = 50, contains: str | None = None) -> LogTail: ...
     async def restart_service(
-        self, name: str, *, reason: str, actor: str, confirmed: bool, dry_run: bool = False
+        self,
+        name: str,
+        *,
+        reason: str,
+        actor: str,
+        confirmed: bool,
+        dry_run: bool = False,
+        claimed_by: str | None = None,
     ) -> RestartResult: ...
-    async def audit(self, *, target: str | None = None, since: float | None = None) -> list[AuditView]: ...
+    async def audit(
+        self, *, target: str | None = None, since: float | None = None, limit: int = 100, offset: int = 0
+    ) -> AuditList: ...
     async def list_alerts(
         self, *, state: AlertFilter = "active", severity: str | None = None, limit: int = 100
     ) -> list[AlertView]: ...
@@ -140,9 +151,10 @@ class Operations(Protocol):
 
 # -- how the table declares an operation -------------------------------------------------------------------------
 
-ParamKind = Literal["plain", "time", "duration", "labels", "actor"]
+ParamKind = Literal["plain", "time", "duration", "labels", "actor", "principal"]
 """How a parameter's wire form becomes the Monitor's value: as is; a time (:data:`~crucible_monitor.params.TIME_FORMS`);
-a duration in seconds; a ``k=v,k2=v2`` label filter; the caller's name, which the API records as ``api (<name>)``."""
+a duration in seconds; a ``k=v,k2=v2`` label filter; the name the caller gives, which the API records after its
+token's name (``ops-bot (alice)``); or no wire form at all: the token's name (``principal``), filled by the API."""
 
 _REQUIRED: Any = ...
 
@@ -199,7 +211,8 @@ class Route:
 @dataclass(frozen=True)
 class Operation:
     """A Monitor method offered over HTTP: its routes (the first whose path parameters are all given serves a call),
-    result type, whether it changes anything, the errors it may raise, and whether it needs the token."""
+    result type, whether it changes anything, the errors it may raise, whether it needs a token at all and the
+    scope that token needs (``read`` unless declared; the API, the MCP tools and resources all enforce it)."""
 
     name: str
     result: Any
@@ -207,6 +220,7 @@ class Operation:
     read_only: bool = True
     errors: tuple[type[CrucibleError], ...] = ()
     public: bool = False
+    scope: Scope = "read"
 
     def arguments(self) -> list[str]:
         """The Monitor's argument names in order (shorthands left out)."""
@@ -214,3 +228,27 @@ class Operation:
         for route in self.routes:
             names += [p.name for p in route.params if p.fills is None and p.name not in names]
         return names
+
+
+_RANGE_HELP = {
+    "labels": "Label filter: k=v,k2=v2 (exact matches).",
+    "start": "ISO 8601, Unix seconds, or a duration ago (1h).",
+    "end": "Same forms as start; default now.",
+    "since": "Shorthand for start=<duration> ago, e.g. 1h.",
+    "step": "Bucket width: 10s, 1m, 1h; default ~300 buckets.",
+    "agg": "Default: rate for counters, avg for gauges.",
+}
+
+
+def range_params(described: bool) -> tuple[Param, ...]:
+    """labels/start/end/since/step/agg, as history and the report take them (the report's are less described)."""
+    notes = _RANGE_HELP if described else {"labels": "Label filter: k=v,k2=v2."}
+    text = str | None
+    return (
+        Param("labels", text, None, kind="labels", description=notes.get("labels")),
+        Param("start", text, None, kind="time", fallback="1h", description=notes.get("start")),
+        Param("end", text, None, kind="time", fallback="now", description=notes.get("end")),
+        Param("since", text, None, kind="time", fills="start", description=notes.get("since")),
+        Param("step", text, None, kind="duration", description=notes.get("step")),
+        Param("agg", Aggregation | None, None, description=notes.get("agg")),
+    )

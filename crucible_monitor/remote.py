@@ -104,8 +104,8 @@ class RemoteMonitor:
         whole_body: Any = None
         for param in route.params:
             value = arguments.get(param.name)
-            if param.fills is not None or value is None:
-                continue
+            if param.fills is not None or value is None or param.kind == "principal":
+                continue  # the agent records who from the token, not from what the client sends
             if param.where == "path":
                 path = path.replace(f"{{{param.wire_name}}}", str(value))
             elif param.where == "query":

@@ -77,7 +77,8 @@ class AuditView(BaseModel):
 
     id: int
     ts: str
-    actor: str
+    actor: str = Field(description="Who acted: the name of the caller's token (over MCP stdio: mcp-stdio).")
+    claimed_by: str | None = Field(None, description="Who the caller said it was (the client's own claim).")
     action: str
     target: str
     reason: str

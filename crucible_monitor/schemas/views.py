@@ -30,7 +30,6 @@ from crucible_monitor.untrusted import COMMAND_CHARS, fence, fenced
 __all__ = [
     "AlertList",
     "AnomalyList",
-    "AUDIT_CAP",
     "AuditList",
     "EventGroup",
     "Listed",
@@ -60,14 +59,12 @@ _Item = TypeVar("_Item")
 
 SCAN = 1000
 """Entries a list tool reads (to count, group and rank them) before it keeps ``limit``: the operations' maximum."""
-AUDIT_CAP = 100
-"""The audit operation answers with the newest 100 records at most."""
 
 
 class Listed(BaseModel):
     """How much of what matched a list shows."""
 
-    total: int = Field(description=f"Entries that matched (counted up to {SCAN:,}; audit records up to {AUDIT_CAP}).")
+    total: int = Field(description=f"Entries that matched (counted up to {SCAN:,}; audit records all).")
     limit: int
     truncated: bool = Field(description="True when fewer entries are shown than matched.")
 
@@ -285,9 +282,15 @@ class RecommendationList(Listed):
 
 
 class AuditList(Listed):
-    """Actions attempted on the host, newest first."""
+    """A page of the actions attempted on the host, newest first: ``limit`` records after skipping ``offset``."""
 
     records: list[AuditView]
+    offset: int = 0
+
+    @classmethod
+    def page(cls, records: list[AuditView], total: int, limit: int, offset: int) -> AuditList:
+        """The page of ``records`` (``limit`` at most, after ``offset``) of ``total`` that matched."""
+        return cls(records=records, total=total, limit=limit, offset=offset, truncated=offset + len(records) < total)
 
 
 _Event = TypeVar("_Event", bound=EventRef)

@@ -1,44 +1,96 @@
 """The HTTP API (``/api/v1``): routes registered from the operation table over a
 :class:`~crucible_monitor.monitor.Monitor`.
 
-Every route but ``/api/v1/health`` needs ``Authorization: Bearer <token>``. The OpenAPI spec is served at
-``/api/v1/openapi.json`` (with the token).
+Every route but ``/api/v1/health`` needs ``Authorization: Bearer <token>`` of the scope its operation declares
+(``read``, ``operate``, ``admin``); a 403 names the scope needed. The OpenAPI spec is served at
+``/api/v1/openapi.json`` (with a token).
 """
 
 from __future__ import annotations
 
 import inspect
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
-from crucible_monitor.errors import HTTP_STATUS, ConfigError, CrucibleError, QueryError, status_for
+from crucible_monitor.config import Scope
+from crucible_monitor.errors import HTTP_STATUS, ConfigError, CrucibleError, QueryError, ScopeRequired, status_for
 from crucible_monitor.monitor import Monitor
 from crucible_monitor.operation_table import OPERATIONS
 from crucible_monitor.operations import Operation, Param, Route
 from crucible_monitor.params import parse_labels, parse_seconds, parse_time
+from crucible_monitor.tokens import Principal, TokenRegistry, allows
 
-__all__ = ["build_api", "install_error_handlers", "require_token"]
+__all__ = ["ErrorBody", "build_api", "install_error_handlers", "require_scope", "responses"]
 
-_bearer = HTTPBearer(auto_error=False, description="The agent's API token (agent.api_token or <data_dir>/api_token).")
+_bearer = HTTPBearer(
+    auto_error=False, description="An API token: the default (admin) one, one of agent.tokens, or `token create`'s."
+)
 
 
-def require_token(token: str) -> Any:
-    """A dependency that accepts only ``Authorization: Bearer <token>`` (compared in constant time)."""
+class ErrorBody(BaseModel):
+    """What an error answers: the message, and for a 403 of scope the scope the token would need."""
 
-    async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-        if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
+    detail: str
+    required_scope: Scope | None = None
+
+
+class Rejected(BaseModel):
+    """A 422: FastAPI's list of invalid arguments in ``detail``, or a rejected config's message and ``errors``."""
+
+    detail: str | list[dict[str, Any]]
+    errors: list[str] | None = None
+
+
+def require_scope(tokens: TokenRegistry, scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that accepts only ``Authorization: Bearer <token>`` of a known token of ``scope`` or above.
+
+    Raises:
+        HTTPException: 401 without a token or with an unknown one.
+        ScopeRequired: (403) the token's scope is below ``scope``; the answer names the scope.
+    """
+
+    async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+        principal = tokens.verify(credentials.credentials) if credentials is not None else None
+        if principal is None:
             raise HTTPException(
                 status_code=401,
                 detail="missing or invalid bearer token",
                 headers={"WWW-Authenticate": 'Bearer realm="crucible-monitor"'},
             )
+        if not allows(principal.scope, scope):
+            raise ScopeRequired(
+                scope, f"this needs a token of scope {scope} (or above); token {principal.name!r} is {principal.scope}"
+            )
+        return principal
 
-    return Depends(check)
+    return check
+
+
+def responses(operation: Operation | None = None) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route: 401 and 403 (unless public) and the status of each error it declares."""
+    found: dict[int | str, dict[str, Any]] = {}
+    if operation is None or not operation.public:
+        scope = operation.scope if operation else "read"
+        found[401] = {"model": ErrorBody, "description": "No token, or one the agent does not know."}
+        found[403] = {"model": ErrorBody, "description": f"The token's scope is below {scope} (or an action refused)."}
+    routes = operation.routes if operation else ()
+    if any(route.params or route.body for route in routes):
+        found[400] = {
+            "model": ErrorBody,
+            "description": "A time, duration or label filter in none of the accepted "
+            "forms (the message lists them), or a body that is not JSON.",
+        }
+        found[422] = {"model": Rejected, "description": "An argument out of its range or not among its choices."}
+    for kind in operation.errors if operation else ():
+        code = status_for(kind(""))
+        if code not in found:
+            found[code] = {"model": ErrorBody, "description": (kind.__doc__ or kind.__name__).splitlines()[0]}
+    return found
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -49,41 +101,47 @@ def install_error_handlers(app: FastAPI) -> None:
         body: dict[str, Any] = {"detail": str(exc)}
         if isinstance(exc, ConfigError):
             body["errors"] = str(exc).splitlines()
+        if isinstance(exc, ScopeRequired):
+            body["required_scope"] = exc.required_scope
         return JSONResponse(body, status_code=status_for(exc) if isinstance(exc, CrucibleError) else 500)
 
     for kind in HTTP_STATUS:
         app.add_exception_handler(kind, handle)
 
 
-def build_api(monitor: Monitor, token: str) -> APIRouter:
-    """The ``/api/v1`` routes of every operation in the table over ``monitor``, guarded by ``token``."""
-    public = APIRouter(prefix="/api/v1", tags=["health"])
-    api = APIRouter(prefix="/api/v1", dependencies=[require_token(token)])
+def build_api(monitor: Monitor, tokens: TokenRegistry) -> APIRouter:
+    """The ``/api/v1`` routes of every operation in the table over ``monitor``, each guarded by its scope."""
+    router = APIRouter(prefix="/api/v1")
     for operation in OPERATIONS.values():
+        check = None if operation.public else require_scope(tokens, operation.scope)
         for index, route in enumerate(operation.routes):
-            router = public if operation.public else api
             router.add_api_route(
                 route.path,
-                _endpoint(monitor, operation, index),
+                _endpoint(monitor, operation, index, check),
                 methods=[route.method],
                 response_model=operation.result,
                 status_code=route.status_code,
-                tags=None if operation.public else [route.tag],
+                tags=[route.tag],
                 description=route.doc,
+                responses=responses(operation),
             )
-    router = APIRouter()
-    router.include_router(public)
-    router.include_router(api)
     return router
 
 
-def _endpoint(monitor: Monitor, operation: Operation, index: int) -> Callable[..., Awaitable[Any]]:
-    """A FastAPI endpoint whose signature declares the route's parameters and that calls the Monitor method."""
+def _endpoint(
+    monitor: Monitor, operation: Operation, index: int, check: Callable[..., Awaitable[Principal]] | None
+) -> Callable[..., Awaitable[Any]]:
+    """A FastAPI endpoint whose signature declares the route's parameters (and the caller's token, checked by
+    ``check``) and that calls the Monitor method."""
     route = operation.routes[index]
     method = getattr(monitor, operation.name)
     clock = monitor.agent.clock
     body_params = [p for p in route.params if p.where == "body"]
-    signature = [_signature_param(p) for p in route.params if p.where != "body" or route.body is None]
+    wire = [p for p in route.params if p.kind != "principal"]
+    signature = [_signature_param(p) for p in wire if p.where != "body" or route.body is None]
+    if check is not None:
+        caller = Annotated[Principal, Depends(check)]
+        signature.append(inspect.Parameter("caller", inspect.Parameter.KEYWORD_ONLY, annotation=caller))
     body_model = route.body
     if body_model is not None:
         # A body whose fields all have defaults may be left out (an "ack" button posts nothing).
@@ -95,10 +153,11 @@ def _endpoint(monitor: Monitor, operation: Operation, index: int) -> Callable[..
         )
 
     async def endpoint(**values: Any) -> Any:
+        caller: Principal | None = values.pop("caller", None)
         if body_model is not None:
             body = values.pop("body") or body_model()
             values.update({p.wire_name: getattr(body, p.wire_name) for p in body_params})
-        return await method(**_arguments(route, values, clock()))
+        return await method(**_arguments(route, values, clock(), caller.name if caller else "api"))
 
     endpoint.__name__ = operation.name if index == 0 else f"{operation.name}_{index}"
     endpoint.__doc__ = route.doc
@@ -106,9 +165,18 @@ def _endpoint(monitor: Monitor, operation: Operation, index: int) -> Callable[..
     return endpoint
 
 
+_EXAMPLES: dict[str, list[str]] = {
+    "time": ["1h", "now", "2026-11-28T10:00:00Z", "1764324000"],
+    "duration": ["1m", "1h", "30d"],
+    "labels": ["mountpoint=/", "service=mysql,state=down"],
+}
+
+
 def _signature_param(param: Param) -> inspect.Parameter:
     """The FastAPI declaration of one path, query or whole-body parameter."""
     options: dict[str, Any] = {"description": param.description, **param.constraints}
+    if param.kind in _EXAMPLES:  # text whose forms a schema cannot state: the spec shows one of each
+        options["examples"] = _EXAMPLES[param.kind]
     marker: Any = {"path": Path, "query": Query, "body": Body}[param.where](**options)
     default = inspect.Parameter.empty if param.required else param.default
     return inspect.Parameter(
@@ -119,7 +187,7 @@ def _signature_param(param: Param) -> inspect.Parameter:
     )
 
 
-def _arguments(route: Route, values: dict[str, Any], now: float) -> dict[str, Any]:
+def _arguments(route: Route, values: dict[str, Any], now: float, who: str) -> dict[str, Any]:
     """The wire's values → the Monitor's arguments: times and durations parsed, shorthands applied.
 
     Raises:
@@ -136,15 +204,17 @@ def _arguments(route: Route, values: dict[str, Any], now: float) -> dict[str, An
         if value is None and param.fallback is not None:
             value = param.fallback
         try:
-            arguments[param.name] = _convert(param, value, now)
+            arguments[param.name] = _convert(param, value, now, who)
         except ValueError as exc:
             raise QueryError(str(exc)) from None
     return arguments
 
 
-def _convert(param: Param, value: Any, now: float) -> Any:
-    if param.kind == "actor":
-        return f"api ({value})" if value else "api"
+def _convert(param: Param, value: Any, now: float, who: str) -> Any:
+    if param.kind == "principal":
+        return who
+    if param.kind == "actor":  # the token's name first: what the caller says is only its claim
+        return f"{who} ({value})" if value and value not in (who, param.default) else who
     if value is None or param.kind == "plain":
         return value
     if param.kind == "time":

@@ -12,24 +12,27 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import Depends, FastAPI, HTTPException, Response
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crucible_monitor import __version__
 from crucible_monitor.agent import Agent
+from crucible_monitor.config import Config
 from crucible_monitor.monitor import Monitor
-from crucible_monitor.server.api import build_api, install_error_handlers, require_token
+from crucible_monitor.server.api import build_api, install_error_handlers, require_scope, responses
 from crucible_monitor.server.prometheus import CONTENT_TYPE_LATEST, exposition
+from crucible_monitor.tokens import SCOPES, TokenRegistry
 
-__all__ = ["AsgiApp", "LazyMcp", "bind_listener", "build_app"]
+__all__ = ["AsgiApp", "LazyMcp", "base_url", "bind_listener", "build_app"]
 
 
 class LazyMcp:
     """The MCP streamable-HTTP app, created on the first request, with its session manager kept running."""
 
-    def __init__(self, monitor: Monitor, token: str) -> None:
+    def __init__(self, monitor: Monitor, tokens: TokenRegistry) -> None:
         self._monitor = monitor
-        self._token = token
+        self._tokens = tokens
         self._app: ASGIApp | None = None
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
@@ -53,7 +56,7 @@ class LazyMcp:
                 self._monitor,
                 read_only=config.actions.read_only,
                 transport="http",
-                auth=McpAuth(token=self._token, base_url=f"http://{config.agent.listen_addr}"),
+                auth=McpAuth(tokens=self._tokens, base_url=base_url(config)),
             )
             local = [f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", config.agent.listen_addr]
             app = server.streamable_http_app(
@@ -104,10 +107,17 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
+def base_url(config: Config) -> str:
+    """The agent's own URL, from its configured address (never from a request's Host header)."""
+    return f"http://{config.agent.listen_addr}"
+
+
 def build_app(agent: Agent, token: str, *, manage_agent: bool = True) -> AsgiApp:
-    """The whole HTTP surface of an agent; with ``manage_agent`` the app's lifespan starts and stops it."""
+    """The whole HTTP surface of an agent whose default (admin) token is ``token``; with ``manage_agent`` the app's
+    lifespan starts and stops it."""
     monitor = Monitor(agent)
-    mcp = LazyMcp(monitor, token)
+    tokens = TokenRegistry(agent.config, token)
+    mcp = LazyMcp(monitor, tokens)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -123,17 +133,21 @@ def build_app(agent: Agent, token: str, *, manage_agent: bool = True) -> AsgiApp
     api = FastAPI(
         title="crucible-monitor",
         version=__version__,
-        description="A monitoring agent for Linux web servers. Every route but /api/v1/health needs the bearer token.",
+        description=(
+            "A monitoring agent for Linux web servers. Every route but /api/v1/health needs a bearer token of the "
+            "scope its operation declares (read, operate, admin); a 403 names the scope needed."
+        ),
         lifespan=lifespan,
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # its redirects take their host from the request's Host header: 404 instead
     )
     install_error_handlers(api)
-    api.include_router(build_api(monitor, token))
-    guarded = [require_token(token)]
+    api.include_router(build_api(monitor, tokens))
+    guarded = [Depends(require_scope(tokens, "read"))]
 
-    @api.get("/metrics", dependencies=guarded, tags=["metrics"], response_class=Response)
+    @api.get("/metrics", dependencies=guarded, tags=["metrics"], response_class=Response, responses=responses())
     async def metrics() -> Response:
         """The newest value of every series in Prometheus' text exposition format (names prefixed crucible_)."""
         info = {"host": agent.config.agent.hostname, "version": __version__}
@@ -144,12 +158,43 @@ def build_app(agent: Agent, token: str, *, manage_agent: bool = True) -> AsgiApp
     async def openapi() -> dict[str, Any]:
         return api.openapi()
 
+    @api.get("/.well-known/oauth-protected-resource/mcp", include_in_schema=False)
+    @api.get("/.well-known/oauth-protected-resource", include_in_schema=False)
+    async def protected_resource() -> dict[str, Any]:
+        # RFC 9728, with only what is true: no authorization server exists; tokens come from `token create`.
+        if not agent.config.mcp.enabled:
+            raise HTTPException(status_code=404, detail="MCP is disabled (mcp.enabled)")
+        return {
+            "resource": f"{base_url(agent.config)}/mcp",
+            "bearer_methods_supported": ["header"],
+            "scopes_supported": list(SCOPES),
+            "resource_name": "crucible-monitor",
+        }
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        is_mcp = path == "/mcp" or path.startswith(("/mcp/", "/.well-known/oauth-protected-resource"))
-        if scope["type"] == "http" and is_mcp and agent.config.mcp.enabled:
+        if scope["type"] == "http" and path == "/mcp/":
+            scope = {**scope, "path": "/mcp", "raw_path": b"/mcp"}  # served as /mcp: no redirect, auth first
+            path = "/mcp"
+        if scope["type"] == "http" and (path == "/mcp" or path.startswith("/mcp/")) and agent.config.mcp.enabled:
             await mcp(scope, receive, send)
         else:
-            await api(scope, receive, send)
+            await api(scope, receive, _full_allow(api, scope, send))
 
     return app
+
+
+def _full_allow(api: FastAPI, scope: Scope, send: Send) -> Send:
+    """``send`` with a 405's ``Allow`` naming every method of the path: Starlette names only those of the first
+    route that matched (``GET`` of ``/api/v1/config``, whose ``POST`` is another route)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 405:
+            path = scope.get("path", "")
+            routes = [r for r in api.routes if isinstance(r, APIRoute) and r.path_regex.match(path)]
+            methods = {m for r in routes for m in r.methods or ()}
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+            message = {**message, "headers": [*headers, (b"allow", ", ".join(sorted(methods)).encode())]}
+        await send(message)
+
+    return sending

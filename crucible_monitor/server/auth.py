@@ -1,10 +1,10 @@
-"""Who is asking the MCP server and whether they agreed: the bearer token over HTTP, the name recorded in the audit
-log, and the user's confirmation of a restart (elicitation, or the explicit ``confirm`` where the client cannot ask).
+"""Who is asking the MCP server and whether they agreed: the bearer token (and its scope) over HTTP, the name recorded
+in the audit log, and the user's confirmation of a restart (elicitation, or the explicit ``confirm`` where the client
+cannot ask).
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,52 +14,69 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, Elicit
 from pydantic import AnyHttpUrl, BaseModel, Field
 
-__all__ = ["Confirm", "McpAuth", "StaticTokenVerifier", "actor", "ask_restart_confirmation"]
+from crucible_monitor.config import Scope
+from crucible_monitor.tokens import SCOPES, TokenRegistry
 
-_SCOPE = "crucible"
+__all__ = ["Confirm", "McpAuth", "RegistryTokenVerifier", "ask_restart_confirmation", "caller", "held_scope"]
 
 
 @dataclass(frozen=True)
 class McpAuth:
-    """Bearer-token auth for MCP over HTTP: the agent's API token, checked by a TokenVerifier."""
+    """Bearer-token auth for MCP over HTTP: the agent's tokens, each with its scope."""
 
-    token: str
+    tokens: TokenRegistry
     base_url: str
 
-    def verifier(self) -> StaticTokenVerifier:
-        """The verifier that accepts this token (and nothing else)."""
-        return StaticTokenVerifier(self.token)
+    def verifier(self) -> RegistryTokenVerifier:
+        """The verifier that accepts the agent's tokens (and nothing else)."""
+        return RegistryTokenVerifier(self.tokens)
 
     def settings(self) -> AuthSettings:
-        """The MCP server's auth settings: this agent is the resource server at ``/mcp``, the token's scope required."""
+        """The MCP server's auth settings: this agent is the resource server at ``/mcp``; every token has ``read``.
+
+        The SDK needs an ``issuer_url``; the agent serves its own protected-resource metadata, which names none
+        (:func:`~crucible_monitor.server.app.build_app`): there is no authorization server, tokens come from
+        ``crucible-monitor token create``.
+        """
         return AuthSettings(
             issuer_url=AnyHttpUrl(self.base_url),
             resource_server_url=AnyHttpUrl(f"{self.base_url}/mcp"),
-            required_scopes=[_SCOPE],
+            required_scopes=["read"],
         )
 
 
-class StaticTokenVerifier(TokenVerifier):
-    """Accepts exactly one token, compared in constant time."""
+class RegistryTokenVerifier(TokenVerifier):
+    """Accepts the registry's tokens; the access token's client is the token's name, its scopes the implied ones."""
 
-    def __init__(self, token: str) -> None:
-        self._token = token
+    def __init__(self, tokens: TokenRegistry) -> None:
+        self._tokens = tokens
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        """The access token when ``token`` is the configured one, else None."""
-        if secrets.compare_digest(token.encode(), self._token.encode()):
-            return AccessToken(token=token, client_id="api-token", scopes=[_SCOPE])
-        return None
+        """The access token when ``token`` is one of the agent's, else None."""
+        principal = self._tokens.verify(token)
+        if principal is None:
+            return None
+        return AccessToken(token=token, client_id=principal.name, scopes=principal.implied())
 
 
-def actor(ctx: Context[Any, Any], transport: str) -> str:
-    """Who is asking, for the audit record: the token's client (HTTP) or stdio, and the MCP client's name."""
+def held_scope() -> Scope | None:
+    """The scope of the caller's token over HTTP; None where there is no token (stdio, in-memory: the local user)."""
     token = get_access_token()
-    who = f"mcp-http:{token.client_id}" if token is not None else f"mcp-{transport}"
+    if token is None:
+        return None
+    return next((s for s in reversed(SCOPES) if s in token.scopes), "read")
+
+
+def caller(ctx: Context[Any, Any], transport: str) -> tuple[str, str | None]:
+    """Who is asking, for the audit record: the token's name over HTTP (``mcp-<transport>`` without one), and what
+    the MCP client says it is (its name and version)."""
+    token = get_access_token()
+    who = token.client_id if token is not None and token.client_id else f"mcp-{transport}"
     params = ctx.session.client_params
+    claimed = f"mcp-{transport}"
     if params is not None:
-        who += f" ({params.client_info.name} {params.client_info.version})"
-    return who
+        claimed += f" ({params.client_info.name} {params.client_info.version})"
+    return who, claimed
 
 
 class Confirm(BaseModel):

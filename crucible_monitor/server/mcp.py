@@ -54,7 +54,6 @@ from crucible_monitor.schemas import (
     TopEndpoints,
 )
 from crucible_monitor.schemas.views import (
-    AUDIT_CAP,
     SCAN,
     AlertList,
     AnomalyList,
@@ -78,10 +77,10 @@ from crucible_monitor.schemas.views import (
     fenced_tail,
     summarised,
 )
-from crucible_monitor.server.auth import Confirm, McpAuth
-from crucible_monitor.server.auth import actor as _actor
+from crucible_monitor.server.auth import Confirm, McpAuth, caller
 from crucible_monitor.server.auth import ask_restart_confirmation as _ask_confirmation
-from crucible_monitor.server.compact import CompactServer, compact_json
+from crucible_monitor.server.compact import compact_json
+from crucible_monitor.server.scopes import ScopedServer
 
 __all__ = ["McpAuth", "build_mcp_server"]
 
@@ -121,6 +120,12 @@ def _seconds(text: str, name: str) -> float:
         raise ToolError(f"{name}: {exc}") from None
 
 
+def _actor(ctx: Context[Any, Any], transport: str) -> str:
+    """Who acks or silences: the token's name, then what the client says (``ops-bot (mcp-http (Claude 1.0))``)."""
+    who, claimed = caller(ctx, transport)
+    return f"{who} ({claimed})" if claimed and claimed != who else who
+
+
 def build_mcp_server(
     ops: Operations,
     *,
@@ -129,7 +134,7 @@ def build_mcp_server(
     auth: McpAuth | None = None,
 ) -> MCPServer:
     """An MCP server over ``ops``; with ``auth`` it requires the bearer token (for HTTP)."""
-    mcp = CompactServer(
+    mcp = ScopedServer(
         "crucible-monitor",
         version=__version__,
         instructions=(
@@ -400,10 +405,11 @@ def build_mcp_server(
         service: Annotated[str | None, Field(description="Only actions on this service.")] = None,
         since: Annotated[str, Field(description=f"From: {_TIME_HELP}.")] = "7d",
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
+        offset: Annotated[int, Field(ge=0, le=2**31, description="Records to skip (the next page).")] = 0,
     ) -> AuditList:
-        """Actions attempted on the host (restarts, including refused and declined ones), with who, why, result."""
-        records = await _guarded(ops.audit(target=service, since=_time(since, "since")))
-        return AuditList(records=records[:limit], **Listed.counts(records, limit, cap=AUDIT_CAP))
+        """Actions attempted on the host (restarts, including refused and declined ones), with who (the token's
+        name), who the caller claimed to be, why and the result; newest first."""
+        return await _guarded(ops.audit(target=service, since=_time(since, "since"), limit=limit, offset=offset))
 
     if not read_only:
 
@@ -445,11 +451,11 @@ def build_mcp_server(
             """Restart an allowlisted systemd unit or supervisor program: asks the user first, respects a
             per-service budget with back-off, and is audited. Try dry_run=true first."""
             confirmed = isinstance(answer, AcceptedElicitation) and answer.data.ok
-            return await _guarded(
-                ops.restart_service(
-                    service, reason=reason, actor=_actor(ctx, transport), confirmed=confirmed, dry_run=dry_run
-                )
+            who, claimed = caller(ctx, transport)
+            restart = ops.restart_service(
+                service, reason=reason, actor=who, claimed_by=claimed, confirmed=confirmed, dry_run=dry_run
             )
+            return await _guarded(restart)
 
     @mcp.prompt(title="Incident triage")
     async def incident_triage(alert_id: str | None = None) -> str:

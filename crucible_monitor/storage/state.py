@@ -18,7 +18,7 @@ from typing import Any
 from crucible_monitor.errors import StorageError
 from crucible_monitor.models import Event, EventKind, Severity
 
-__all__ = ["AUDIT_MIGRATIONS", "EVENT_MIGRATIONS", "AuditRecord", "StateDB", "StoredEvent"]
+__all__ = ["AUDIT_FIELD_CAP", "AUDIT_MIGRATIONS", "EVENT_MIGRATIONS", "AuditRecord", "StateDB", "StoredEvent"]
 
 EVENT_MIGRATIONS: list[str] = [
     """
@@ -54,7 +54,15 @@ AUDIT_MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_target_ts ON audit (target, ts);
     """,
+    "ALTER TABLE audit ADD COLUMN claimed_by TEXT",
 ]
+
+AUDIT_FIELD_CAP = 500
+"""Characters kept of each free-text field of an audit record (what the caller sent may be any size)."""
+
+
+def _capped(text: str) -> str:
+    return text if len(text) <= AUDIT_FIELD_CAP else text[: AUDIT_FIELD_CAP - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,7 @@ class AuditRecord:
     detail: str
     state_before: dict[str, Any] | None
     state_after: dict[str, Any] | None
+    claimed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,31 +225,52 @@ class StateDB:
         detail: str,
         state_before: dict[str, Any] | None = None,
         state_after: dict[str, Any] | None = None,
+        claimed_by: str | None = None,
     ) -> int:
-        """Record an action attempt; returns its id."""
+        """Record an action attempt; returns its id. Free text is cut to :data:`AUDIT_FIELD_CAP` characters."""
         with self.transaction():
             cursor = self._db.execute(
                 "INSERT INTO audit (ts, actor, action, target, reason, dry_run, result, detail, state_before,"
-                " state_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " state_after, claimed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     self.clock(),
-                    actor,
+                    _capped(actor),
                     action,
-                    target,
-                    reason,
+                    _capped(target),
+                    _capped(reason),
                     int(dry_run),
                     result,
-                    detail,
+                    _capped(detail),
                     None if state_before is None else json.dumps(state_before),
                     None if state_after is None else json.dumps(state_after),
+                    None if claimed_by is None else _capped(claimed_by),
                 ),
             )
             return int(cursor.lastrowid or 0)
 
     def audit(
-        self, *, target: str | None = None, action: str | None = None, since: float | None = None, limit: int = 100
+        self,
+        *,
+        target: str | None = None,
+        action: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[AuditRecord]:
-        """Audit records newest first."""
+        """Audit records newest first: ``limit`` of them after skipping ``offset``."""
+        where, params = self._audit_filter(target, action, since)
+        rows = self.execute(
+            f"SELECT * FROM audit WHERE {where} ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+        return [self._audit_record(row) for row in rows]
+
+    def audit_count(self, *, target: str | None = None, since: float | None = None) -> int:
+        """How many audit records match (for ``total``)."""
+        where, params = self._audit_filter(target, None, since)
+        return int(self.execute(f"SELECT COUNT(*) FROM audit WHERE {where}", params)[0][0])
+
+    @staticmethod
+    def _audit_filter(target: str | None, action: str | None, since: float | None) -> tuple[str, list[Any]]:
         clauses: list[str] = ["1=1"]
         params: list[Any] = []
         for column, value in (("target", target), ("action", action)):
@@ -250,25 +280,24 @@ class StateDB:
         if since is not None:
             clauses.append("ts >= ?")
             params.append(since)
-        rows = self.execute(
-            f"SELECT * FROM audit WHERE {' AND '.join(clauses)} ORDER BY ts DESC, id DESC LIMIT ?", [*params, limit]
+        return " AND ".join(clauses), params
+
+    @staticmethod
+    def _audit_record(row: sqlite3.Row) -> AuditRecord:
+        return AuditRecord(
+            id=row["id"],
+            ts=row["ts"],
+            actor=row["actor"],
+            action=row["action"],
+            target=row["target"],
+            reason=row["reason"],
+            dry_run=bool(row["dry_run"]),
+            result=row["result"],
+            detail=row["detail"],
+            state_before=None if row["state_before"] is None else json.loads(row["state_before"]),
+            state_after=None if row["state_after"] is None else json.loads(row["state_after"]),
+            claimed_by=row["claimed_by"],
         )
-        return [
-            AuditRecord(
-                id=row["id"],
-                ts=row["ts"],
-                actor=row["actor"],
-                action=row["action"],
-                target=row["target"],
-                reason=row["reason"],
-                dry_run=bool(row["dry_run"]),
-                result=row["result"],
-                detail=row["detail"],
-                state_before=None if row["state_before"] is None else json.loads(row["state_before"]),
-                state_after=None if row["state_after"] is None else json.loads(row["state_after"]),
-            )
-            for row in rows
-        ]
 
 
 class _Transaction:

@@ -319,7 +319,7 @@ async def test_alerts_fire_and_are_acknowledged_and_silenced_through_the_api(run
     response = await running.client.post(
         f"/api/v1/alerts/{alert['id']}/acknowledge", json={"by": "alice", "note": "looking", "expires": "2h"}
     )
-    assert response.status_code == 200 and response.json()["acknowledgement"]["by"] == "alice"
+    assert response.status_code == 200 and response.json()["acknowledgement"]["by"] == "default (alice)"
     detail = await running.get(f"/api/v1/alerts/{alert['id']}")
     assert [t["kind"] for t in detail["history"]][-1] == "acknowledged"
     created = await running.client.post(
@@ -330,7 +330,7 @@ async def test_alerts_fire_and_are_acknowledged_and_silenced_through_the_api(run
     silence_id = created.json()["id"]
     assert [s["id"] for s in await running.get("/api/v1/silences")] == [silence_id]
     ended = await running.client.delete(f"/api/v1/silences/{silence_id}", params={"by": "alice"})
-    assert ended.status_code == 200 and ended.json()["deleted_by"] == "alice"
+    assert ended.status_code == 200 and ended.json()["deleted_by"] == "default (alice)"
     history = await running.get("/api/v1/alerts/history", since="1h")
     assert {t["kind"] for t in history} >= {"firing", "acknowledged"}
     events = await running.get("/api/v1/events", kind="alert")

@@ -66,8 +66,9 @@ async def test_stdio_talks_to_a_running_agent_through_its_api(agent: ServedAgent
         denied = await client.call_tool("restart_service", {"service": "nginx", "reason": "testing stdio"})
         assert denied.is_error and "not on the restart allowlist" in denied.content[0].text
     with httpx.Client(base_url=agent.base_url, headers={"Authorization": f"Bearer {agent.token()}"}) as http:
-        [record] = http.get("/api/v1/audit").json()
-    assert record["actor"].startswith("api (mcp-stdio") and record["result"] == "refused"
+        [record] = http.get("/api/v1/audit").json()["records"]
+    assert record["actor"] == "default" and record["result"] == "refused"  # the token's name: who acted
+    assert record["claimed_by"].startswith("mcp-stdio (")  # what the client said
 
 
 async def test_http_mcp_needs_the_token_and_answers_with_it(agent: ServedAgent) -> None:
@@ -85,6 +86,23 @@ async def test_http_mcp_needs_the_token_and_answers_with_it(agent: ServedAgent) 
         assert missing.status_code == 401 and "Bearer" in missing.headers["www-authenticate"]
         wrong = raw.post("/mcp", json=INIT, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
+
+
+def test_mcp_checks_the_token_before_anything_and_redirects_nowhere(agent: ServedAgent) -> None:
+    """``/mcp/`` once answered 307 to a Location taken from the Host header, before checking the token."""
+    headers = {"Accept": "application/json, text/event-stream", "Host": "evil.example"}
+    with httpx.Client(base_url=agent.base_url, headers=headers) as raw:
+        for path in ("/mcp/", "/mcp", "/api/v1/status/"):
+            answer = raw.post(path, json=INIT)
+            assert answer.status_code in (401, 404) and "location" not in answer.headers, (path, answer.status_code)
+        assert raw.post("/mcp/", json=INIT).status_code == 401
+        metadata = raw.get("/.well-known/oauth-protected-resource/mcp").json()
+    assert metadata["resource"] == f"{agent.base_url}/mcp"  # from the configured address, not the Host header
+    assert "authorization_servers" not in metadata  # there is none: tokens come from `token create`
+    assert metadata["scopes_supported"] == ["read", "operate", "admin"]
+    authed = {"Accept": "application/json, text/event-stream", "Authorization": f"Bearer {agent.token()}"}
+    with httpx.Client(base_url=agent.base_url, headers=authed) as client:
+        assert client.post("/mcp/", json=INIT).status_code == 200  # served as /mcp, not redirected
 
 
 async def test_http_mcp_refuses_a_foreign_origin_and_host(agent: ServedAgent) -> None:

@@ -61,7 +61,7 @@ async def _state(remote: RemoteMonitor) -> dict[str, Any]:
             for a in alerts
         ),
         "silences": sorted((s.model_dump(exclude={"active"}) for s in await remote.list_silences()), key=str),
-        "audit": [r.model_dump() for r in await remote.audit()],
+        "audit": [r.model_dump() for r in (await remote.audit()).records],
     }
 
 
@@ -131,7 +131,7 @@ def test_backup_of_a_running_agent_restores_the_same_history_alerts_silences_and
 
         state_after, points_after = asyncio.run(after())
     assert state_after == state_before
-    assert any(a[4] == "backup-test" for a in state_after["alerts"])
+    assert any(a[4] == "default (backup-test)" for a in state_after["alerts"])  # the token, then the claim
     assert state_after["silences"] and any(r["dry_run"] for r in state_after["audit"])
     for metric in METRICS:
         served = points_before[metric]
