@@ -160,7 +160,7 @@ async def restart(screen: Screen[Any], ctx: Context, name: str) -> None:
         _refused(screen, ctx, "restart", exc)
         return
     try:
-        audit = await ctx.ops.audit(target=name)
+        audit = (await ctx.ops.audit(target=name)).records
     except CrucibleError as exc:  # the restart happened; only its record could not be read
         audit, missing = [], f"audit #{result.audit_id} (not readable: {exc})"
     else:

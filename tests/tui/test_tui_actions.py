@@ -51,7 +51,7 @@ async def test_acknowledging_an_alert_changes_its_state_in_the_agent(acted_on: S
             await pilot.press("y")
             await wait_for(pilot, lambda: app.ctx.last_action is not None, "the acknowledgement done")
             after = await remote.get_alert(alert.id)
-            assert after.acknowledgement is not None and after.acknowledgement.by == "dashboard"
+            assert after.acknowledgement is not None and after.acknowledgement.by == "default (dashboard)"
             await wait_for(
                 pilot,
                 lambda: "ack" in [str(c) for c in app.screen.query_one("#alerts", DataTable).get_row(str(alert.id))],
@@ -76,7 +76,7 @@ async def test_silencing_an_alert_for_two_hours_creates_a_silence_with_its_label
             box.value = "2h"
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.ctx.last_action is not None, "the silence made")
-        silences = [s for s in await remote.list_silences() if s.author == "dashboard"]
+        silences = [s for s in await remote.list_silences() if s.author == "default (dashboard)"]  # token (claim)
         assert len(silences) == 1 and silences[0].active
         assert f"service={BROKEN}" in silences[0].matchers and "alertname=ServiceDown" in silences[0].matchers
 
@@ -102,10 +102,10 @@ async def test_a_confirmed_restart_reaches_the_supervisor_program_and_is_audited
     info = acted_on.supervisord.process_info(WORKER)
     assert info["statename"] == "RUNNING" and info["pid"] != pid_before
     async with RemoteMonitor(acted_on.agent.base_url, acted_on.token) as remote:
-        records = await remote.audit(target=WORKER)
+        records = (await remote.audit(target=WORKER)).records
     results = sorted((r.result, r.dry_run) for r in records)
     assert ("restarted", False) in results and any(dry for _, dry in results), results
-    assert all(r.actor.endswith("(dashboard)") or r.actor == "dashboard" for r in records), [r.actor for r in records]
+    assert all(r.actor == "default" for r in records), [(r.actor, r.claimed_by) for r in records]  # the token
 
 
 async def test_a_refused_restart_shows_the_agents_reason_and_the_dashboard_carries_on(acted_on: Scene) -> None:
