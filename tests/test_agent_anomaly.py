@@ -151,6 +151,7 @@ async def test_a_cpu_burn_in_a_fresh_agents_first_hour_is_found_by_the_streaming
         engine = agent.running.analysis
         assert engine is not None and engine.models() == [], "no host model: too little history"
 
+        await agent.run_collector("processes")  # CPU is measured between two snapshots: the burn's first one too
         burn_start = clock.now
         burners = [burn_cpu(), burn_cpu()]  # both cores busy
         for _ in range(BURN_MINUTES):
