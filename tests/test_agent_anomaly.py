@@ -151,9 +151,9 @@ async def test_a_cpu_burn_in_a_fresh_agents_first_hour_is_found_by_the_streaming
         engine = agent.running.analysis
         assert engine is not None and engine.models() == [], "no host model: too little history"
 
-        await agent.run_collector("processes")  # CPU is measured between two snapshots: the burn's first one too
         burn_start = clock.now
         burners = [burn_cpu(), burn_cpu()]  # both cores busy
+        await agent.run_collector("processes")  # a process's CPU is measured from its second snapshot on
         for _ in range(BURN_MINUTES):
             _let_cpu_time_pass()
             await agent.run_collector("system")
