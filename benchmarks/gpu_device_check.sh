@@ -105,7 +105,7 @@ echo "== the gpu collector's health and log lines"
 TOKEN=$(cat "$WORK/data/api_token")
 "$PY" -c "
 import json, sys, httpx
-collectors = httpx.get('http://127.0.0.1:$PORT/api/v1/collectors', headers={'Authorization': 'Bearer $TOKEN'}).json()
+collectors = httpx.get('http://127.0.0.1:$PORT/api/v1/collectors', headers={'Authorization': 'Bearer $TOKEN'}).json()['items']
 print(json.dumps([c for c in collectors if c['name'] == 'gpu'], indent=1))
 "
 grep -i "gpu" "$WORK/agent.log" || echo "(no gpu lines in agent.log)"

@@ -8,12 +8,14 @@ anything and the errors it may raise. The ``/api/v1`` routes are registered from
 
 from __future__ import annotations
 
+import functools
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 
 from crucible_monitor.config import Scope
 from crucible_monitor.errors import CrucibleError
@@ -251,4 +253,21 @@ def range_params(described: bool) -> tuple[Param, ...]:
         Param("since", text, None, kind="time", fills="start", description=notes.get("since")),
         Param("step", text, None, kind="duration", description=notes.get("step")),
         Param("agg", Aggregation | None, None, description=notes.get("agg")),
+    )
+
+
+@functools.cache
+def listed_model(result: Any) -> type[BaseModel] | None:
+    """For an operation that returns ``list[X]``: the model of its HTTP answer, ``{items, total, limit, truncated}``
+    (a list says how much of what matched it shows); None for any other result."""
+    if typing.get_origin(result) is not list:
+        return None
+    (item,) = typing.get_args(result)
+    return create_model(
+        f"{getattr(item, '__name__', 'Item')}List",
+        __doc__=f"A list of {getattr(item, '__name__', 'items')}: how many matched, how many are shown.",
+        items=(list[item], ...),  # type: ignore[valid-type]
+        total=(int, Field(description="Entries that matched (counted up to the limit's maximum).")),
+        limit=(int, ...),
+        truncated=(bool, Field(description="True when fewer entries are shown than matched.")),
     )

@@ -20,7 +20,7 @@ from pydantic import BaseModel, TypeAdapter
 from crucible_monitor.config import Config
 from crucible_monitor.errors import CrucibleError, error_for_status
 from crucible_monitor.operation_table import OPERATIONS
-from crucible_monitor.operations import Operation, Param, Route
+from crucible_monitor.operations import Operation, Param, Route, listed_model
 from crucible_monitor.params import format_labels, wire_number
 from crucible_monitor.tokens import read_api_token
 
@@ -122,7 +122,10 @@ class RemoteMonitor:
             raise AgentUnavailable(f"no agent answers at {self.base_url} ({type(exc).__name__})") from exc
         if not response.is_success:
             raise _error(response)
-        return _adapter(operation.name).validate_python(response.json())
+        answer = response.json()
+        if listed_model(operation.result) is not None:  # a list answers {items, total, limit, truncated}
+            answer = answer["items"]
+        return _adapter(operation.name).validate_python(answer)
 
 
 def _route_for(operation: Operation, arguments: Mapping[str, Any]) -> Route:

@@ -17,7 +17,7 @@ GPU_ON = "collectors:\n  services:\n    supervisor:\n      enabled: false\n  gpu
 
 
 def _gpu(client: httpx.Client) -> dict[str, Any] | None:
-    return next((c for c in client.get("/api/v1/collectors").json() if c["name"] == "gpu"), None)
+    return next((c for c in client.get("/api/v1/collectors").json()["items"] if c["name"] == "gpu"), None)
 
 
 def _devices(client: httpx.Client) -> list[float]:

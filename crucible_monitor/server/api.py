@@ -21,7 +21,7 @@ from crucible_monitor.config import Scope
 from crucible_monitor.errors import HTTP_STATUS, ConfigError, CrucibleError, QueryError, ScopeRequired, status_for
 from crucible_monitor.monitor import Monitor
 from crucible_monitor.operation_table import OPERATIONS
-from crucible_monitor.operations import Operation, Param, Route
+from crucible_monitor.operations import Operation, Param, Route, listed_model
 from crucible_monitor.params import parse_labels, parse_seconds, parse_time
 from crucible_monitor.tokens import Principal, TokenRegistry, allows
 
@@ -119,7 +119,7 @@ def build_api(monitor: Monitor, tokens: TokenRegistry) -> APIRouter:
                 route.path,
                 _endpoint(monitor, operation, index, check),
                 methods=[route.method],
-                response_model=operation.result,
+                response_model=listed_model(operation.result) or operation.result,
                 status_code=route.status_code,
                 tags=[route.tag],
                 description=route.doc,
@@ -152,12 +152,30 @@ def _endpoint(
             inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
         )
 
+    listed = listed_model(operation.result)
+    limit_param = next((p for p in route.params if p.name == "limit"), None)
+    limit_cap = limit_param.constraints.get("le") if limit_param is not None else None
+
     async def endpoint(**values: Any) -> Any:
         caller: Principal | None = values.pop("caller", None)
         if body_model is not None:
             body = values.pop("body") or body_model()
             values.update({p.wire_name: getattr(body, p.wire_name) for p in body_params})
-        return await method(**_arguments(route, values, clock(), caller.name if caller else "api"))
+        arguments = _arguments(route, values, clock(), caller.name if caller else "api")
+        if listed is None:
+            return await method(**arguments)
+        limit = arguments.get("limit")
+        if limit_cap is not None and limit is not None:
+            arguments["limit"] = limit_cap  # count what matched (up to the cap), show ``limit`` of it
+        found = await method(**arguments)
+        shown = found if limit is None else found[:limit]
+        truncated = len(found) > len(shown) or (limit_cap is not None and len(found) >= limit_cap > len(shown))
+        return {
+            "items": shown,
+            "total": len(found),
+            "limit": len(shown) if limit is None else limit,
+            "truncated": truncated,
+        }
 
     endpoint.__name__ = operation.name if index == 0 else f"{operation.name}_{index}"
     endpoint.__doc__ = route.doc

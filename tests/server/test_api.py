@@ -67,6 +67,14 @@ class Running:
         assert response.status_code == 200, response.text
         return response.json()
 
+    async def items(self, path: str, **params: Any) -> list[Any]:
+        """The entries of a list route, after checking it says how many matched and how many it shows."""
+        listed = await self.get(path, **params)
+        assert set(listed) == {"items", "total", "limit", "truncated"}, listed
+        assert listed["truncated"] == (listed["total"] > len(listed["items"])) or listed["total"] >= listed["limit"]
+        items: list[Any] = listed["items"]
+        return items
+
 
 @pytest.fixture
 def supervisord(tmp_path: Path) -> Iterator[Supervisord]:
@@ -144,20 +152,20 @@ async def test_services_come_from_the_real_supervisord(running: Running) -> None
         )
     )
     await running.collect("services")
-    [worker] = [s for s in await running.get("/api/v1/metrics/services") if s["name"] == "laravel-worker"]
+    [worker] = [s for s in await running.items("/api/v1/metrics/services") if s["name"] == "laravel-worker"]
     assert worker["manager"] == "supervisor" and worker["up"] is True and worker["category"] == "queue"
     assert worker["pid"] == running.supervisord.process_info("laravel-worker")["pid"]
 
 
 async def test_http_checks_report_status_latency_and_failures_with_events(running: Running) -> None:
     await running.collect("http_check:shop")
-    [check] = await running.get("/api/v1/metrics/http")
+    [check] = await running.items("/api/v1/metrics/http")
     assert check["ok"] is True and check["status_code"] == 200 and check["duration_seconds"] > 0
     running.web.script("/", Reply(503, b"down"))
     await running.collect("http_check:shop")
-    [check] = await running.get("/api/v1/metrics/http")
+    [check] = await running.items("/api/v1/metrics/http")
     assert check["ok"] is False and check["failure"] == "status"
-    events = await running.get("/api/v1/events", kind="check_failed")
+    events = await running.items("/api/v1/events", kind="check_failed")
     assert [e["subject"] for e in events] == ["shop"]
 
 
@@ -240,7 +248,7 @@ async def test_config_is_redacted_and_can_be_changed_live(running: Running) -> N
     webhook = running.agent.config.notifications.slack.webhook_url
     assert webhook is not None and webhook.get_secret_value() == SLACK_SECRET
     assert running.agent.collectors[f"http_check:{check['name']}"] is not before
-    names = [c["name"] for c in await running.get("/api/v1/collectors")]
+    names = [c["name"] for c in await running.items("/api/v1/collectors")]
     assert names.count(f"http_check:{check['name']}") == 1
 
 
@@ -313,7 +321,7 @@ async def test_invalid_config_changes_are_rejected_and_nothing_changes(
 async def test_alerts_fire_and_are_acknowledged_and_silenced_through_the_api(running: Running) -> None:
     await running.collect("system")
     await running.agent.evaluate_alerts()
-    [alert] = await running.get("/api/v1/alerts", state="firing")
+    [alert] = await running.items("/api/v1/alerts", state="firing")
     assert alert["name"] == "MemoryPresent" and alert["severity"] == "warning"
     assert alert["annotations"]["summary"].startswith("memory is ")
     response = await running.client.post(
@@ -328,12 +336,12 @@ async def test_alerts_fire_and_are_acknowledged_and_silenced_through_the_api(run
     )
     assert created.status_code == 201
     silence_id = created.json()["id"]
-    assert [s["id"] for s in await running.get("/api/v1/silences")] == [silence_id]
+    assert [s["id"] for s in await running.items("/api/v1/silences")] == [silence_id]
     ended = await running.client.delete(f"/api/v1/silences/{silence_id}", params={"by": "alice"})
     assert ended.status_code == 200 and ended.json()["deleted_by"] == "default (alice)"
-    history = await running.get("/api/v1/alerts/history", since="1h")
+    history = await running.items("/api/v1/alerts/history", since="1h")
     assert {t["kind"] for t in history} >= {"firing", "acknowledged"}
-    events = await running.get("/api/v1/events", kind="alert")
+    events = await running.items("/api/v1/events", kind="alert")
     assert any(e["subject"] == "MemoryPresent" for e in events)
     missing = await running.client.post("/api/v1/alerts/999/acknowledge", json={"by": "alice"})
     assert missing.status_code == 404 and "no alert with id 999" in missing.json()["detail"]

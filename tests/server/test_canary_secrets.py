@@ -111,9 +111,9 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedAgent]:
         with _http(served) as http:
 
             def failed_everywhere() -> bool:
-                collectors = {c["name"]: c for c in http.get("/api/v1/collectors").json()}
+                collectors = {c["name"]: c for c in http.get("/api/v1/collectors").json()["items"]}
                 ran = all(c["runs"] >= 1 for c in collectors.values())
-                firing = http.get("/api/v1/alerts", params={"state": "firing"}).json()
+                firing = http.get("/api/v1/alerts", params={"state": "firing"}).json()["items"]
                 failing = {n for n, c in collectors.items() if not c["ok"]}
                 notified = any("notification" in line for line in list(served.lines.queue))  # a failed sending
                 return ran and bool(firing) and notified and {"mysql", "services", "laravel:shop"} <= failing

@@ -76,7 +76,7 @@ def _firing_alert(http: httpx.Client) -> int:
     found: list[int] = []
 
     def firing() -> bool:
-        found[:] = [a["id"] for a in http.get("/api/v1/alerts", params={"state": "firing"}).json()]
+        found[:] = [a["id"] for a in http.get("/api/v1/alerts", params={"state": "firing"}).json()["items"]]
         return bool(found)
 
     wait_until(firing, 30, "the always-firing rule to fire")
