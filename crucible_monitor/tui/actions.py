@@ -23,10 +23,21 @@ from crucible_monitor.params import parse_seconds
 from crucible_monitor.schemas import AlertView
 from crucible_monitor.tui.source import Context
 
-__all__ = ["ACTIONS", "ConfirmModal", "DurationModal", "acknowledge", "restart", "silence"]
+__all__ = ["allowed", "ACTIONS", "ConfirmModal", "DurationModal", "acknowledge", "restart", "silence"]
 
 ACTIONS = frozenset({"acknowledge", "silence", "restart"})
 """The bindings that change something on the agent: hidden with ``--read-only``."""
+
+
+def allowed(ctx: Context, action: str) -> bool | None:
+    """Textual's ``check_action`` for the dashboard's actions: hidden read-only (False), greyed out (None) once the
+    agent refused one (the reason is in a notice), shown otherwise."""
+    if action in ACTIONS:
+        if ctx.read_only:
+            return False
+        if action in ctx.refused:
+            return None
+    return True
 
 
 class ConfirmModal(ModalScreen[bool]):

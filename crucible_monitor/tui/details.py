@@ -39,12 +39,7 @@ class _Detail(Screen[None]):
         self.ctx = ctx
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in actions.ACTIONS:
-            if self.ctx.read_only:
-                return False
-            if action in self.ctx.refused:
-                return None
-        return True
+        return actions.allowed(self.ctx, action)
 
     def show(self, fresh: bool = True) -> None:
         """Redraw the banner; after a refresh (``fresh``) also re-read this screen's subject."""

@@ -87,13 +87,7 @@ class OverviewScreen(Screen[None]):
         self.show()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Actions are hidden read-only, greyed out when the agent refused them (the reason is in a notice)."""
-        if action in actions.ACTIONS:
-            if self.ctx.read_only:
-                return False
-            if action in self.ctx.refused:
-                return None
-        return True
+        return actions.allowed(self.ctx, action)
 
     # -- refresh ------------------------------------------------------------------------------------------------
 
