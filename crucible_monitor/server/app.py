@@ -10,9 +10,10 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Response
+from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,8 +21,10 @@ from crucible_monitor import __version__
 from crucible_monitor.agent import Agent
 from crucible_monitor.config import Config
 from crucible_monitor.monitor import Monitor
+from crucible_monitor.schemas import LogTail
 from crucible_monitor.server.api import build_api, install_error_handlers, require_scope, responses
 from crucible_monitor.server.prometheus import CONTENT_TYPE_LATEST, exposition
+from crucible_monitor.server.stream import follow
 from crucible_monitor.tokens import SCOPES, TokenRegistry
 
 __all__ = ["AsgiApp", "LazyMcp", "base_url", "bind_listener", "build_app"]
@@ -153,6 +156,21 @@ def build_app(agent: Agent, token: str, *, manage_agent: bool = True) -> AsgiApp
         info = {"host": agent.config.agent.hostname, "version": __version__}
         body = exposition(agent.store.latest, agent.catalogue(), info=info, now=agent.clock())
         return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+
+    @api.get("/api/v1/logs/stream", dependencies=guarded, include_in_schema=False)  # never ends: not for fuzzers
+    async def logs_stream(
+        source: Annotated[str, Query(max_length=300, description="As for /api/v1/logs.")],
+        lines: Annotated[int, Query(ge=1, le=500)] = 20,
+        contains: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> StreamingResponse:
+        """A log followed live as server-sent events: its last lines, then each new one (see server/stream.py)."""
+
+        async def tail(count: int) -> LogTail:
+            return await monitor.tail_logs(source, lines=count, contains=contains)
+
+        await tail(1)  # an unknown source is a 404 before the stream starts
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(follow(tail, lines=lines), media_type="text/event-stream", headers=headers)
 
     @api.get("/api/v1/openapi.json", dependencies=guarded, include_in_schema=False)
     async def openapi() -> dict[str, Any]:
