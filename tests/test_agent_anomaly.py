@@ -28,6 +28,19 @@ BURN_MINUTES = 6
 QUIET = 0.15  # the history must be a quiet machine's (CPU below this) for the burn to be an anomaly
 
 
+def _burn_config(tmp_path: Path, hostname: str, **analysis: object) -> Config:
+    """An agent of system metrics and processes only, the shorthand thresholds off (the burn is the analysis')."""
+    return Config.model_validate(
+        {
+            "agent": {"data_dir": str(tmp_path), "hostname": hostname},
+            "storage": {"fsync": False, "worker_process": False},
+            "collectors": {"services": {"enabled": False}, "system": {"processes_interval": "1m"}},
+            "alerts": {"cpu_threshold": None, "memory_threshold": None, "disk_threshold": None},
+            "analysis": analysis,
+        }
+    )
+
+
 def _let_cpu_time_pass(jiffies: int = 40) -> None:
     """Wait (bounded) until the kernel has counted ``jiffies`` of CPU time, so CPU ratios have something to say."""
     start, deadline = host_cpu_jiffies(), time.monotonic() + 10
@@ -40,15 +53,7 @@ async def test_a_cpu_burn_becomes_an_anomaly_explained_by_cpu_and_the_burning_pr
     tmp_path: Path, burn_cpu: Callable[[], subprocess.Popen[bytes]]
 ) -> None:
     clock = Clock((time.time() // 3600 - 3) * 3600)
-    config = Config.model_validate(
-        {
-            "agent": {"data_dir": str(tmp_path), "hostname": "burn-host"},
-            "storage": {"fsync": False, "worker_process": False},
-            "collectors": {"services": {"enabled": False}, "system": {"processes_interval": "1m"}},
-            "alerts": {"cpu_threshold": None, "memory_threshold": None, "disk_threshold": None},
-            "analysis": {"min_training_buckets": 60},
-        }
-    )
+    config = _burn_config(tmp_path, "burn-host", min_training_buckets=60)
     agent = Agent(config, clock=clock)
     await agent.start(schedule=False)
     try:
@@ -129,14 +134,7 @@ async def test_a_cpu_burn_in_a_fresh_agents_first_hour_is_found_by_the_streaming
     tmp_path: Path, burn_cpu: Callable[[], subprocess.Popen[bytes]]
 ) -> None:
     clock = Clock((time.time() // 3600 - 3) * 3600)
-    config = Config.model_validate(
-        {
-            "agent": {"data_dir": str(tmp_path), "hostname": "fresh-host"},
-            "storage": {"fsync": False, "worker_process": False},
-            "collectors": {"services": {"enabled": False}, "system": {"processes_interval": "1m"}},
-            "alerts": {"cpu_threshold": None, "memory_threshold": None, "disk_threshold": None},
-        }
-    )
+    config = _burn_config(tmp_path, "fresh-host")
     agent = Agent(config, clock=clock)
     await agent.start(schedule=False)
     try:

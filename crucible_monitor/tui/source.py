@@ -172,15 +172,18 @@ async def gpu_rows(ops: Operations, collectors: Iterable[str], now: float) -> li
     """Each GPU's newest readings when the agent runs the gpu collector (none otherwise, or without a GPU)."""
     if "gpu" not in collectors:
         return []
+    try:  # one read of the gpu_* group, not one per metric: this runs at every refresh
+        report = await ops.metrics_report("gpu", start=now - GPU_WINDOW, end=now, agg="last")
+    except AgentUnavailable:
+        raise
+    except CrucibleError:  # not collected yet (no GPU: the group is absent)
+        return []
     gpus: dict[str, GpuRow] = {}
-    for metric in _GPU_METRICS:
-        try:
-            report = await ops.metrics_report(metric, start=now - GPU_WINDOW, end=now, agg="last")
-        except AgentUnavailable:
-            raise
-        except CrucibleError:  # not collected yet (no GPU: the metric is absent)
+    for metric_report in report.reports:
+        metric = metric_report.metric
+        if metric not in _GPU_METRICS:
             continue
-        for series in (s for r in report.reports for s in r.series):
+        for series in metric_report.series:
             index = series.labels.get("gpu", "?")
             row = gpus.setdefault(index, GpuRow(index, series.labels.get("name", ""), {}, []))
             last = series.stats.get("last")

@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,12 +27,12 @@ pytestmark = pytest.mark.anyio
 DEADLINE = 30.0
 
 
-async def _collect_until(watched: Watched, prefix: str, done: object) -> None:
+async def _collect_until(watched: Watched, prefix: str, done: Callable[[], bool]) -> None:
     """Run the ``prefix`` collectors until ``done()`` holds (bounded)."""
     deadline = time.monotonic() + DEADLINE
     while True:
         await watched.collect(prefix)
-        if done():  # type: ignore[operator]
+        if done():
             return
         assert time.monotonic() < deadline, f"{prefix}: not within {DEADLINE} s"
         await asyncio.sleep(0.2)  # poll interval of a bounded wait
