@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, get_args
 
 from pydantic import Field, SecretStr, model_validator
 
 from crucible_monitor.configtypes import PositiveDuration, StrictModel, WebUrl
 
-__all__ = ["AnalysisConfig", "KeySeriesName", "PrometheusSourceConfig"]
+__all__ = ["AnalysisConfig", "KeySeriesName", "LiveFamilyName", "PrometheusSourceConfig"]
 
 
 KeySeriesName = Literal[
@@ -27,6 +28,24 @@ KeySeriesName = Literal[
     "gpu_temp",
 ]
 """The key series of ``analysis/features.py`` (a test keeps the two the same)."""
+
+LiveFamilyName = Literal[
+    "service_memory",
+    "service_restarts",
+    "check_latency",
+    "http_5xx",
+    "http_p95",
+    "http_requests",
+    "queue_depth",
+    "queue_age",
+    "fpm_listen_queue",
+    "fpm_active",
+    "mysql_connections",
+    "mysql_threads",
+]
+"""The live detector's families of ``analysis/livekeys.py``: one series per vhost, pool, queue... (a test keeps the
+two the same)."""
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
 class PrometheusSourceConfig(StrictModel):
@@ -65,10 +84,32 @@ class AnalysisConfig(StrictModel):
         0.24, gt=0, lt=1, description="Streaming score that counts (NAB: most windows at <= 0.3 false alerts a file)."
     )
     streaming_warmup: int = Field(30, ge=10, le=4000, description="Buckets before a series' first streaming score.")
-    sensitivity: dict[KeySeriesName, Annotated[float, Field(gt=0, le=100)]] = Field(
-        default_factory=dict,
-        description="Per key series (cpu, load, memory, ...): 2 counts half the excess beyond the range, 0.5 twice.",
+    live_series: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="More metrics for the streaming detector (custom ones: textfile, command, plugins, pushed), "
+        "one series per label set; counters as rates.",
     )
+    sensitivity: dict[str, Annotated[float, Field(gt=0, le=100)]] = Field(
+        default_factory=dict,
+        description="Per key series (cpu, load, memory...), family (http_5xx, queue_depth...), one series of a "
+        "family (http_5xx:shop.example.com) or live_series metric: 2 counts half the excess beyond the range, "
+        "0.5 twice.",
+    )
+
+    @model_validator(mode="after")
+    def _sensitivity_named(self) -> Self:
+        for name in self.live_series:
+            if not _METRIC_NAME.fullmatch(name):
+                raise ValueError(f"live_series: {name!r} is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)")
+        valid = [*get_args(KeySeriesName), *get_args(LiveFamilyName), *self.live_series]
+        unknown = sorted(n for n in self.sensitivity if n.split(":", 1)[0] not in valid)
+        if unknown:
+            raise ValueError(
+                f"sensitivity: unknown series {', '.join(unknown)}; valid: {', '.join(valid)} "
+                "(or <family>:<labels> for one series of a family)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _source_named(self) -> Self:

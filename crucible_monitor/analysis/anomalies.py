@@ -89,7 +89,7 @@ class AnomalyLog:
         snapshots: the stored process snapshots, for the context of a peak.
         config: the ``analysis`` settings (``step``, ``min_buckets``, ``anomaly_gap``); may be replaced on reload.
         host: the host name stored with each anomaly.
-        keys: the series the host model may watch.
+        keys: every key series by name (the host model's and the live detector's).
     """
 
     def __init__(
@@ -99,13 +99,13 @@ class AnomalyLog:
         config: AnalysisConfig,
         *,
         host: str,
-        keys: Sequence[KeySeries],
+        keys: Mapping[str, KeySeries],
     ) -> None:
         self.state = state
         self.snapshots = snapshots
         self.config = config
         self.host = host
-        self.keys: dict[str, KeySeries] = {k.name: k for k in keys}
+        self.keys = keys
         self._pending: list[_Candidate] = []  # buckets above the threshold, not yet an anomaly
 
     @property

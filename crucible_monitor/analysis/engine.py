@@ -29,6 +29,7 @@ from crucible_monitor.analysis.explain import Explainer
 from crucible_monitor.analysis.features import KEY_SERIES, KeySeries, read_columns
 from crucible_monitor.analysis.forest import Fitter, HostModel
 from crucible_monitor.analysis.live import LiveDetectors
+from crucible_monitor.analysis.livekeys import KeyRegistry
 from crucible_monitor.analysis.registry import (
     ANALYSIS_MIGRATIONS,
     FittedModel,
@@ -108,10 +109,13 @@ class AnomalyEngine:
         self.registry = ModelRegistry(state, self.models_dir, self._keys)
         self.process_snapshots = ProcessSnapshots(state)
         self._progress = Progress(state)
-        self.anomalies = AnomalyLog(state, self.process_snapshots, config, host=host, keys=self._keys)
+        self.keys = KeyRegistry(state, self._keys)
+        self.anomalies = AnomalyLog(state, self.process_snapshots, config, host=host, keys=self.keys)
         self.explainer = Explainer(store, self.anomalies, self.process_snapshots)
         self.capacity = Capacity(store, config, clock)
-        self.live = LiveDetectors(state, store, self.process_snapshots, config, host=host, keys=self._keys)
+        self.live = LiveDetectors(
+            state, store, self.process_snapshots, config, host=host, keys=self._keys, registry=self.keys
+        )
         self._config = config
         self._fitted = self.registry.load_latest()
 

@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from crucible_monitor.analysis.anomalies import EVENTS_BEFORE
 from crucible_monitor.analysis.features import KeySeries, read_columns
+from crucible_monitor.analysis.livekeys import FAMILIES, Family, KeyRegistry, custom_families, read_family_columns
 from crucible_monitor.analysis.registry import ProcessSnapshots
 from crucible_monitor.analysis.streaming import StreamingDetector
 from crucible_monitor.config import AnalysisConfig
@@ -73,7 +74,8 @@ class _Track:
 
 
 class LiveDetectors:
-    """The key series' streaming detectors and their anomalies.
+    """The key series' streaming detectors and their anomalies: the host's ``keys``, and each series of the
+    ``families`` (:mod:`~.livekeys`: per service, check, vhost, pool, queue...), remembered in ``registry``.
 
     Raises:
         ConfigError: ``analysis.sensitivity`` names a series that is not a key series.
@@ -88,14 +90,17 @@ class LiveDetectors:
         *,
         host: str,
         keys: Sequence[KeySeries],
+        registry: KeyRegistry,
+        families: Sequence[Family] = FAMILIES,
     ) -> None:
         self.state, self.store, self.snapshots = state, store, snapshots
         self.keys = tuple(keys)
+        self.builtin_families = tuple(families)
+        self.registry = registry
         self.config = config
         self.host = host
         self._detectors: dict[str, StreamingDetector] = {}
-        self._min_mad = {k.name: k.min_mad for k in keys}
-        self._tracks: dict[str, _Track] = {k.name: _Track() for k in keys}
+        self._tracks: dict[str, _Track] = {}
         self._until: float | None = None  # buckets before this are learned (in this process)
 
     @property
@@ -105,11 +110,16 @@ class LiveDetectors:
 
     @config.setter
     def config(self, config: AnalysisConfig) -> None:
-        names = [k.name for k in self.keys]
-        unknown = sorted(set(config.sensitivity) - set(names))
+        names = [k.name for k in self.keys] + [f.name for f in self.builtin_families] + list(config.live_series)
+        unknown = sorted(n for n in config.sensitivity if n.split(":", 1)[0] not in names)
         if unknown:
             raise ConfigError(f"analysis.sensitivity: unknown series {', '.join(unknown)}; valid: {', '.join(names)}")
         self._config = config
+
+    @property
+    def families(self) -> tuple[Family, ...]:
+        """The families watched: the built-in ones and ``analysis.live_series``."""
+        return self.builtin_families + tuple(custom_families(self.config.live_series))
 
     @property
     def step(self) -> float:
@@ -117,8 +127,9 @@ class LiveDetectors:
         return self.config.step.total_seconds()
 
     def threshold(self, name: str) -> float:
-        """The score at which series ``name`` counts."""
-        sensitivity = next((v for k, v in self.config.sensitivity.items() if k == name), 1.0)
+        """The score at which series ``name`` counts: its own sensitivity, else its family's, else 1."""
+        chosen = self.config.sensitivity
+        sensitivity = chosen.get(name, chosen.get(name.split(":", 1)[0], 1.0))
         return series_threshold(self.config.streaming_threshold, sensitivity)
 
     def run(self, end: float) -> tuple[list[int], list[int]]:
@@ -136,7 +147,12 @@ class LiveDetectors:
             stamps, columns = read_columns(self.store, self.keys, start=learn_from, end=end, step=self.step)
             for key in self.keys:
                 if key.name in columns:
-                    self._series(key.name, stamps, columns[key.name], score_from, opened, closed)
+                    self._series(key, stamps, columns[key.name], score_from, opened, closed)
+            stamps, series = read_family_columns(
+                self.store, self.families, self.registry, start=learn_from, end=end, step=self.step
+            )
+            for key, column in series:
+                self._series(key, stamps, column, score_from, opened, closed)
             self._until = end
             self.state.execute(
                 "INSERT INTO analysis_state (key, value) VALUES (?, ?) "
@@ -152,18 +168,17 @@ class LiveDetectors:
 
     def _series(
         self,
-        name: str,
+        key: KeySeries,
         stamps: npt.NDArray[np.float64],
         column: npt.NDArray[np.float64],
         score_from: float,
         opened: list[int],
         closed: list[int],
     ) -> None:
+        name = key.name
         detector = self._detectors.get(name)
         if detector is None:
-            detector = StreamingDetector(
-                warmup=self.config.streaming_warmup, min_width=_WIDTH_MADS * self._min_mad[name]
-            )
+            detector = StreamingDetector(warmup=self.config.streaming_warmup, min_width=_WIDTH_MADS * key.min_mad)
             self._detectors[name] = detector.fit([], [])
         seen = np.isfinite(column)
         learn = seen & (stamps < score_from)
@@ -177,7 +192,7 @@ class LiveDetectors:
             self._track(name, _Point(ts, score, value, low, high), threshold, opened, closed)
 
     def _track(self, name: str, point: _Point, threshold: float, opened: list[int], closed: list[int]) -> None:
-        track = self._tracks[name]
+        track = self._tracks.setdefault(name, _Track())
         gap = self.config.anomaly_gap.total_seconds()
         above = point.score >= threshold
         current = track.current
@@ -245,10 +260,10 @@ class LiveDetectors:
         )
         for row in rows:
             name = str(row["signature"]).removeprefix(SIGNATURE)
-            if name not in self._tracks:
+            if name not in self.registry:
                 continue
             context = json.loads(row["context"])
             low, high = context.get("range", [math.nan, math.nan])
             [attribution] = json.loads(row["attribution"])
             peak = _Point(row["peak_ts"], row["score"], attribution["value"], low, high)
-            self._tracks[name].current = _Open(row["id"], row["start_ts"], row["end_ts"], peak)
+            self._tracks.setdefault(name, _Track()).current = _Open(row["id"], row["start_ts"], row["end_ts"], peak)

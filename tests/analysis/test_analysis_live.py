@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from crucible_monitor.analysis.engine import AnomalyEngine
 from crucible_monitor.analysis.features import KEY_SERIES
 from crucible_monitor.analysis.live import series_threshold
+from crucible_monitor.analysis.livekeys import FAMILIES
+from crucible_monitor.anomalyconfig import LiveFamilyName
 from crucible_monitor.config import AnalysisConfig, KeySeriesName
 from crucible_monitor.models import Sample, iso
 from crucible_monitor.storage.state import StateDB
@@ -130,7 +132,7 @@ def test_sensitivity_scales_one_series_and_names_the_valid_ones_when_wrong(
     assert _minutes(engine, host, clock, BURN, 5, cpu=0.97) == []  # a hundredth as sensitive: the burn is ignored
     assert engine.live.threshold("cpu") > engine.live.threshold("load") == pytest.approx(0.24)
     assert series_threshold(0.24, 2.0) < 0.24 < series_threshold(0.24, 0.5)
-    with pytest.raises(ValidationError, match=r"Input should be 'cpu', 'load', 'memory'"):
+    with pytest.raises(ValidationError, match=r"unknown series cpu_total; valid: cpu, load, memory"):
         AnalysisConfig.model_validate({"sensitivity": {"cpu_total": 2.0}})
     with pytest.raises(ValidationError, match=r"greater than 0"):
         AnalysisConfig.model_validate({"sensitivity": {"cpu": 0}})
@@ -138,6 +140,7 @@ def test_sensitivity_scales_one_series_and_names_the_valid_ones_when_wrong(
 
 def test_the_configs_key_series_names_are_the_engines() -> None:
     assert list(get_args(KeySeriesName)) == [k.name for k in KEY_SERIES]
+    assert list(get_args(LiveFamilyName)) == [f.name for f in FAMILIES]
 
 
 def test_the_streaming_detector_can_be_switched_off(
