@@ -185,8 +185,8 @@ def render(results: dict[str, Any], command: str) -> str:
                 (
                     f"Live detector, one series one cycle with its store reads ({r['series']} series)",
                     f"{r['us_per_series_per_cycle']} µs",
-                    "≤ 20 µs",
-                    _check(r["us_per_series_per_cycle"], 20),
+                    "",
+                    "",
                 )
                 for r in results["live"]["runs"]
             ]

@@ -151,6 +151,7 @@ class MetricStore:
         self._pending: dict[int, list[Row]] = {}  # WAL segment → rows not yet in Parquet
         self._flushing: list[Row] = []  # rows being written, still served from memory
         self._held: list[Row] = []  # rows the WAL had no space for, oldest first (written before the next batch)
+        self._by_metric: dict[str, list[Row]] | None = None  # pending and flushing rows per metric, built on read
         self._held_since: float | None = None
         self._dropped = 0
         self._latest: dict[tuple[str, str], tuple[int, float, int | None, float | None]] = {}
@@ -171,6 +172,7 @@ class MetricStore:
         except OSError as exc:
             raise StorageError(f"cannot use data directory {self.directory}: {exc.strerror}") from exc
         self.wal.open()
+        self._by_metric = None
         for segment in self.wal.segments():
             rows = list(self.wal.read(segment))
             self._pending[segment] = rows
@@ -221,6 +223,9 @@ class MetricStore:
                     self._remember(row)
                 raise DiskFull(f"{exc}: {len(self._held)} samples held in memory until there is space") from exc
             self._pending.setdefault(self.wal.active_segment, []).extend(batch)
+            if self._by_metric is not None:
+                for row in batch:
+                    self._by_metric.setdefault(row[1], []).append(row)
             for row in rows:
                 self._remember(row)
             self._held, self._held_since = [], None
@@ -256,6 +261,7 @@ class MetricStore:
             for tmp, final in written:
                 publish(Path(tmp), Path(final))
             self._flushing = []
+            self._by_metric = None
             self.wal.checkpoint(closed)
         if written:
             fsync_dir(self.directory / "raw")
@@ -353,9 +359,14 @@ class MetricStore:
         used: set[str] = set()
         rollup_columns = ["labels", "ts", *aggregate.ROLLUP_COLUMNS[agg]]
         with self._lock:
-            memory = [r for rows in self._pending.values() for r in rows] + self._flushing
-        recent = [r for r in memory if r[1] == metric and start_ms <= r[0] < end_ms]
-        days_in_memory = {day_of(r[0]) for r in recent}
+            if self._by_metric is None:  # one pass over memory for every query until the next flush
+                self._by_metric = {}
+                for rows in (*self._pending.values(), self._flushing):
+                    for row in rows:
+                        self._by_metric.setdefault(row[1], []).append(row)
+            memory = list(self._by_metric.get(metric, ()))
+        recent = [r for r in memory if start_ms <= r[0] < end_ms]
+        days_in_memory = {day_of(day * DAY_MS) for day in {r[0] // DAY_MS for r in recent}}
         for day_ms in range(day_start_ms(day_of(start_ms)), end_ms, DAY_MS):
             day = day_of(day_ms)
             live_raw, _ = live_raw_files(self.directory / "raw" / day)
