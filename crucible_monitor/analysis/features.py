@@ -13,9 +13,9 @@ import numpy as np
 import numpy.typing as npt
 
 from crucible_monitor.models import Aggregation
-from crucible_monitor.storage.store import History
+from crucible_monitor.storage.store import History, SeriesData
 
-__all__ = ["KEY_SERIES", "KeySeries", "read_columns"]
+__all__ = ["KEY_SERIES", "KeySeries", "add_series", "read_columns"]
 
 Floats = npt.NDArray[np.float64]
 
@@ -102,12 +102,17 @@ def read_columns(
         total = np.zeros(len(stamps))
         seen = np.zeros(len(stamps), dtype=bool)
         for s in series:
-            index = np.round((np.asarray(s.timestamps) - first) / step).astype(np.int64)
-            inside = (index >= 0) & (index < len(stamps))
-            values = np.asarray(s.values, dtype=np.float64)[inside]
-            finite = np.isfinite(values)
-            np.add.at(total, index[inside][finite], values[finite])
-            seen[index[inside][finite]] = True
+            add_series(total, seen, s, first=first, step=step)
         if seen.any():
             columns[key.name] = np.where(seen, total, np.nan)
     return stamps, columns
+
+
+def add_series(total: Floats, seen: npt.NDArray[np.bool_], series: SeriesData, *, first: float, step: float) -> None:
+    """Add ``series``' finite values into the buckets of ``total`` (starting at ``first``), marking them ``seen``."""
+    index = np.round((np.asarray(series.timestamps) - first) / step).astype(np.int64)
+    inside = (index >= 0) & (index < len(total))
+    values = np.asarray(series.values, dtype=np.float64)[inside]
+    finite = np.isfinite(values)
+    np.add.at(total, index[inside][finite], values[finite])
+    seen[index[inside][finite]] = True

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from crucible_monitor.analysis.features import KeySeries
+from crucible_monitor.analysis.features import KeySeries, add_series
 from crucible_monitor.models import Aggregation
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import History
@@ -246,12 +246,7 @@ def read_family_columns(
                     continue
                 grouped[name] = (np.zeros(len(stamps)), np.zeros(len(stamps), dtype=bool))
             total, seen = grouped[name]
-            index = np.round((np.asarray(s.timestamps) - first) / step).astype(np.int64)
-            inside = (index >= 0) & (index < len(stamps))
-            values = np.asarray(s.values, dtype=np.float64)[inside]
-            finite = np.isfinite(values)
-            np.add.at(total, index[inside][finite], values[finite])
-            seen[index[inside][finite]] = True
+            add_series(total, seen, s, first=first, step=step)
         for name, (total, seen) in grouped.items():
             if seen.any():
                 key = _key(family, dict(name))
