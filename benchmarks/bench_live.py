@@ -73,7 +73,7 @@ def _one(vhosts: int) -> dict[str, Any]:
         now = START + WARM_MINUTES * 60
         store.flush()
         engine.live.run(now)  # learns the hour
-        watched = len(engine.live._detectors)
+        watched = engine.live.watched
         cpu: list[float] = []
         for _ in range(CYCLES):
             store.append(_minute(rng, vhosts, now, requests))

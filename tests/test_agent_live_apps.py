@@ -9,6 +9,8 @@ other stays as it was. Time is the one thing made up: the agent's clock moves a 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
@@ -75,22 +77,31 @@ async def _run(agent: Agent, site: Site, clock: Clock, minutes: int, shop_latenc
         await agent.analyse()
 
 
-async def test_a_slower_vhost_is_a_live_anomaly_of_its_own_p95_listed_explained_and_in_the_summary(
-    tmp_path: Path,
-) -> None:
+@asynccontextmanager
+async def _slowed(tmp_path: Path, **analysis: object) -> AsyncIterator[tuple[Agent, float]]:
+    """A fresh agent that read 45 steady minutes (no anomaly in them) and then 6 with shop.test's p95 at ~600 ms;
+    yields it and when the slowdown began, and stops it after."""
     log = tmp_path / "access.log"
     log.touch()
     clock = Clock(START)
-    agent = Agent(_config(tmp_path, log), clock=clock)
+    agent = Agent(_config(tmp_path, log, **analysis), clock=clock)
     await agent.start(schedule=False)
     try:
         site = Site(log)
         await _run(agent, site, clock, QUIET_MINUTES, shop_latency=0.05)
-        monitor = Monitor(agent)
-        assert await monitor.list_anomalies(since=START) == []
+        assert await Monitor(agent).list_anomalies(since=START) == []
         slow_from = clock.now
         await _run(agent, site, clock, SLOW_MINUTES, shop_latency=0.6)
+        yield agent, slow_from
+    finally:
+        await agent.stop()
 
+
+async def test_a_slower_vhost_is_a_live_anomaly_of_its_own_p95_listed_explained_and_in_the_summary(
+    tmp_path: Path,
+) -> None:
+    async with _slowed(tmp_path) as (agent, slow_from):
+        monitor = Monitor(agent)
         found = await monitor.list_anomalies(since=slow_from)
         shop = [a for a in found if a.series == ['http_request_duration_seconds{quantile="0.95",vhost="shop.test"}']]
         assert len(shop) == 1, [a.series for a in found]
@@ -105,10 +116,9 @@ async def test_a_slower_vhost_is_a_live_anomaly_of_its_own_p95_listed_explained_
         [finding] = [f for f in summary.findings if f.subject == f"anomaly:{anomaly.id}"]
         assert "shop.test" in finding.problem
         assert not [f for f in summary.findings if f.subject == "vhost:shop.test"]  # below the fixed 1 s floor
-    finally:
-        await agent.stop()
 
-    again = Agent(_config(tmp_path, log), clock=clock)  # the series is known from state.db before it is read again
+    # the series is known from state.db before it is read again
+    again = Agent(_config(tmp_path, tmp_path / "access.log"), clock=Clock(slow_from + SLOW_MINUTES * 60))
     await again.start(schedule=False)
     try:
         [listed] = [a for a in await Monitor(again).list_anomalies(since=slow_from) if a.id == anomaly.id]
@@ -119,23 +129,12 @@ async def test_a_slower_vhost_is_a_live_anomaly_of_its_own_p95_listed_explained_
 
 
 async def test_a_family_made_less_sensitive_lets_the_same_slowdown_pass(tmp_path: Path) -> None:
-    log = tmp_path / "access.log"
-    log.touch()
-    clock = Clock(START)
-    agent = Agent(_config(tmp_path, log, sensitivity={"http_p95": 0.01}), clock=clock)
-    await agent.start(schedule=False)
-    try:
-        site = Site(log)
-        await _run(agent, site, clock, QUIET_MINUTES, shop_latency=0.05)
-        slow_from = clock.now
-        await _run(agent, site, clock, SLOW_MINUTES, shop_latency=0.6)
+    async with _slowed(tmp_path, sensitivity={"http_p95": 0.01}) as (agent, slow_from):
         found = await Monitor(agent).list_anomalies(since=slow_from)
         assert not [a for a in found if any("shop.test" in s for s in a.series)], [a.series for a in found]
         engine = agent.running.analysis
         assert engine is not None
         assert engine.live.threshold("http_p95:shop.test") > engine.live.threshold("http_5xx:shop.test")
-    finally:
-        await agent.stop()
 
 
 async def test_a_custom_textfile_metric_named_in_live_series_is_watched_per_label_set(tmp_path: Path) -> None:

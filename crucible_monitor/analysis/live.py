@@ -31,7 +31,6 @@ from crucible_monitor.analysis.livekeys import FAMILIES, Family, KeyRegistry, cu
 from crucible_monitor.analysis.registry import ProcessSnapshots
 from crucible_monitor.analysis.streaming import StreamingDetector
 from crucible_monitor.config import AnalysisConfig
-from crucible_monitor.errors import ConfigError
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import History
 
@@ -75,11 +74,7 @@ class _Track:
 
 class LiveDetectors:
     """The key series' streaming detectors and their anomalies: the host's ``keys``, and each series of the
-    ``families`` (:mod:`~.livekeys`: per service, check, vhost, pool, queue...), remembered in ``registry``.
-
-    Raises:
-        ConfigError: ``analysis.sensitivity`` names a series that is not a key series.
-    """
+    ``families`` (:mod:`~.livekeys`: per service, check, vhost, pool, queue...), remembered in ``registry``."""
 
     def __init__(
         self,
@@ -104,17 +99,9 @@ class LiveDetectors:
         self._until: float | None = None  # buckets before this are learned (in this process)
 
     @property
-    def config(self) -> AnalysisConfig:
-        """The ``analysis`` settings (assigning new ones checks their ``sensitivity`` names)."""
-        return self._config
-
-    @config.setter
-    def config(self, config: AnalysisConfig) -> None:
-        names = [k.name for k in self.keys] + [f.name for f in self.builtin_families] + list(config.live_series)
-        unknown = sorted(n for n in config.sensitivity if n.split(":", 1)[0] not in names)
-        if unknown:
-            raise ConfigError(f"analysis.sensitivity: unknown series {', '.join(unknown)}; valid: {', '.join(names)}")
-        self._config = config
+    def watched(self) -> int:
+        """Series with a detector in this process."""
+        return len(self._detectors)
 
     @property
     def families(self) -> tuple[Family, ...]:

@@ -53,9 +53,14 @@ class Family:
     min_mad: float = 0.0
     unit: str = ""
 
-    def key(self, labels: Mapping[str, str]) -> KeySeries:
-        """The key series of one label set (only the ``split`` labels of ``labels`` count)."""
-        named = {k: labels.get(k, "") for k in self.split}
+    def named(self, labels: Mapping[str, str]) -> dict[str, str]:
+        """The labels that name ``labels``' series (``split`` ``("*",)``: all of them but the fixed ones)."""
+        if self.split == ("*",):
+            return {k: v for k, v in sorted(labels.items()) if k not in self.fixed}
+        return {k: labels.get(k, "") for k in self.split}
+
+    def key(self, named: Mapping[str, str]) -> KeySeries:
+        """The key series of one label set, given as :meth:`named` returns it."""
         suffix = ",".join(named.values())
         described = ", ".join(f"{k} {v}" for k, v in named.items() if v)
         return KeySeries(
@@ -171,21 +176,6 @@ def custom_families(metrics: Sequence[str]) -> list[Family]:
     ]
 
 
-def _split(family: Family, labels: Mapping[str, str]) -> dict[str, str]:
-    """The labels that name ``labels``' series in ``family`` (``*``: all of them but the fixed ones)."""
-    if family.split == ("*",):
-        return {k: v for k, v in sorted(labels.items()) if k not in family.fixed}
-    return {k: labels.get(k, "") for k in family.split}
-
-
-def _key(family: Family, named: Mapping[str, str]) -> KeySeries:
-    if family.split != ("*",):
-        return family.key(named)
-    return Family(
-        family.name, family.metric, tuple(named), family.fixed, family.agg, family.what, family.min_mad, family.unit
-    ).key(named)
-
-
 class KeyRegistry(Mapping[str, KeySeries]):
     """Every key series by name: the host's, and each family series seen (kept in ``state.db``)."""
 
@@ -239,7 +229,7 @@ def read_family_columns(
         )
         grouped: dict[tuple[tuple[str, str], ...], tuple[Floats, npt.NDArray[np.bool_]]] = {}
         for s in series:
-            name = tuple(_split(family, s.labels).items())
+            name = tuple(family.named(s.labels).items())
             if name not in grouped:
                 if len(grouped) >= PER_FAMILY or len(out) + len(grouped) >= MAX_SERIES:
                     left_out[family.name] = left_out.get(family.name, 0) + 1
@@ -249,7 +239,7 @@ def read_family_columns(
             add_series(total, seen, s, first=first, step=step)
         for name, (total, seen) in grouped.items():
             if seen.any():
-                key = _key(family, dict(name))
+                key = family.key(dict(name))
                 registry.remember(key)
                 out.append((key, np.where(seen, total, np.nan)))
     if left_out and left_out != registry.left_out:
