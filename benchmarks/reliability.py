@@ -1,14 +1,19 @@
 """Reliability runs of the real agent, written to docs/reliability.md.
 
-    python benchmarks/reliability.py                # 20 SIGKILLs, and 2 minutes of full disk (needs root for a tmpfs)
-    python benchmarks/reliability.py --kills 50 --full-disk 300
+    python benchmarks/reliability.py        # 100 SIGKILLs, 30 accelerated days, 2 minutes of full disk (root: tmpfs)
+    python benchmarks/reliability.py --kills 20 --days 3 --full-disk 60
+    python benchmarks/reliability.py --kills 100 --days 0 --full-disk 0 --check   # CI: assert, write nothing
 
-1. **SIGKILL loop**: ``crucible-monitor serve`` (1 s collection, flush every 2 s) is killed with SIGKILL (its whole
-   process group: the Parquet worker too) at a random moment, ``--kills`` times, and started again. Before each kill
-   the served points of ``memory_used_bytes`` are read over the API (what the agent acknowledged); at the end every
-   one must still be there exactly once, every Parquet file must open, no process of an earlier run may be left, and
-   the time from start to a healthy ``/api/v1/health`` is measured.
-2. **Full disk**: the data directory on a 16 MiB tmpfs filled to the last byte for ``--full-disk`` seconds, then freed:
+1. **SIGKILL loop** (``tests/kill_loop.py``): ``crucible-monitor serve`` on a clock 60× real time, killed with
+   SIGKILL (its main process only: the Parquet worker must die with it) ``--kills`` times at a random moment inside
+   a collection, a WAL flush or the maintenance (compaction, rollups, retention), a target each in turn, and started
+   again a few accelerated hours later. Before each kill the points the API served for the round are read (what the
+   agent acknowledged); at the end each must be in the raw Parquet files exactly once (unless older than the raw
+   retention), every file must open, and no process of a killed agent may be left.
+2. **Accelerated days** (``tests/accelerated_days.py``): ``--days`` days of the agent on a hand-moved clock, a
+   synthetic textfile of 50 gauges collected every 10 s, its flush, compaction, rollups and retention run as its
+   scheduler runs them; RSS, descriptors, disk and a 24 h query taken once a day.
+3. **Full disk**: the data directory on a 16 MiB tmpfs filled to the last byte for ``--full-disk`` seconds, then freed:
    the log lines and events it caused, the samples held in memory, and whether they were written once space returned.
 """
 
@@ -18,9 +23,7 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,10 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
-import pyarrow.parquet as pq
 
 ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the harnesses the tests use
+
+import accelerated_days  # noqa: E402
+import kill_loop  # noqa: E402
+
 DOC = ROOT / "docs" / "reliability.md"
 TOKEN = "reliability-token-0123456789"
 METRIC = "memory_used_bytes"
@@ -98,66 +106,6 @@ def _serve(config: Path, port: int, log: Path) -> Iterator[tuple[Agent, float]]:
         process.wait()
 
 
-def _served(agent: Agent, since: float) -> list[float]:
-    """The timestamps of the points the agent serves since ``since`` (one raw sample per bucket of ≤ 50 ms)."""
-    step = max(0.05, (time.time() - since) / 10_000)
-    history = agent.get(
-        "/api/v1/metrics/history", metric=METRIC, start=f"{since}", step=f"{step * 1000:.0f}ms", agg="last"
-    )
-    return sorted(ts for s in history["series"] for ts, _ in s["points"])
-
-
-def _leftovers(data_dir: Path) -> list[int]:
-    """Processes whose command line or open files still name ``data_dir`` (an earlier run's worker, say)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            if str(data_dir) in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                found.append(int(entry.name))
-    return found
-
-
-def kill_loop(kills: int, seed: int = 20261202) -> dict[str, Any]:
-    rng = random.Random(seed)
-    with tempfile.TemporaryDirectory(prefix="crucible-reliability-") as tmp:
-        directory = Path(tmp)
-        data_dir = directory / "data"
-        port = _free_port()
-        config = _config(directory, data_dir, port)
-        log = directory / "agent.log"
-        acknowledged: set[float] = set()
-        began = time.time() - 5
-        startups, leftovers = [], 0
-        for _ in range(kills):
-            with _serve(config, port, log) as (agent, took):
-                startups.append(took)
-                time.sleep(rng.uniform(1.0, 4.0))  # the moment of the kill: the point of the run, not synchronisation
-                acknowledged.update(_served(agent, began))
-            leftovers += len(_leftovers(data_dir))
-        with _serve(config, port, log) as (agent, took):
-            startups.append(took)
-            after = _served(agent, began)
-        unreadable = 0
-        for path in data_dir.rglob("*.parquet"):
-            try:
-                pq.read_table(path)
-            except Exception:  # counted, that is the measurement
-                unreadable += 1
-        return {
-            "kills": kills,
-            "acknowledged_points": len(acknowledged),
-            "lost": len(acknowledged - set(after)),
-            "duplicates": len(after) - len(set(after)),
-            "unreadable_parquet_files": unreadable,
-            "parquet_files": sum(1 for _ in data_dir.rglob("*.parquet")),
-            "leftover_processes": leftovers,
-            "startup_seconds": {"median": round(statistics.median(startups), 2), "max": round(max(startups), 2)},
-            "tracebacks_in_log": log.read_text(errors="replace").count("Traceback"),
-        }
-
-
 def full_disk(seconds: float) -> dict[str, Any] | None:
     if os.geteuid() != 0:
         return None
@@ -202,34 +150,115 @@ def full_disk(seconds: float) -> dict[str, Any] | None:
             subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def render(results: dict[str, Any], command: str) -> str:
-    kill, disk = results["kill_loop"], results["full_disk"]
-    lines = [
-        "# Reliability",
-        "",
-        f"Measured by `{command}` on {results['machine']} ({results['date']}).",
-        "",
-        "## SIGKILL loop",
-        "",
-        "`crucible-monitor serve` (1 s collection, WAL flushed to Parquet every 2 s) killed with SIGKILL, its whole",
-        f"process group, at a random moment {kill['kills']} times, and started again each time.",
-        "",
-        "| Measure | Result |",
-        "|---|---|",
-        f"| Points the API served before a kill (acknowledged) | {kill['acknowledged_points']:,} |",
-        f"| Of them missing after the last restart | {kill['lost']} |",
-        f"| Duplicate points | {kill['duplicates']} |",
-        f"| Parquet files / unreadable | {kill['parquet_files']} / {kill['unreadable_parquet_files']} |",
-        f"| Processes of a killed run still alive | {kill['leftover_processes']} |",
-        "| Start to healthy (median / max) | "
-        f"{kill['startup_seconds']['median']} s / {kill['startup_seconds']['max']} s |",
-        f"| Tracebacks in the log | {kill['tracebacks_in_log']} |",
-        "",
-        "## Full disk",
-        "",
-    ]
+def _served(agent: Agent, since: float) -> list[float]:
+    """The timestamps of the points the agent serves since ``since`` (one raw sample per bucket of ≤ 50 ms)."""
+    step = max(0.05, (time.time() - since) / 10_000)
+    history = agent.get(
+        "/api/v1/metrics/history", metric=METRIC, start=f"{since}", step=f"{step * 1000:.0f}ms", agg="last"
+    )
+    return sorted(ts for s in history["series"] for ts, _ in s["points"])
+
+
+def kills(count: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="crucible-kills-") as tmp:
+        return kill_loop.run(Path(tmp), count)
+
+
+def days(count: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="crucible-days-") as tmp:
+        config = accelerated_days.days_config(Path(tmp), raw_days=7, minute_days=14, keep_days=21, max_disk="20MB")
+        started = time.monotonic()
+        run = anyio.run(
+            lambda: accelerated_days.run_days(config, count, progress=lambda d: print(f"day {d}/{count}", flush=True))
+        )
+        took = time.monotonic() - started
+    first, last = run.days[0], run.days[-1]
+    return {
+        "days": count,
+        "series": 50,
+        "collections": run.collections,
+        "flushes": run.flushes,
+        "maintenances": run.maintenances,
+        "collector_errors": run.collector_errors,
+        "retention": "raw 7 d, 1 m rollups 14 d, 1 h rollups 21 d, cap 20 MB",
+        "real_seconds": round(took),
+        "per_day": [vars(d) for d in run.days],
+        "rss_mb_first_last_max": [first.rss_mb, last.rss_mb, max(d.rss_mb for d in run.days)],
+        "python_blocks_first_last_max": [
+            first.python_blocks,
+            last.python_blocks,
+            max(d.python_blocks for d in run.days),
+        ],
+        "open_fds_first_last_max": [first.open_fds, last.open_fds, max(d.open_fds for d in run.days)],
+        "disk_bytes_max": max(d.disk_bytes for d in run.days),
+        "query_ms_first_last_max": [first.query_ms, last.query_ms, max(d.query_ms for d in run.days)],
+    }
+
+
+_OURS = ("SIGKILL loop", "Accelerated days", "Full disk", "Raw results")
+
+
+def _kept_sections(doc: str) -> list[str]:
+    """Sections of the page that other runs write (kept as they are)."""
+    parts = doc.split("\n## ")[1:]
+    return ["## " + part.rstrip() + "\n" for part in parts if not part.startswith(_OURS)]
+
+
+def render(results: dict[str, Any], command: str, kept: list[str]) -> str:
+    kill, run, disk = results["kill_loop"], results["accelerated_days"], results["full_disk"]
+    lines = ["# Reliability", "", f"Measured by `{command}` on {results['machine']} ({results['date']}).", ""]
+    lines += ["## SIGKILL loop", ""]
+    if kill is None:
+        lines += ["Not run this time.", ""]
+    else:
+        phases = ", ".join(f"{n} {k}" for n, k in kill["kills_by_phase"].items())
+        lines += [
+            "`crucible-monitor serve` on a clock 60× real time (`tests/accelerated_agent.py`; 10 s collection, a WAL",
+            f"flush every accelerated minute, maintenance hourly) killed with SIGKILL {kill['kills']} times, its main",
+            "process only, each time inside a collection, a flush or the maintenance (compaction, rollups, retention),",
+            "in turn, or at any moment; restarted a few accelerated hours later each time.",
+            "",
+            "| Measure | Result |",
+            "|---|---|",
+            f"| Kills inside each job (several may run at once) | {phases} |",
+            f"| Accelerated days covered | {kill['accelerated_days']} |",
+            f"| Points the API served before a kill (acknowledged) | {kill['acknowledged_points']:,} |",
+            f"| Of them within the raw retention at the end / missing | "
+            f"{kill['acknowledged_within_raw_retention']:,} / {kill['lost']} |",
+            f"| Raw rows / duplicate rows | {kill['raw_rows']:,} / {kill['duplicates']} |",
+            f"| Raw days kept / rollup files | {kill['raw_days_kept']} / {kill['rollup_files']} |",
+            f"| Parquet files / unreadable | {kill['parquet_files']} / {kill['unreadable_parquet_files']} |",
+            f"| Worker processes outliving a killed agent | {kill['orphan_processes']} |",
+            f"| Start to healthy (median) | {kill['startup_seconds_median']} s |",
+            f"| Tracebacks in the log (the agent's) | {kill['tracebacks_in_log']} |",
+            f"| Worker starts cut short by a kill (multiprocessing's `EOFError` on its closed pipe) | "
+            f"{kill['worker_starts_cut_short']} |",
+            "",
+        ]
+    lines += ["## Accelerated days", ""]
+    if run is None:
+        lines += ["Not run this time.", ""]
+    else:
+        rss, fds, query = run["rss_mb_first_last_max"], run["open_fds_first_last_max"], run["query_ms_first_last_max"]
+        blocks = run["python_blocks_first_last_max"]
+        lines += [
+            f"{run['days']} days of the agent on a hand-moved clock ({run['real_seconds']} s real): a synthetic",
+            f"textfile of {run['series']} gauges collected every 10 s, {run['flushes']:,} WAL flushes,",
+            f"{run['maintenances']:,} hourly maintenances; retention {run['retention']}; the Parquet work in-process.",
+            "",
+            "| Measure (end of day 1 / last day / max) | Result |",
+            "|---|---|",
+            f"| Collections / collector errors | {run['collections']:,} / {run['collector_errors']} |",
+            f"| RSS (the Parquet work in this process: pyarrow's allocator) | {rss[0]} / {rss[1]} / {rss[2]} MiB |",
+            f"| Python objects allocated (blocks) | {blocks[0]:,} / {blocks[1]:,} / {blocks[2]:,} |",
+            f"| Open descriptors | {fds[0]} / {fds[1]} / {fds[2]} |",
+            f"| Disk (cap 20 MB) | max {run['disk_bytes_max']:,} bytes |",
+            f"| 24 h query of one series | {query[0]} / {query[1]} / {query[2]} ms |",
+            "",
+        ]
+    lines += ["## Full disk", ""]
     if disk is None:
-        lines += ["Not run: it mounts a tmpfs, which needs root.", ""]
+        lines += ["Not run: it mounts a tmpfs, which needs root (or was not asked for).", ""]
     else:
         lines += [
             f"The data directory on a 16 MiB tmpfs filled to the last byte for {disk['seconds']:g} s, then freed.",
@@ -243,27 +272,50 @@ def render(results: dict[str, Any], command: str) -> str:
             f"| Tracebacks in the log | {disk['tracebacks_in_log']} |",
             "",
         ]
-    lines += ["Raw results:", "", "```json", json.dumps(results, indent=2), "```", ""]
+    lines += kept
+    lines += ["## Raw results", "", "```json", json.dumps(results, indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def failures(results: dict[str, Any]) -> list[str]:
+    """What went wrong, for ``--check`` and the exit status."""
+    kill, run = results["kill_loop"], results["accelerated_days"]
+    found = []
+    if kill is not None:
+        keys = ("lost", "duplicates", "unreadable_parquet_files", "orphan_processes", "tracebacks_in_log")
+        found += [f"kill loop: {key} = {kill[key]}" for key in keys if kill[key]]
+    if run is not None and run["collector_errors"]:
+        found.append(f"accelerated days: {run['collector_errors']} collector errors")
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--kills", type=int, default=100)
+    parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--full-disk", type=float, default=120.0, metavar="SECONDS")
+    parser.add_argument("--check", action="store_true", help="print the failures and exit 1 on any; write nothing")
     args = parser.parse_args(argv)
     import platform
 
     results = {
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, Linux {platform.release()}",
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "kill_loop": kill_loop(args.kills),
-        "full_disk": full_disk(args.full_disk),
+        "kill_loop": kills(args.kills) if args.kills else None,
+        "accelerated_days": days(args.days) if args.days else None,
+        "full_disk": full_disk(args.full_disk) if args.full_disk else None,
     }
+    found = failures(results)
+    for line in found:
+        print(line, file=sys.stderr)
+    if args.check:
+        print(json.dumps(results, indent=2))
+        return 1 if found else 0
     command = "python benchmarks/reliability.py" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
-    DOC.write_text(render(results, command.strip()), encoding="utf-8")
+    kept = _kept_sections(DOC.read_text(encoding="utf-8")) if DOC.exists() else []
+    DOC.write_text(render(results, command.strip(), kept), encoding="utf-8")
     print(f"wrote {DOC}")
-    return 1 if results["kill_loop"]["lost"] or results["kill_loop"]["duplicates"] else 0
+    return 1 if found else 0
 
 
 if __name__ == "__main__":

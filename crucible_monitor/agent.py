@@ -98,11 +98,19 @@ class Agent:
     """Owns everything that runs: build it, ``await start()``, ``await stop()``."""
 
     def __init__(
-        self, config: Config, *, config_path: Path | None = None, clock: Callable[[], float] = time.time
+        self,
+        config: Config,
+        *,
+        config_path: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        speed: float = 1.0,
     ) -> None:
+        """``clock`` stamps every sample, event and retention decision; ``speed`` is how many of its seconds pass
+        in one real second (the reliability harness runs days in minutes: every job's interval is divided by it)."""
         self.config = config
         self.config_path = config_path
         self.clock = clock
+        self.speed = speed
         self.started_at: float | None = None
         self.recoveries = Recoveries()
         """What the status summary said lately (a finding that leaves it shows as recovered)."""
@@ -173,22 +181,19 @@ class Agent:
         self._scheduler = AsyncIOScheduler(
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
         )
-        self._scheduler.add_job(
-            self._flush, IntervalTrigger(seconds=self.config.storage.flush_interval.total_seconds()), id="flush"
-        )
+        self._scheduler.add_job(self._flush, self._every(self.config.storage.flush_interval), id="flush")
         self._scheduler.add_job(
             self._maintain,
-            IntervalTrigger(seconds=_MAINTENANCE_EVERY.total_seconds()),
+            self._every(_MAINTENANCE_EVERY),
             id="maintenance",
-            next_run_time=datetime.now() + timedelta(minutes=1),
+            next_run_time=datetime.now() + timedelta(minutes=1) / self.speed,
         )
         for scheduled in self._build_collectors(self.config):
             self._schedule(scheduled)
         self._schedule_alerting(alerting)
-        self._scheduler.add_job(self._deliver, IntervalTrigger(seconds=2), id="alerts:deliver")
+        self._scheduler.add_job(self._deliver, self._every(timedelta(seconds=2)), id="alerts:deliver")
         if analysis is not None:
-            every = self.config.analysis.score_interval.total_seconds()
-            self._scheduler.add_job(self.analyse, IntervalTrigger(seconds=every), id="analysis")
+            self._scheduler.add_job(self.analyse, self._every(self.config.analysis.score_interval), id="analysis")
         if schedule:
             self._schedule_watchdog(self._scheduler)
             self._scheduler.start()
@@ -199,6 +204,10 @@ class Agent:
         logger.info("agent started: %d collectors, data in %s", len(self.collectors), data_dir)
         if schedule:
             notify.notify("READY=1")
+
+    def _every(self, interval: timedelta) -> IntervalTrigger:
+        """A trigger every ``interval`` of the agent's clock (real seconds divided by ``speed``)."""
+        return IntervalTrigger(seconds=interval.total_seconds() / self.speed)
 
     @staticmethod
     def _schedule_watchdog(scheduler: AsyncIOScheduler) -> None:
@@ -297,16 +306,17 @@ class Agent:
         self._scheduled[name] = scheduled
         seconds = scheduled.interval.total_seconds()
         self.health[name] = CollectorHealth(interval=seconds, key=scheduled.key)
+        real = seconds / self.speed
         self._scheduler.add_job(
             self.run_collector,
             # fire on the interval's grid (10:00:00, 10:00:10...), so that samples can carry the tick itself
             IntervalTrigger(
-                seconds=seconds, start_date=datetime.fromtimestamp(math.ceil(time.time() / seconds) * seconds, tz=UTC)
+                seconds=real, start_date=datetime.fromtimestamp(math.ceil(time.time() / real) * real, tz=UTC)
             ),
             args=[name],
             id=f"collector:{name}",
             next_run_time=datetime.now(),
-            misfire_grace_time=max(1, int(seconds)),
+            misfire_grace_time=max(1, int(real)),
         )
 
     async def run_collector(self, name: str) -> None:
@@ -358,10 +368,8 @@ class Agent:
     def _schedule_alerting(self, alerting: AlertingConfig) -> None:
         if self._scheduler is None:
             return
-        every = (alerting.evaluation_interval or self.config.agent.collect_interval).total_seconds()
-        self._scheduler.add_job(
-            self.evaluate_alerts, IntervalTrigger(seconds=every), id="alerts:evaluate", replace_existing=True
-        )
+        every = alerting.evaluation_interval or self.config.agent.collect_interval
+        self._scheduler.add_job(self.evaluate_alerts, self._every(every), id="alerts:evaluate", replace_existing=True)
 
     async def evaluate_alerts(self) -> None:
         """One alert evaluation cycle; a failure is logged and the next cycle tries again."""

@@ -29,6 +29,7 @@ from crucible_monitor.configfile import CONFIG_ENV, discover
 from crucible_monitor.errors import ConfigError, CrucibleError, QueryError
 
 if TYPE_CHECKING:
+    from crucible_monitor.agent import Agent
     from crucible_monitor.operations import Operations
     from crucible_monitor.remote import RemoteMonitor
     from crucible_monitor.schemas import MetricReport, MetricsReport
@@ -90,8 +91,9 @@ def _load(args: argparse.Namespace) -> Config:
 # -- commands ---------------------------------------------------------------------------------------------------
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the agent in the foreground until SIGTERM or Ctrl-C; both flush the WAL and exit 0."""
+def cmd_serve(args: argparse.Namespace, make_agent: Callable[..., Agent] | None = None) -> int:
+    """Run the agent in the foreground until SIGTERM or Ctrl-C; both flush the WAL and exit 0. ``make_agent(config,
+    config_path=...)`` builds it (the reliability harness passes an accelerated clock)."""
     import uvicorn  # deferred: only the agent needs the server stack
 
     from crucible_monitor.agent import Agent, alerting_config
@@ -110,7 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ) from None
     token = ensure_api_token(config)
     setup_logging(config.agent.log_level, [*iter_secrets(config), token])
-    app = build_app(Agent(config, config_path=path), token)
+    app = build_app((make_agent or Agent)(config, config_path=path), token)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
