@@ -1,0 +1,178 @@
+"""What one sample costs: CPU of the agent's whole process tree per sample collected and stored, at a 1 s and the
+default 10 s interval with the default collectors, its memory (RSS and PSS of the tree), and where the CPU goes
+(``py-spy``, a sampling profiler, attached to the running agent; ``--gil``: only the thread running Python, so
+waiting on the disk or a socket does not count).
+
+    python benchmarks/run.py --only cost
+    python benchmarks/bench_cost.py 1 60 --profile /tmp/agent.txt   # interval, seconds; collapsed stacks
+
+Samples are counted exactly: after a clean stop, the raw Parquet rows stamped inside the measured window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_WARM_UP = 20.0
+
+__all__ = ["run"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text()
+                parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its children, the finished ones included (cutime, cstime)."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+        return sum(int(f) for f in fields[11:15]) / _TICKS
+    return 0.0
+
+
+def _memory(pid: int) -> tuple[float, float]:
+    """RSS and PSS (MiB) of the process tree."""
+    rss = pss = 0
+    for member in _tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text(encoding="ascii").splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+    return rss / 1024, pss / 1024
+
+
+def _rows_between(data: Path, start: float, end: float) -> int:
+    rows = 0
+    for path in (data / "metrics" / "raw").rglob("*.parquet"):
+        ts = pq.read_table(path, columns=["ts"]).column("ts").cast("int64").to_numpy()
+        rows += int(((ts >= start * 1000) & (ts < end * 1000)).sum())
+    return rows
+
+
+def measure(interval: float, seconds: float, profile: Path | None = None) -> dict[str, Any]:
+    """An agent collecting every ``interval`` s, measured for ``seconds`` after a warm-up."""
+    with tempfile.TemporaryDirectory(prefix="crucible-cost-") as tmp:
+        directory = Path(tmp)
+        port = _free_port()
+        config = directory / "monitor.yaml"
+        config.write_text(
+            f"agent:\n  listen_addr: 127.0.0.1:{port}\n  data_dir: {directory / 'data'}\n"
+            f"  collect_interval: {interval:g}s\n",
+            encoding="utf-8",
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crucible_monitor.cli", "serve", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
+                        break
+                time.sleep(0.05)  # polling a condition with a deadline
+            time.sleep(_WARM_UP)  # the first collections, lazily imported modules, a first flush
+            spy = None
+            if profile is not None and shutil.which("py-spy"):
+                spy = subprocess.Popen(
+                    ["py-spy", "record", "--pid", str(process.pid), "-d", str(int(seconds)), "-r", "100"]
+                    + ["--nonblocking", "--gil", "-f", "raw", "-o", str(profile)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            start, cpu_before = time.time(), _cpu(process.pid)
+            peak_rss = peak_pss = 0.0
+            while time.time() < start + seconds:
+                rss, pss = _memory(process.pid)
+                peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+                time.sleep(1)  # the measured window
+            end, cpu = time.time(), _cpu(process.pid) - cpu_before
+            if spy is not None:
+                spy.wait(timeout=seconds + 30)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+        samples = _rows_between(directory / "data", start, end)
+    wall = end - start
+    return {
+        "interval_s": interval,
+        "seconds": round(wall, 1),
+        "samples": samples,
+        "samples_per_s": round(samples / wall, 1),
+        "cpu_percent_of_one_core": round(100 * cpu / wall, 3),
+        "cpu_us_per_sample": round(cpu / samples * 1e6, 1) if samples else None,
+        "rss_peak_mb": round(peak_rss, 1),
+        "pss_peak_mb": round(peak_pss, 1),
+    }
+
+
+def hot_spots(profile: Path, top: int = 12) -> list[tuple[str, float]]:
+    """The functions of ours that the profile saw most (share of the agent's busy samples, inclusive)."""
+    counts: Counter[str] = Counter()
+    total = 0
+    for line in profile.read_text(encoding="utf-8").splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = [f for f in stack.split(";") if "crucible_monitor" in f or "apscheduler" in f]
+        total += int(n)
+        for name in {f.split(" (")[0] + " (" + f.rsplit("/", 1)[-1].split(":")[0] + ")" for f in frames}:
+            counts[name] += int(n)
+    return [(name, round(100 * n / total, 1)) for name, n in counts.most_common(top)] if total else []
+
+
+def run(seconds: float = 120.0) -> dict[str, Any]:
+    """Both intervals; the profile of the 1 s run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        profile = Path(tmp) / "profile.txt"
+        fast = measure(1.0, seconds, profile)
+        spots = hot_spots(profile) if profile.exists() else []
+    return {"interval_1s": fast, "interval_10s": measure(10.0, seconds), "hot_spots_1s": spots}
+
+
+if __name__ == "__main__":
+    interval = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
+    window = float(sys.argv[2]) if len(sys.argv) > 2 else 60.0
+    target = Path(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--profile" else None
+    result = measure(interval, window, target)
+    if target is not None and target.exists():
+        result["hot_spots"] = hot_spots(target, 25)
+    print(json.dumps(result, indent=2))
