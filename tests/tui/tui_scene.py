@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from agent_process import STARTUP_TIMEOUT, ServedAgent, serve_agent
@@ -99,7 +100,7 @@ def rendered(widget: Widget, width: int = 200) -> str:
     return console.export_text()
 
 
-async def wait_for(pilot: Pilot[object], condition: Callable[[], bool], what: str, timeout: float = UI_TIMEOUT) -> None:
+async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = UI_TIMEOUT) -> None:
     """Let the app run until ``condition()`` holds; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
