@@ -114,7 +114,7 @@ class RemoteMonitor:
                     name, _, value = line.partition(":")
                     if name == "data":  # other fields, and comments (keep-alives: no name), carry no line
                         data.append(value.removeprefix(" "))
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:  # no answer, a dropped or silent stream, a body that does not decode
             raise AgentUnavailable(f"the log stream from {self.base_url} dropped ({type(exc).__name__})") from exc
 
     def __getattr__(self, name: str) -> Callable[..., Coroutine[Any, Any, Any]]:

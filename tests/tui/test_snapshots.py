@@ -32,9 +32,10 @@ Compare = Callable[..., bool]
 
 @pytest.fixture
 def replay(monkeypatch: pytest.MonkeyPatch) -> Iterator[Replay]:
-    """The recording, with the clock frozen at its time and local time UTC."""
+    """The recording, with the clock frozen at its time, local time UTC and colours on."""
     recording = Replay()
     monkeypatch.setattr(time, "time", lambda: recording.recorded_at)
+    monkeypatch.delenv("NO_COLOR", raising=False)
     zone = os.environ.get("TZ")
     os.environ["TZ"] = "UTC"
     time.tzset()
