@@ -3,13 +3,14 @@
 Every operation is called through the operation table (:data:`~crucible_monitor.operation_table.OPERATIONS`): one
 generic call builds the path, query and body from the declaration and validates the answer with the declared result
 type. Times and durations travel as Unix seconds and seconds (:func:`~crucible_monitor.params.wire_number`), which the
-API parses back exactly.
+API parses back exactly. :meth:`RemoteMonitor.follow_logs` reads the one route outside the table, the log stream
+(``GET /api/v1/logs/stream``, server-sent events).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -27,6 +28,8 @@ from crucible_monitor.tokens import read_api_token
 __all__ = ["AgentUnavailable", "RemoteMonitor"]
 
 _PREFIX = "/api/v1"
+STREAM_IDLE_TIMEOUT = 60.0
+"""Seconds a log stream may stay silent before it counts as dropped (the agent sends a comment every 15 s)."""
 
 
 class AgentUnavailable(CrucibleError):
@@ -50,6 +53,7 @@ class RemoteMonitor:
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
+        self._timeout = timeout
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
 
     @classmethod
@@ -71,6 +75,47 @@ class RemoteMonitor:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()
+
+    async def follow_logs(
+        self,
+        source: str,
+        *,
+        lines: int = 20,
+        contains: str | None = None,
+        on_open: Callable[[], object] | None = None,
+        idle_timeout: float = STREAM_IDLE_TIMEOUT,
+    ) -> AsyncIterator[str]:
+        """Each line of ``source``'s log as the agent streams it: its last ``lines`` lines, then every new one, until
+        the stream ends (the iterator then stops) or drops. ``on_open`` is called once the agent accepted the stream
+        (before any line: a quiet log sends none for a while).
+
+        Raises:
+            AgentUnavailable: no agent answers, or the stream dropped or stayed silent for ``idle_timeout`` seconds.
+            CrucibleError: the agent's error before the stream starts (an unknown source: NotFoundError).
+        """
+        params: dict[str, Any] = {"source": source, "lines": lines}
+        if contains is not None:
+            params["contains"] = contains
+        timeout = httpx.Timeout(self._timeout, read=idle_timeout)
+        try:
+            async with self._http.stream("GET", f"{_PREFIX}/logs/stream", params=params, timeout=timeout) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise _error(response)
+                if on_open is not None:
+                    on_open()
+                data: list[str] = []
+                async for line in response.aiter_lines():
+                    if line == "":  # an event ends at a blank line
+                        if data:
+                            yield "\n".join(data)
+                        data = []
+                        continue
+                    name, _, value = line.partition(":")
+                    if name == "data":  # other fields, and comments (keep-alives: no name), carry no line
+                        data.append(value.removeprefix(" "))
+        except httpx.HTTPError as exc:  # no answer, a dropped or silent stream, a body that does not decode
+            raise AgentUnavailable(f"the log stream from {self.base_url} dropped ({type(exc).__name__})") from exc
 
     def __getattr__(self, name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
         """The operation ``name`` of the table, as a coroutine function taking the Monitor method's arguments."""

@@ -1,5 +1,5 @@
-"""Drill-down screens: a service (status, recent events, log tail), an alert (its transitions) and the process list
-(sortable by CPU or memory, ``/`` to filter). Each redraws after every refresh of the app."""
+"""Drill-down screens: a service (status, recent events, its log followed live), an alert (its transitions) and the
+process list (sortable by CPU or memory, ``/`` to filter). Each redraws after every refresh of the app."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Log, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 from crucible_monitor.errors import CrucibleError
 from crucible_monitor.schemas import AlertDetail, EventView, Explanation, ProcessInfo, ServiceDetail
 from crucible_monitor.tui import actions
+from crucible_monitor.tui.logtail import LogTail
 from crucible_monitor.tui.source import Context
 from crucible_monitor.tui.widgets import Banner, Cell, fmt_bytes, short_time, sync_table
 from crucible_monitor.units import human_duration
@@ -58,7 +59,8 @@ class _Detail(Screen[None]):
 
 
 class ServiceScreen(_Detail):
-    """One service: its state, restarts and uptime; its recent events; the last lines of its log."""
+    """One service: its state, restarts and uptime; its recent events; its log, followed live through the agent's log
+    stream (re-read with each refresh from an agent client that cannot stream)."""
 
     BINDINGS = [Binding("r", "restart", "Restart")]
 
@@ -70,20 +72,24 @@ class ServiceScreen(_Detail):
         super().__init__(ctx)
         self.service = name
         self.detail: ServiceDetail | None = None
+        self.streaming = False
+        """The log comes from the agent's stream (else from each refresh's details)."""
 
     def compose(self) -> ComposeResult:
         yield Banner()
         with VerticalScroll():
             yield Static(Text(f"service {self.service}", style="bold"), id="title")
             yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
-            yield Log(id="log", max_lines=LOG_LINES, highlight=False)
+            yield LogTail(self.service, lines=LOG_LINES, id="log")
         yield Footer()
 
     def on_mount(self) -> None:
         events = self.query_one("#events", DataTable)
         events.add_columns("Time", "Kind", "Severity", "Message")
         events.border_title = "Recent events"
-        self.query_one("#log", Log).border_title = "Log"
+        log = self.query_one("#log", LogTail)
+        log.border_title = "Log"
+        self.streaming = log.follow(self.ctx.ops)
         self.reload()
 
     @work(exclusive=True, group="detail")
@@ -117,15 +123,11 @@ class ServiceScreen(_Detail):
                 for e in detail.recent_events
             }
             sync_table(self.query_one("#events", DataTable), rows)
-            log = self.query_one("#log", Log)
-            lines = [mask_secrets(line) for line in detail.log.lines] if detail.log else []
-            if detail.log_error:
-                lines = [f"(log unavailable: {detail.log_error})"]
-            elif not lines:
-                lines = ["(the log has no lines)"]
-            if list(log.lines) != lines:
-                log.clear()
-                log.write_lines(lines)
+            if not self.streaming:
+                lines = list(detail.log.lines) if detail.log else []
+                if detail.log_error:
+                    lines = [f"(log unavailable: {detail.log_error})"]
+                self.query_one("#log", LogTail).show_lines(lines or ["(the log has no lines)"])
 
     def action_restart(self) -> None:
         self.run_worker(actions.restart(self, self.ctx, self.service), group="action")

@@ -1,5 +1,8 @@
 """The history screen: one chart of a family of series (textual-plotext) over 1 h, 24 h, 7 d or 30 d from the
-history operation (the agent picks the raw or rolled-up tier); ``[`` ``]`` move the window back and forth."""
+history operation (the agent picks the raw or rolled-up tier); ``[`` ``]`` move the window back and forth. The
+chart's first series has its baseline band (:mod:`~crucible_monitor.tui.baseline`, learnt from the
+:data:`BASELINE_SPAN` before the window's end) with the points outside it marked, and red lines where anomalies
+started."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from rich.console import Group
 from rich.text import Text
@@ -22,42 +26,55 @@ from textual_plotext import PlotextPlot
 from crucible_monitor.errors import CrucibleError
 from crucible_monitor.remote import AgentUnavailable
 from crucible_monitor.schemas import AnomalyView, Forecast, MetricHistory
+from crucible_monitor.tui.baseline import BAND_MADS, Band, fit_band, outside
 from crucible_monitor.tui.source import Context
 from crucible_monitor.tui.widgets import Banner
 from crucible_monitor.units import human
 
-__all__ = ["CHARTS", "RANGES", "Chart", "HistoryScreen"]
+__all__ = ["BASELINE_SPAN", "BASELINE_STEP", "CHARTS", "RANGES", "Chart", "HistoryScreen"]
 
 RANGES: tuple[tuple[str, float], ...] = (("1h", 3600.0), ("24h", 86400.0), ("7d", 7 * 86400.0), ("30d", 30 * 86400.0))
 POINTS = 120
 """Buckets per chart: the step is the window over this."""
+BASELINE_SPAN = 7 * 86400.0
+"""Seconds of history before the window's end that the baseline band is learnt from."""
+BASELINE_STEP = 600.0
+"""The step of that history (six values per hour of each day)."""
 
 
 @dataclass(frozen=True)
 class Chart:
-    """One chart: a title, its series as (legend, metric, label filter, agg), and the capacity forecast it extends
-    into the future (``memory``, or ``filesystem`` for every mountpoint charted)."""
+    """One chart: a title, its series as (legend, metric, label filter, agg), the capacity forecast it extends
+    into the future (``memory``, or ``filesystem`` for every mountpoint charted), and the smallest spread of its
+    first series that counts for the baseline band (the agent's ``min_mad`` for that key series)."""
 
     title: str
     series: tuple[tuple[str, str, dict[str, str] | None, str | None], ...]
     forecast: str | None = None
+    min_mad: float = 0.0
 
 
 CHARTS: tuple[Chart, ...] = (
-    Chart("CPU", (("cpu", "cpu_usage_ratio", {"cpu": "total"}, None),)),
+    Chart("CPU", (("cpu", "cpu_usage_ratio", {"cpu": "total"}, None),), min_mad=0.02),
     Chart(
         "Memory and swap",
         (("memory", "memory_used_ratio", None, None), ("swap", "swap_used_ratio", None, None)),
         forecast="memory",
+        min_mad=0.005,
     ),
-    Chart("Load", (("1m", "load1", None, None), ("5m", "load5", None, None), ("15m", "load15", None, None))),
-    Chart("Disk used", (("", "filesystem_used_ratio", None, None),), forecast="filesystem"),
+    Chart(
+        "Load",
+        (("1m", "load1", None, None), ("5m", "load5", None, None), ("15m", "load15", None, None)),
+        min_mad=0.1,
+    ),
+    Chart("Disk used", (("", "filesystem_used_ratio", None, None),), forecast="filesystem", min_mad=0.005),
     Chart(
         "Network",
         (
             ("rx", "network_receive_bytes_total", None, "rate"),
             ("tx", "network_transmit_bytes_total", None, "rate"),
         ),
+        min_mad=16384,
     ),
 )
 
@@ -95,6 +112,12 @@ class HistoryScreen(Screen[None]):
         """The capacity forecasts drawn past the end of a window that ends now."""
         self.anomalies: list[AnomalyView] = []
         """The anomalies that started in the window, marked as vertical lines."""
+        self.band: Band | None = None
+        """The baseline band of the chart's first series (None: no history to learn it from)."""
+        self.banded: tuple[str, dict[str, str]] | None = None
+        """That series: its legend and labels."""
+        self._bands: dict[tuple[int, int], tuple[Band | None, dict[str, str]]] = {}
+        """The band learnt, by chart and hour of the window's end: learnt again once an hour, not at each refresh."""
 
     def compose(self) -> ComposeResult:
         yield Banner()
@@ -142,7 +165,7 @@ class HistoryScreen(Screen[None]):
             start, end = self.window(time.time())
             step = max(1.0, (end - start) / POINTS)
             try:
-                self.loaded = list(
+                loaded = list(
                     await asyncio.gather(
                         *(
                             self.ctx.ops.history(metric, start=start, end=end, step=step, agg=agg, labels=labels)
@@ -150,22 +173,49 @@ class HistoryScreen(Screen[None]):
                         )
                     )
                 )
-                self.anomalies = [
-                    a for a in await self.ctx.ops.list_anomalies(since=start, limit=50) if _ts(a.start) <= end
-                ]
-                self.forecasts = await self._forecasts(chart, end - start) if self.back == 0 else []
+                anomalies = [a for a in await self.ctx.ops.list_anomalies(since=start, limit=50) if _ts(a.start) <= end]
+                forecasts = await self._forecasts(chart, end - start, loaded) if self.back == 0 else []
+                band, banded = await self._band(chart, end, loaded)
             except CrucibleError as exc:
                 self.query_one("#history-title", Static).update(Text(str(exc), style="bold red"))
                 return
+            # all at once, after the last answer: what the screen holds is always what it draws
+            self.loaded, self.anomalies, self.forecasts, self.band, self.banded = (
+                loaded,
+                anomalies,
+                forecasts,
+                band,
+                banded,
+            )
             self.draw(chart, start, end)
 
-    async def _forecasts(self, chart: Chart, horizon: float) -> list[Forecast]:
+    async def _band(
+        self, chart: Chart, end: float, loaded: list[MetricHistory]
+    ) -> tuple[Band | None, tuple[str, dict[str, str]] | None]:
+        """Learn (or recall) the baseline band of the chart's first series from the :data:`BASELINE_SPAN` before
+        ``end``: the series charted first of its metric (the first mountpoint, the first interface); with the
+        series' legend and labels."""
+        key = (self.chart, int(end // 3600))
+        if key not in self._bands:
+            _, metric, labels, agg = chart.series[0]
+            history = await self.ctx.ops.history(
+                metric, start=end - BASELINE_SPAN, end=end, step=BASELINE_STEP, agg=agg, labels=labels
+            )
+            charted = [s for s in loaded[0].series if s.points] if loaded else []
+            wanted = charted[0].labels if charted else None
+            learnt = next((s for s in history.series if wanted is None or s.labels == wanted), None)
+            band = fit_band(learnt.points, min_mad=chart.min_mad) if learnt is not None else None
+            self._bands = {key: (band, learnt.labels if learnt is not None else {})}
+        band, labels_of = self._bands[key]
+        return band, (chart.series[0][0], labels_of) if band is not None else None
+
+    async def _forecasts(self, chart: Chart, horizon: float, loaded: list[MetricHistory]) -> list[Forecast]:
         """The chart's forecasts over ``horizon`` seconds ahead; a resource the agent cannot forecast is left out."""
         if chart.forecast is None:
             return []
         resources = ["memory"]
         if chart.forecast == "filesystem":
-            mounts = {s.labels.get("mountpoint") for h in self.loaded for s in h.series}
+            mounts = {s.labels.get("mountpoint") for h in loaded for s in h.series}
             resources = [f"filesystem:{m}" for m in sorted(m for m in mounts if m)]
         found = []
         for resource in resources:
@@ -200,6 +250,7 @@ class HistoryScreen(Screen[None]):
                 plt.plot(xs, ys, label=" ".join(p for p in (legend, labels) if p) or history.metric, marker="braille")
                 points += len(xs)
                 peak = max(peak, *ys)
+        peak = max(peak, self._draw_band(plt, end, unit_seconds, ratio))
         for forecast in self.forecasts:
             if forecast.current is None or forecast.predicted is None:
                 continue
@@ -208,7 +259,7 @@ class HistoryScreen(Screen[None]):
             plt.plot([0.0, ahead], [forecast.current * 100, forecast.predicted * 100], label=label, marker="dot")
         for anomaly in self.anomalies:
             plt.vline((_ts(anomaly.start) - end) / unit_seconds, "red")
-        plt.xlabel(f"{unit_name} before the end of the window (red lines: anomalies)")
+        plt.xlabel(f"{unit_name} before the end of the window (red lines: anomalies, x: outside the baseline)")
         plt.ylabel("%" if ratio else unit)
         if ratio:  # from 0, to a little above the highest point: a 5 % line is not flat on the floor
             plt.ylim(0, min(100.0, max(10.0, peak * 1.25)))
@@ -223,7 +274,45 @@ class HistoryScreen(Screen[None]):
             ("  (n: next chart, 1-4: range, [ ]: move)", "dim"),
         )
         notes = [Text(f.note, style="italic") for f in self.forecasts]
+        if self.band is not None:
+            notes.append(Text(_band_note(self.band, self.banded), style="dim"))
         self.query_one("#history-title", Static).update(Group(title, *notes))
+
+    def _draw_band(self, plt: Any, end: float, unit_seconds: float, ratio: bool) -> float:
+        """The band's edges along the charted series' timestamps, and that series' points outside it; returns the
+        highest edge drawn (the y range must hold it: plotext fails on a labelled line wholly outside its range).
+        The edges stay within what the metric can be: from 0 (every charted metric), to 100 % for a ratio."""
+        if self.band is None or self.banded is None or not self.loaded:
+            return 0.0
+        labels = self.banded[1]
+        series = next((s for s in self.loaded[0].series if s.labels == labels and s.points), None)
+        if series is None:
+            return 0.0
+        scale, cap = (100.0, 100.0) if ratio else (1.0, float("inf"))
+        xs = [(ts - end) / unit_seconds for ts, _ in series.points]
+        edges = [self.band.at(ts) for ts, _ in series.points]
+        high = [min(cap, max(0.0, e[2] * scale)) for e in edges]
+        plt.plot(xs, high, label=f"baseline ±{BAND_MADS:g} MAD", color="gray", marker="dot")
+        plt.plot(xs, [min(cap, max(0.0, e[0] * scale)) for e in edges], color="gray", marker="dot")
+        out = outside(series.points, self.band)
+        if out:
+            plt.scatter(
+                [(ts - end) / unit_seconds for ts, _ in out],
+                [v * scale for _, v in out],
+                label="outside the baseline",
+                color="red",
+                marker="x",
+            )
+        return max(high)
+
+
+def _band_note(band: Band, banded: tuple[str, dict[str, str]] | None) -> str:
+    """What the band is: whose, learnt how."""
+    legend, labels = banded or ("", {})
+    who = " ".join(p for p in (legend, ",".join(v for k, v in sorted(labels.items()) if k != "host")) if p)
+    how = "by hour of the day" if band.hourly() else "over all hours (too little history for hourly)"
+    days = f"{BASELINE_SPAN / 86400:g} days"
+    return f"baseline band ({who or 'first series'}): median ± {BAND_MADS:g} MAD {how}, from the {days} before"
 
 
 def _ts(iso: str) -> float:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import pytest_textual_snapshot
 from tui_scene import Scene, scene
+
+# pytest-textual-snapshot 1.0 names its extension with syrupy 4's attribute; syrupy 5 and later (the ones that run
+# on pytest 9) read ``file_extension``: without this the snapshots are written as .raw instead of .svg
+pytest_textual_snapshot.SVGImageExtension.file_extension = "svg"
 
 
 @pytest.fixture(scope="package")

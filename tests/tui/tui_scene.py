@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from agent_process import STARTUP_TIMEOUT, ServedAgent, serve_agent
@@ -27,6 +28,8 @@ BROKEN_SAYS = "report-failed-missing-input"
 """What the broken program writes to its log before it exits."""
 UP_CHECK, DOWN_CHECK = "shop-health", "shop-orders"
 """HTTP checks against a real loopback server: one answers 200, one 503."""
+FOLLOWED = "app"
+"""A log file in ``logs.files`` (the scene's ``log_file``), for the live log tail."""
 UI_TIMEOUT = 30.0
 
 
@@ -36,6 +39,8 @@ class Scene:
 
     agent: ServedAgent
     supervisord: Supervisord
+    log_file: Path
+    """The file the agent knows as the log :data:`FOLLOWED`."""
 
     @property
     def token(self) -> str:
@@ -48,7 +53,7 @@ class Scene:
 @contextmanager
 def scene(tmp: Path, extra_yaml: str = "") -> Iterator[Scene]:
     """supervisord with a running worker and a broken program; an agent watching it with the worker allowlisted,
-    ready once both programs are listed and the broken one's ServiceDown alert fires."""
+    ready once both programs are listed and the broken one's ServiceDown alert fires; a log file to follow."""
     failing = {
         "command": f"/bin/sh -c 'echo {BROKEN_SAYS}; exit 1'",
         "autorestart": "false",
@@ -57,6 +62,8 @@ def scene(tmp: Path, extra_yaml: str = "") -> Iterator[Scene]:
     }
     programs = {WORKER: {"command": "/bin/sleep 1000", "startsecs": "0"}, BROKEN: failing}
     (tmp / "sv").mkdir()
+    log_file = tmp / "app.log"
+    log_file.write_text("started\n", encoding="utf-8")
     with run_supervisord(tmp / "sv", programs) as sv, serve_http() as web:
         web.script("/health", Reply(200, b"ok"))
         web.script("/orders", Reply(503, b"down for maintenance"))
@@ -66,11 +73,12 @@ def scene(tmp: Path, extra_yaml: str = "") -> Iterator[Scene]:
         )
         extra = (
             f"collectors:\n  http_checks:\n{checks}  services:\n    supervisor:\n      url: {sv.url}\n"
+            f"logs:\n  files:\n    {FOLLOWED}: {log_file}\n"
             "alerts:\n  service_down: immediate\n"
             f"actions:\n  restart_allowlist: [{WORKER}]\n  restart_backoff: 1s\n" + extra_yaml
         )
         with serve_agent(tmp, extra) as agent:
-            ready = Scene(agent, sv)
+            ready = Scene(agent, sv, log_file)
             with ready.client() as c:
                 wait_until(
                     lambda: f'"{WORKER}"' in c.get("/api/v1/metrics/services").text,
@@ -92,7 +100,7 @@ def rendered(widget: Widget, width: int = 200) -> str:
     return console.export_text()
 
 
-async def wait_for(pilot: Pilot[object], condition: Callable[[], bool], what: str, timeout: float = UI_TIMEOUT) -> None:
+async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = UI_TIMEOUT) -> None:
     """Let the app run until ``condition()`` holds; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
