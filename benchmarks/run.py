@@ -5,6 +5,7 @@ python benchmarks/run.py --quick     # the agent runs for 1 minute
 python benchmarks/run.py --only tokens   # one benchmark, merged into the results the page holds
 python benchmarks/run.py --only nab      # the NAB evaluation (in-sample, cross-validated, FP/recall curve)
 python benchmarks/run.py --only live     # the live detector as the agent runs it (store reads included)
+python benchmarks/run.py --only cost     # CPU per sample at 1 s and 10 s, memory of the tree, py-spy hot spots
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import bench_agent  # noqa: E402  (benchmarks are scripts beside this one)
 import bench_alerts  # noqa: E402
 import bench_apps  # noqa: E402
 import bench_collect  # noqa: E402
+import bench_cost  # noqa: E402
 import bench_live  # noqa: E402
 import bench_mcp  # noqa: E402
 import bench_nab  # noqa: E402
@@ -239,6 +241,7 @@ numbers are in the JSON block at the end.
 
 {bench_nab.render(results["nab"])}
 {bench_live.render(results["live"]) if "live" in results else ""}
+{bench_cost.render(results["cost"]) if "cost" in results else ""}
 {bench_tokens.render(results["tokens"]) if "tokens" in results else ""}
 
 ```json
@@ -247,7 +250,12 @@ numbers are in the JSON block at the end.
 """
 
 
-_SINGLE: dict[str, Callable[[], Any]] = {"tokens": bench_tokens.run, "nab": bench_nab.run, "live": bench_live.run}
+_SINGLE: dict[str, Callable[[], Any]] = {
+    "tokens": bench_tokens.run,
+    "nab": bench_nab.run,
+    "live": bench_live.run,
+    "cost": bench_cost.run,
+}
 """The benchmarks ``--only`` can run alone."""
 
 

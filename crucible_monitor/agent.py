@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -335,8 +335,7 @@ class Agent:
             if health.last_stamp is not None and tick <= health.last_stamp:
                 tick = max(started, health.last_stamp + 0.001)  # an extra run between ticks keeps its own time
             health.last_stamp = tick
-            stamped = [replace(s, ts=tick) if tick != s.ts else s for s in collection.samples]
-            health.samples_last_run = self._store(stamped)
+            health.samples_last_run = self._store(collection.samples, tick)
             self._record([*collection.events, *health.succeeded(name, collection.blind, started)])
         except Exception as exc:  # a job's top level: one collector failing must not stop the others
             logger.exception("collector %s failed", name)
@@ -344,11 +343,11 @@ class Agent:
         finally:
             health.last_duration = self.clock() - started
 
-    def _store(self, samples: list[Sample]) -> int:
-        """Append to the store. While the disk is full the samples are held in memory: a log line a minute at most,
-        and one event once space returns (``state.db`` may sit on the same full disk)."""
+    def _store(self, samples: list[Sample], tick: float) -> int:
+        """Append to the store, every sample stamped ``tick``. While the disk is full the samples are held in memory:
+        a log line a minute at most, and one event once space returns (``state.db`` may sit on the same full disk)."""
         try:
-            stored = self.store.append(samples)
+            stored = self.store.append(samples, tick)
         except DiskFull as exc:
             self._disk_full_since = self._disk_full_since or self.clock()
             self._job_log.disk_full("collecting", exc)

@@ -100,11 +100,25 @@ class Event:
     ts: float = 0.0
 
 
+_KEYS: dict[tuple[tuple[str, str], ...], str] = {}
+_MAX_KEYS = 200_000
+
+
 def labels_key(labels: Mapping[str, str]) -> str:
-    """The canonical text form of a label set (sorted compact JSON), used as a series key on disk."""
+    """The canonical text form of a label set (sorted compact JSON), used as a series key on disk.
+
+    Memoised (a collector sends the same label sets every cycle: a tuple lookup instead of a JSON encoding); the
+    memo is emptied when it holds :data:`_MAX_KEYS` label sets, so a churning label costs time, never memory.
+    """
     if not labels:
         return "{}"
-    return json.dumps(dict(sorted(labels.items())), separators=(",", ":"), ensure_ascii=False)
+    items = tuple(labels.items())
+    key = _KEYS.get(items)
+    if key is None:
+        if len(_KEYS) >= _MAX_KEYS:
+            _KEYS.clear()
+        key = _KEYS[items] = json.dumps(dict(sorted(items)), separators=(",", ":"), ensure_ascii=False)
+    return key
 
 
 def labels_match(labels: Mapping[str, str], match: Mapping[str, str] | None) -> bool:

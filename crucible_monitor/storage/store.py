@@ -191,9 +191,9 @@ class MetricStore:
 
     # -- writing --------------------------------------------------------------------------------------------
 
-    def append(self, samples: Iterable[Sample]) -> int:
-        """Store a batch. Once this returns, every sample in it survives a crash. Returns the rows stored (with any
-        that were held for lack of space, written first).
+    def append(self, samples: Iterable[Sample], ts: float | None = None) -> int:
+        """Store a batch (every sample stamped ``ts`` when given: a collection's tick). Once this returns, every
+        sample in it survives a crash. Returns the rows stored (with any held for lack of space, written first).
 
         Samples with a non-finite value are dropped (NaN cannot be stored faithfully or queried sensibly).
 
@@ -202,11 +202,15 @@ class MetricStore:
                 oldest given up first) and written by the first append that finds space.
             StorageError: the WAL could not be written otherwise; nothing of the batch is stored.
         """
-        rows: list[Row] = [
-            (round(s.ts * 1000), s.metric, labels_key(s.labels), float(s.value))
-            for s in samples
-            if math.isfinite(s.value)
-        ]
+        if ts is None:
+            rows: list[Row] = [
+                (round(s.ts * 1000), s.metric, labels_key(s.labels), float(s.value))
+                for s in samples
+                if math.isfinite(s.value)
+            ]
+        else:
+            tick = round(ts * 1000)
+            rows = [(tick, s.metric, labels_key(s.labels), float(s.value)) for s in samples if math.isfinite(s.value)]
         if not rows and not self._held:
             return 0
         with self._lock:
@@ -270,7 +274,8 @@ class MetricStore:
     def maintain(self) -> None:
         """Compact raw days, write rollups of finished days, apply retention and the disk cap."""
         with self._lock:
-            busy = frozenset(day_of(row[0]) for rows in self._pending.values() for row in rows)
+            days = {row[0] // DAY_MS for rows in self._pending.values() for row in rows}
+        busy = frozenset(day_of(day * DAY_MS) for day in days)
         settings = Maintenance(
             now_ms=round(self.clock() * 1000),
             keep={
