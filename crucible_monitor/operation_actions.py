@@ -45,6 +45,7 @@ _PUSH_TEXT: dict[str, Any] = {
 }
 _PUSH_JSON: dict[str, Any] = {
     "schema": {
+        "description": "{name: value}, or a list of {name, labels, value, type (gauge or counter), help}.",
         "anyOf": [
             {"type": "object", "additionalProperties": {"type": "number"}, "description": "{name: value}"},
             {
@@ -61,7 +62,7 @@ _PUSH_JSON: dict[str, Any] = {
                     },
                 },
             },
-        ]
+        ],
     },
     "example": [{"name": "queue_depth", "labels": {"queue": "mail"}, "value": 12}],
 }

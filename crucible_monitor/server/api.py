@@ -33,7 +33,7 @@ from crucible_monitor.operations import Operation, Param, Route, listed_model
 from crucible_monitor.params import parse_labels, parse_seconds, parse_time
 from crucible_monitor.tokens import Principal, TokenRegistry, allows
 
-__all__ = ["ErrorBody", "build_api", "install_error_handlers", "require_scope", "responses"]
+__all__ = ["ErrorBody", "OverLimit", "build_api", "install_error_handlers", "require_scope", "responses"]
 
 _bearer = HTTPBearer(
     auto_error=False, description="An API token: the default (admin) one, one of agent.tokens, or `token create`'s."
@@ -41,11 +41,16 @@ _bearer = HTTPBearer(
 
 
 class ErrorBody(BaseModel):
-    """What an error answers: the message, for a 403 of scope the scope the token would need, and for a 413 of a
-    push the setting it is over."""
+    """What an error answers: the message, and for a 403 of scope the scope the token would need."""
 
     detail: str
     required_scope: Scope | None = None
+
+
+class OverLimit(BaseModel):
+    """A 413: the message, and for a push over a series limit the setting (``push.max_series``)."""
+
+    detail: str
     limit: str | None = None
 
 
@@ -90,7 +95,7 @@ def responses(operation: Operation | None = None) -> dict[int | str, dict[str, A
         found[403] = {"model": ErrorBody, "description": f"The token's scope is below {scope} (or an action refused)."}
     routes = operation.routes if operation else ()
     if any(route.media for route in routes):
-        found[413] = {"model": ErrorBody, "description": "Over a limit: the message (and `limit`) names it."}
+        found[413] = {"model": OverLimit, "description": "Over a limit: the message (and `limit`) names it."}
         found[415] = {"model": ErrorBody, "description": "A Content-Type the route does not take (it lists them)."}
     if any(route.params or route.body for route in routes):
         found[400] = {
