@@ -197,7 +197,8 @@ class PushReceiver:
             )
         self._store([replace(sample, ts=now) for sample in series.values()])
         self._seen.update(dict.fromkeys(series, now))
-        added = [spec for spec in specs if spec.name not in self._pushed]
+        merged = [self._merged(spec) for spec in specs]
+        added = [spec for spec in merged if spec != self._pushed.get(spec.name)]
         self._pushed.update((spec.name, spec) for spec in added)
         if new or added:
             self._save()
@@ -209,6 +210,13 @@ class PushReceiver:
             series=len(self._seen),
             max_series=config.max_series,
         )
+
+    def _merged(self, spec: MetricSpec) -> MetricSpec:
+        """``spec`` as the catalogue keeps it: the first push's kind, unit and description, every label seen."""
+        known = self._pushed.get(spec.name)
+        if known is None:
+            return spec
+        return replace(known, labels=tuple(sorted({*known.labels, *spec.labels})))
 
     def _forget(self, now: float) -> None:
         oldest = now - self._config().forget_after.total_seconds()
