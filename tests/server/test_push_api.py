@@ -95,6 +95,8 @@ async def test_json_pushed_is_read_back_through_the_report_and_mcp_get_metrics(a
     async with http2, Client(streamable_http_client(f"{agent.base_url}/mcp", http_client=http2)) as client:
         result = await client.call_tool("get_metrics", {"metric": "orders_pending", "since": "10m"})
         assert not result.is_error and "orders_pending" in result.content[0].text and "17" in result.content[0].text
+        listed = await client.call_tool("list_metrics", {"search": "orders_pending"})
+        assert "⟦Orders not yet shipped.⟧" in listed.content[0].text  # what a pusher wrote is fenced as data
 
 
 def test_an_alert_rule_on_a_pushed_metric_fires(agent: ServedAgent) -> None:
