@@ -195,7 +195,7 @@ class PushReceiver:
                 f"{config.max_series} (a series not pushed for push.forget_after is forgotten)",
                 "push.max_series",
             )
-        self._store([replace(sample, ts=now) for sample in series.values()])
+        self._store([Sample(s.metric, s.value, s.labels, now) for s in series.values()])
         self._seen.update(dict.fromkeys(series, now))
         merged = [self._merged(spec) for spec in specs]
         added = [spec for spec in merged if spec != self._pushed.get(spec.name)]
