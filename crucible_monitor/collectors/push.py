@@ -79,7 +79,7 @@ def read_push(
             samples, specs = parse_json_metrics(body, "a push")
             own = sorted({s.metric for s in samples} & set(taken))
             if own:
-                raise MetricsRejected(f"{', '.join(own)}: the agent's own metrics; push them under other names")
+                raise MetricsRejected(f"{own[0]} is one of the agent's own metrics: push it under another name")
         else:
             samples, specs = parse_exposition(body, taken, "a push")
     except ExpositionError as exc:

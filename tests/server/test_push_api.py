@@ -130,6 +130,7 @@ def test_a_read_token_is_refused_naming_the_scope_and_other_media_types_get_415(
         ('long_label{path="' + "x" * 21 + '"} 1\n', 422, "push.max_label_length is 20"),
         ("cpu_usage_ratio 0.5\n", 422, "cpu_usage_ratio is one of the agent's own metrics"),
         ("push_series 3\n", 422, "push_series is one of the agent's own metrics"),
+        ('{"memory_used_bytes": 1}', 422, "memory_used_bytes is one of the agent's own metrics"),
         ("good 1\nthis is not a metric\n", 422, "line 2"),
         ('[{"name": "bad-name", "value": 1}]', 422, "'bad-name' is not a metric name"),
         ('[{"name": "ok", "labels": {"__name__": "x"}, "value": 1}]', 422, "not a label name"),
