@@ -39,6 +39,7 @@ from crucible_monitor.collectors.applications import Applications
 from crucible_monitor.collectors.base import Collector, CollectorHealth
 from crucible_monitor.collectors.http_checks import HttpCheckCollector
 from crucible_monitor.collectors.processes import ProcessesCollector
+from crucible_monitor.collectors.push import PushReceiver
 from crucible_monitor.collectors.services import ServicesCollector
 from crucible_monitor.config import Config
 from crucible_monitor.errors import AgentNotStarted, DiskFull, StorageError
@@ -119,6 +120,13 @@ class Agent:
             data_dir / "metrics", config.storage, retention=config.agent.data_retention, clock=clock
         )
         self._running: Running | None = None
+        self.push = PushReceiver(
+            lambda: self.config.push,
+            self._store,
+            lambda: self.collectors.values(),
+            state_file=data_dir / "push.json",
+            clock=clock,
+        )
         self.applications = Applications(lambda: self.config, lambda: self.collectors.values())
         self._forecasts: list[FillForecast] = []
         self._forecasts_at = 0.0
@@ -254,10 +262,9 @@ class Agent:
 
     def _build_collectors(self, config: Config) -> list[ScheduledCollector]:
         own = AgentCollector(lambda: self.health, self.store.stats, clock=self.clock)
-        return [
-            *build_collectors(config, clock=self.clock),
-            ScheduledCollector(own, config.agent.collect_interval, None, "agent"),
-        ]
+        every = config.agent.collect_interval
+        pushed = [ScheduledCollector(self.push, every, config.push, "push")] if config.push.enabled else []
+        return [*build_collectors(config, clock=self.clock), ScheduledCollector(own, every, None, "agent"), *pushed]
 
     async def apply_config(self, config: Config) -> None:
         """Switch to a new config live: rebuild and reschedule only the collectors whose settings changed.

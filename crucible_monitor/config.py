@@ -59,6 +59,7 @@ from crucible_monitor.configtypes import (
     mask_url,
     parse_duration,
 )
+from crucible_monitor.customconfig import PushConfig
 from crucible_monitor.errors import ConfigError
 from crucible_monitor.fleetconfig import FleetConfig, FleetHostConfig
 from crucible_monitor.liveconfig import check_live_patch
@@ -345,6 +346,7 @@ class Config(StrictModel):
     mcp: McpConfig = McpConfig()
     analysis: AnalysisConfig = AnalysisConfig()
     fleet: FleetConfig = FleetConfig()
+    push: PushConfig = PushConfig()
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:

@@ -1,7 +1,8 @@
-"""Settings of the custom-metric collectors: Prometheus text files, allowlisted commands, and plugins.
+"""Settings of the custom metrics: Prometheus text files, allowlisted commands, plugins, and pushes.
 
-Part of the ``collectors:`` tree (:class:`~crucible_monitor.collectorconfig.CollectorsConfig`). Each names files
-or programs, so none of it changes over the config API (``liveconfig``): only in the file.
+The first three are part of the ``collectors:`` tree (:class:`~crucible_monitor.collectorconfig.CollectorsConfig`).
+Each names files or programs, so none of them changes over the config API (``liveconfig``): only in the file.
+:class:`PushConfig` is the top-level ``push:`` section (limits only: the config API may change them).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from crucible_monitor.configtypes import PositiveDuration, StrictModel
 
-__all__ = ["CommandConfig", "PluginConfig", "TextfileConfig"]
+__all__ = ["CommandConfig", "PluginConfig", "PushConfig", "TextfileConfig"]
 
 
 class TextfileConfig(StrictModel):
@@ -60,3 +61,19 @@ class PluginConfig(StrictModel):
     def settings(self) -> dict[str, Any]:
         """The plugin's own settings: every key but ``enabled`` and ``interval``."""
         return dict(self.model_extra or {})
+
+
+class PushConfig(StrictModel):
+    """Metrics pushed to ``POST /api/v1/metrics`` (Prometheus text or JSON, a token of scope ``operate``), stored
+    as they arrive; each limit, when a push passes it, is named in the refusal (413 or 422)."""
+
+    enabled: bool = Field(True, description="false: every push is refused (403).")
+    max_series_per_push: int = Field(1_000, ge=1, le=100_000, description="Series in one push at most (413).")
+    max_series: int = Field(
+        10_000, ge=1, le=1_000_000, description="Distinct pushed series at most, all pushes together (413)."
+    )
+    max_labels: int = Field(16, ge=0, le=64, description="Labels on one series at most (422).")
+    max_label_length: int = Field(200, ge=1, le=10_000, description="Characters in a label value at most (422).")
+    forget_after: PositiveDuration = Field(
+        timedelta(days=1), description="A series not pushed for this long no longer counts against max_series."
+    )

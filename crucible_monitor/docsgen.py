@@ -113,6 +113,22 @@ def _example_body(path: str, schema: Mapping[str, Any]) -> Any:
     return {k: _EXAMPLES[k] for k in props if k in _EXAMPLES}
 
 
+def _shell_quoted(text: str) -> str:
+    """``text`` as one bash word (``$'...'``, newlines as ``\\n``)."""
+    return "$'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
+def _raw_curls(method: str, path: str, op: Mapping[str, Any], content: Mapping[str, Any]) -> list[str]:
+    """One curl per media type of a raw body, sending its example."""
+    curls = []
+    for media, spec in content.items():
+        example = spec.get("example", "")
+        data = example if isinstance(example, str) else json.dumps(example, separators=(",", ":"))
+        curl = _curl(method, path, op, None).rpartition(" ")
+        curls.append(f"{curl[0]} -H 'Content-Type: {media}' --data-binary {_shell_quoted(data)} {curl[2]}")
+    return curls
+
+
 def _curl(method: str, path: str, op: Mapping[str, Any], body: Any) -> str:
     url = path
     for param in op.get("parameters", []):
@@ -164,7 +180,15 @@ def _operation(method: str, path: str, op: Mapping[str, Any], schemas: Mapping[s
             )
         lines.append("")
     body = None
-    if "requestBody" in op:
+    content = op.get("requestBody", {}).get("content", {})
+    raw = "text/plain" in content  # a body the agent reads itself: each media type, described
+    if raw:
+        lines += ["Request body, one of:", ""]
+        for media, spec in content.items():
+            described = spec["schema"].get("description")
+            lines.append(f"- `{media}`: {_type(spec['schema'])}" + (f": {_cell(described)}" if described else ""))
+        lines.append("")
+    elif "requestBody" in op:
         name, schema = _schema_of(op["requestBody"].get("content", {}), schemas)
         body = _example_body(path, schema)
         title = f"`{name}`" if name else _cell(schema.get("description", "a JSON object"))
@@ -179,7 +203,8 @@ def _operation(method: str, path: str, op: Mapping[str, Any], schemas: Mapping[s
         lines += [f"Response {status}: {kind}", ""]
         if name:
             lines += [*_fields(schema), ""]
-    lines += ["```bash", _curl(method, path, op, body), "```", ""]
+    curls = _raw_curls(method, path, op, content) if raw else [_curl(method, path, op, body)]
+    lines += ["```bash", *curls, "```", ""]
     return lines
 
 

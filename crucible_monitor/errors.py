@@ -6,6 +6,8 @@ CrucibleError
  ├── StorageError       the data directory cannot be written or read
  │    └── DiskFull      no space: samples held in memory until there is
  ├── QueryError         a metrics query names an unknown metric, aggregation or range
+ ├── MetricsRejected    pushed metrics refused: a bad name or label, a label limit, one of the agent's own names
+ │    └── PushLimit     a push over a series limit (``limit`` names the setting)
  ├── NotFoundError      an id (alert, service, check) that does not exist
  │    └── AgentNotStarted  what exists only while the agent runs (state.db, alerting, analysis), asked too early
  └── ActionRefused      an action the guard rails refuse (allowlist, budget, read-only)
@@ -26,6 +28,8 @@ __all__ = [
     "NotFoundError",
     "QueryError",
     "DiskFull",
+    "MetricsRejected",
+    "PushLimit",
     "ScopeRequired",
     "StorageError",
     "error_for_status",
@@ -57,6 +61,19 @@ class QueryError(CrucibleError):
     """A query is invalid: the message lists the valid choices."""
 
 
+class MetricsRejected(CrucibleError):
+    """Pushed metrics the agent refuses, the whole push: a bad name or label, too many labels, a label too long,
+    one of the agent's own metric names; the message says which series and why."""
+
+
+class PushLimit(MetricsRejected):
+    """A push over a series limit (per push, or distinct series in all): ``limit`` names the setting."""
+
+    def __init__(self, message: str, limit: str = "") -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class NotFoundError(CrucibleError):
     """An object referred to by id or name does not exist."""
 
@@ -82,7 +99,9 @@ HTTP_STATUS: dict[type[CrucibleError], int] = {
     QueryError: 400,
     ActionRefused: 403,
     NotFoundError: 404,
+    PushLimit: 413,
     ConfigError: 422,
+    MetricsRejected: 422,
     CollectorError: 503,
 }
 """The one mapping of errors to HTTP statuses: the API answers with it and RemoteMonitor raises by it."""
@@ -97,12 +116,17 @@ def error_for_status(status: int, body: Any, text: str) -> CrucibleError:
     """The error an API answer with ``status`` stands for; ``body`` is the decoded JSON (or None), ``text`` the raw.
 
     A 422 whose ``detail`` is a list is FastAPI's own parameter validation: a :class:`QueryError` (an argument out
-    of range or not among the choices), unlike a rejected config, which names each error in ``errors``.
+    of range or not among the choices), unlike a rejected config, which names each error in ``errors``; any other
+    422 refuses pushed metrics.
     """
     detail = body.get("detail", text) if isinstance(body, dict) else text
     if status == 422 and isinstance(detail, list):
         return QueryError("; ".join(_validation_message(item) for item in detail))
     message = str(detail)
+    if status == 422 and not (isinstance(body, dict) and "errors" in body):
+        return MetricsRejected(message)
+    if status == 413:
+        return PushLimit(message, body.get("limit") or "" if isinstance(body, dict) else "")
     if status == 401:
         return CrucibleError(f"the agent refused the token ({message}); check agent.api_token or <data_dir>/api_token")
     kind = next((kind for kind, code in HTTP_STATUS.items() if code == status), None)

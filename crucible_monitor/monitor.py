@@ -43,6 +43,7 @@ from crucible_monitor.schemas import (
     MetricHistory,
     MetricInfo,
     MetricsReport,
+    PushResult,
     RecentErrors,
     Recommendation,
     Recurrence,
@@ -173,6 +174,16 @@ class Monitor:
                     ),
                 )
         return sorted(seen.values(), key=lambda m: m.name)
+
+    async def push_metrics(self, body: str, *, content_type: str = "text/plain") -> PushResult:
+        """Store pushed series (Prometheus text, or JSON with ``application/json``), stamped with the time now.
+
+        Raises:
+            MetricsRejected: a body that does not parse or a series that breaks a rule (422; the message says which).
+            PushLimit: (413) over ``push.max_series_per_push`` or ``push.max_series``; the message names the limit.
+            ActionRefused: pushing is off (``push.enabled``).
+        """
+        return await self.agent.push.receive(body, content_type)
 
     async def history(
         self,

@@ -1,21 +1,21 @@
 """The operation table: every Monitor operation offered over HTTP, declared once.
 
-To add an operation: declare it here, write its Monitor method, add it to the
+To add an operation: declare it here (or, if it changes something, in
+:mod:`~crucible_monitor.operation_actions`), write its Monitor method, add it to the
 :class:`~crucible_monitor.operations.Operations` protocol (and an MCP tool if it is one). The API registers its
 route and RemoteMonitor calls it from this declaration.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from crucible_monitor.config import Category
-from crucible_monitor.errors import ActionRefused, CollectorError, ConfigError, NotFoundError, QueryError
+from crucible_monitor.errors import CollectorError, NotFoundError, QueryError
 from crucible_monitor.models import Severity
-from crucible_monitor.operations import Operation, Param, Route, range_params
+from crucible_monitor.operation_actions import CHANGES
+from crucible_monitor.operations import ID_RANGE, Operation, Param, Route, range_params
 from crucible_monitor.schemas import (
-    AcknowledgeRequest,
     AlertDetail,
     AlertFilter,
     AlertView,
@@ -24,7 +24,6 @@ from crucible_monitor.schemas import (
     CapacityReport,
     CheckResult,
     CollectorStatus,
-    ConfigUpdate,
     EndpointRanking,
     EventView,
     Explanation,
@@ -36,13 +35,9 @@ from crucible_monitor.schemas import (
     MetricsReport,
     RecentErrors,
     Recommendation,
-    Recurrence,
-    RestartBody,
-    RestartResult,
     ServiceDetail,
     ServiceState,
     ServiceStatus,
-    SilenceRequest,
     SilenceView,
     SlowQueries,
     SlowQuerySource,
@@ -57,7 +52,6 @@ __all__ = ["OPERATIONS"]
 
 
 _AGO = "ISO 8601, Unix seconds, or a duration ago."
-_ID = {"ge": 1, "le": 2**63 - 1}  # what SQLite can hold
 _LIMIT_1000 = Param("limit", int, 100, constraints={"ge": 1, "le": 1000})
 
 
@@ -130,29 +124,6 @@ OPERATIONS: dict[str, Operation] = {
                 Param("name", str, where="path"),
             ),
             errors=(NotFoundError,),
-        ),
-        _op(
-            "restart_service",
-            RestartResult,
-            Route(
-                "POST",
-                "/services/{name}/restart",
-                "Restart an allowlisted service (within its budget, audited). ``confirm`` must be true; "
-                "try ``dry_run``.",
-                "services",
-                (
-                    Param("name", str, where="path"),
-                    Param("reason", str, where="body"),
-                    Param("claimed_by", str | None, None, where="body", wire="actor"),
-                    Param("actor", str, None, kind="principal"),
-                    Param("confirmed", bool, where="body", wire="confirm"),
-                    Param("dry_run", bool, False, where="body"),
-                ),
-                body=RestartBody,
-            ),
-            read_only=False,
-            scope="operate",
-            errors=(ActionRefused,),
         ),
         _op(
             "tail_logs",
@@ -269,29 +240,9 @@ OPERATIONS: dict[str, Operation] = {
                 "/alerts/{alert_id}",
                 "One alert with its history.",
                 "alerts",
-                Param("alert_id", int, where="path", constraints=_ID),
+                Param("alert_id", int, where="path", constraints=ID_RANGE),
             ),
             errors=(NotFoundError,),
-        ),
-        _op(
-            "acknowledge_alert",
-            AlertView,
-            Route(
-                "POST",
-                "/alerts/{alert_id}/acknowledge",
-                "Acknowledge an alert: no re-notification until it resolves or the acknowledgement expires.",
-                "alerts",
-                (
-                    Param("alert_id", int, where="path", constraints=_ID),
-                    Param("by", str, "api", where="body", kind="actor"),
-                    Param("note", str | None, None, where="body"),
-                    Param("expires", timedelta | None, None, where="body"),
-                ),
-                body=AcknowledgeRequest,
-            ),
-            read_only=False,
-            scope="operate",
-            errors=(NotFoundError, QueryError),
         ),
         _op(
             "list_silences",
@@ -302,43 +253,6 @@ OPERATIONS: dict[str, Operation] = {
                 "alerts",
                 Param("include_expired", bool, False),
             ),
-        ),
-        _op(
-            "silence_alerts",
-            SilenceView,
-            Route(
-                "POST",
-                "/silences",
-                "Mute the alerts matching every matcher for ``duration`` (optionally only inside recurring windows).",
-                "alerts",
-                (
-                    Param("matchers", list[str], where="body"),
-                    Param("duration", timedelta, where="body"),
-                    Param("reason", str, where="body"),
-                    Param("author", str, where="body", kind="actor"),
-                    Param("starts_at", float | None, None, where="body"),
-                    Param("recurrence", Recurrence | None, None, where="body"),
-                ),
-                body=SilenceRequest,
-                status_code=201,
-            ),
-            read_only=False,
-            scope="operate",
-            errors=(QueryError,),
-        ),
-        _op(
-            "delete_silence",
-            SilenceView,
-            Route(
-                "DELETE",
-                "/silences/{silence_id}",
-                "End a silence now.",
-                "alerts",
-                (Param("silence_id", str, where="path"), Param("by", str, kind="actor", constraints={"min_length": 1})),
-            ),
-            read_only=False,
-            scope="operate",
-            errors=(NotFoundError,),
         ),
         _op(
             "list_anomalies",
@@ -373,7 +287,7 @@ OPERATIONS: dict[str, Operation] = {
                 "/anomalies/{anomaly_id}/explanation",
                 "Why it was unusual: contributing series vs baseline, events, top processes, similar anomalies.",
                 "analysis",
-                Param("anomaly_id", int, where="path", constraints=_ID),
+                Param("anomaly_id", int, where="path", constraints=ID_RANGE),
             ),
             _get(
                 "/explanation",
@@ -463,27 +377,7 @@ OPERATIONS: dict[str, Operation] = {
             _get("/config", "The configuration in force, secrets redacted.", "config"),
             scope="admin",
         ),
-        _op(
-            "update_config",
-            ConfigUpdate,
-            Route(
-                "POST",
-                "/config",
-                "Validate and apply a config change live; an invalid one is rejected (422) with every error named.",
-                "config",
-                (
-                    Param(
-                        "patch",
-                        dict[str, Any],
-                        where="body",
-                        description="A partial config tree merged onto the current one.",
-                    ),
-                ),
-            ),
-            read_only=False,
-            scope="admin",
-            errors=(ConfigError,),
-        ),
+        *CHANGES,
     )
 }
 """Every operation offered over HTTP, by Monitor method name."""

@@ -38,6 +38,7 @@ from crucible_monitor.schemas import (
     MetricHistory,
     MetricInfo,
     MetricsReport,
+    PushResult,
     RecentErrors,
     Recommendation,
     Recurrence,
@@ -55,7 +56,7 @@ from crucible_monitor.schemas import (
 )
 from crucible_monitor.schemas.views import AuditList
 
-__all__ = ["Operation", "Operations", "Param", "ParamKind", "Route", "range_params"]
+__all__ = ["ID_RANGE", "Operation", "Operations", "Param", "ParamKind", "Route", "range_params"]
 
 
 class Operations(Protocol):
@@ -69,6 +70,7 @@ class Operations(Protocol):
     async def get_service(self, name: str) -> ServiceDetail: ...
     async def http_checks(self) -> list[CheckResult]: ...
     async def list_metrics(self) -> list[MetricInfo]: ...
+    async def push_metrics(self, body: str, *, content_type: str = "text/plain") -> PushResult: ...
     async def history(
         self,
         metric: str,
@@ -153,10 +155,15 @@ class Operations(Protocol):
 
 # -- how the table declares an operation -------------------------------------------------------------------------
 
-ParamKind = Literal["plain", "time", "duration", "labels", "actor", "principal"]
+ParamKind = Literal["plain", "time", "duration", "labels", "actor", "principal", "raw", "media"]
 """How a parameter's wire form becomes the Monitor's value: as is; a time (:data:`~crucible_monitor.params.TIME_FORMS`);
 a duration in seconds; a ``k=v,k2=v2`` label filter; the name the caller gives, which the API records after its
-token's name (``ops-bot (alice)``); or no wire form at all: the token's name (``principal``), filled by the API."""
+token's name (``ops-bot (alice)``); no wire form at all: the token's name (``principal``), filled by the API; or,
+for a route that takes a raw body (:attr:`Route.media`), that body as text (``raw``) and its media type (``media``,
+the ``Content-Type`` header)."""
+
+ID_RANGE: Mapping[str, int] = {"ge": 1, "le": 2**63 - 1}
+"""The constraints of a numeric id: what SQLite can hold."""
 
 _REQUIRED: Any = ...
 
@@ -203,6 +210,10 @@ class Route:
     params: tuple[Param, ...] = ()
     body: type[BaseModel] | None = None
     status_code: int = 200
+    media: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """For a raw body (text the Monitor reads itself, not JSON fields): each media type it may be (the default
+    first) with its OpenAPI schema; the API answers 415 to any other and 413 to a body over ``max_body`` bytes."""
+    max_body: int = 32 << 20
 
     @property
     def path_params(self) -> tuple[Param, ...]:

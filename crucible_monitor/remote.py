@@ -147,11 +147,16 @@ class RemoteMonitor:
         query: dict[str, Any] = {}
         body: dict[str, Any] = {}
         whole_body: Any = None
+        raw: dict[str, Any] = {"headers": {"Content-Type": next(iter(route.media))}} if route.media else {}
         for param in route.params:
             value = arguments.get(param.name)
             if param.fills is not None or value is None or param.kind == "principal":
                 continue  # the agent records who from the token, not from what the client sends
-            if param.where == "path":
+            if param.kind == "raw":
+                raw["content"] = value.encode("utf-8")
+            elif param.kind == "media":
+                raw["headers"] = {"Content-Type": value}
+            elif param.where == "path":
                 path = path.replace(f"{{{param.wire_name}}}", str(value))
             elif param.where == "query":
                 query[param.wire_name] = _wire(param, value)
@@ -160,9 +165,12 @@ class RemoteMonitor:
             else:
                 body[param.wire_name] = _json(value)
         try:
-            response = await self._http.request(
-                route.method, path, params=query, json=body if route.body is not None else whole_body
-            )
+            if route.media:
+                response = await self._http.request(route.method, path, params=query, **raw)
+            else:
+                response = await self._http.request(
+                    route.method, path, params=query, json=body if route.body is not None else whole_body
+                )
         except httpx.TransportError as exc:
             raise AgentUnavailable(f"no agent answers at {self.base_url} ({type(exc).__name__})") from exc
         if not response.is_success:

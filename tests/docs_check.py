@@ -25,6 +25,7 @@ from crucible_monitor.collectors import (
     mysql,
     php_fpm,
     processes,
+    push,
     services,
     system,
     textfile,
@@ -56,7 +57,20 @@ PENDING_FLAGS: dict[str, frozenset[str]] = {}
 @cache
 def catalogue() -> dict[str, MetricSpec]:
     """Every built-in metric, by name."""
-    modules = (access_logs, agent, command, gpu, http_checks, laravel, mysql, php_fpm, processes, services, system)
+    modules = (
+        access_logs,
+        agent,
+        command,
+        gpu,
+        http_checks,
+        laravel,
+        mysql,
+        php_fpm,
+        processes,
+        push,
+        services,
+        system,
+    )
     return {spec.name: spec for module in (*modules, textfile) for spec in module.CATALOGUE}
 
 

@@ -220,9 +220,10 @@ async def test_all_clear_waits_until_every_collector_has_read_its_sources(tmp_pa
         await watched.agent.run_collector("access_logs")
         between = await watched.monitor.status_summary()
         await watched.agent.run_collector("agent")
+        await watched.agent.run_collector("push")  # the receiver of pushed metrics reports itself as a collector
         after = await watched.monitor.status_summary()
-    assert before.headline.startswith("Nothing wrong seen yet, but not read yet: access_logs, agent ")
-    assert between.headline.startswith("Nothing wrong seen yet, but not read yet: agent ")
+    assert before.headline.startswith("Nothing wrong seen yet, but not read yet: access_logs, agent, push ")
+    assert between.headline.startswith("Nothing wrong seen yet, but not read yet: agent, push ")
     assert after.headline.startswith("All clear")
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from crucible_monitor.collectors.base import BlindSpot, Collection, Problems
-from crucible_monitor.collectors.textfile import UNITLESS, ExpositionError, parse_exposition
+from crucible_monitor.collectors.textfile import ExpositionError, parse_exposition, unit_of
 from crucible_monitor.customconfig import CommandConfig
 from crucible_monitor.models import MetricKind, MetricSpec, Sample
 
@@ -40,8 +40,9 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 )
 
 
-def parse_json_metrics(text: str) -> tuple[list[Sample], list[MetricSpec]]:
-    """Samples of ``{"name": value}`` or ``[{"name": ..., "labels": {...}, "value": ...}]`` (all gauges).
+def parse_json_metrics(text: str, source: str = "a command") -> tuple[list[Sample], list[MetricSpec]]:
+    """Samples of ``{"name": value}`` or ``[{"name": ..., "labels": {...}, "value": ...}]``: gauges, unless an entry
+    says ``"type": "counter"`` (and its ``"help"``, the description); ``source`` is named in the default one.
 
     Raises:
         ValueError: anything else; it says what.
@@ -60,10 +61,15 @@ def parse_json_metrics(text: str) -> tuple[list[Sample], list[MetricSpec]]:
             raise ValueError(f"{item['name']}: value {value!r} is not a finite number")
         if not isinstance(labels, dict):
             raise ValueError(f"{item['name']}: labels must be an object")
-        name = item["name"]
+        name, kind, described = item["name"], item.get("type", "gauge"), item.get("help")
+        if kind not in ("gauge", "counter") or not isinstance(described, str | None):
+            raise ValueError(f"{name}: type must be gauge or counter, help a string")
         samples.append(Sample(name, float(value), {str(k): str(v) for k, v in labels.items()}))
         specs.setdefault(
-            name, MetricSpec(name, MetricKind.GAUGE, UNITLESS, "From a command (JSON).", tuple(sorted(labels)))
+            name,
+            MetricSpec(
+                name, MetricKind(kind), unit_of(name), described or f"From {source} (JSON).", tuple(sorted(labels))
+            ),
         )
     return samples, list(specs.values())
 

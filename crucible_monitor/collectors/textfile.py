@@ -23,7 +23,7 @@ from crucible_monitor.customconfig import TextfileConfig
 from crucible_monitor.errors import CollectorError
 from crucible_monitor.models import MetricKind, MetricSpec, Sample
 
-__all__ = ["CATALOGUE", "UNITLESS", "ExpositionError", "TextfileCollector", "parse_exposition"]
+__all__ = ["CATALOGUE", "UNITLESS", "ExpositionError", "TextfileCollector", "parse_exposition", "unit_of"]
 
 _KEY = "collectors.textfile.directory"
 CATALOGUE: tuple[MetricSpec, ...] = (
@@ -55,12 +55,16 @@ class ExpositionError(ValueError):
         self.line = line
 
 
-def _unit(name: str) -> str:
+def unit_of(name: str) -> str:
+    """The unit a metric name's suffix names (``_seconds``, ``_bytes``...), else :data:`UNITLESS`."""
     return next((unit for suffix, unit in _UNITS if name.endswith(suffix)), UNITLESS)
 
 
-def parse_exposition(text: str, taken: Names[str] = ()) -> tuple[list[Sample], list[MetricSpec]]:
-    """The samples and their catalogue entries in Prometheus text ``text`` (names in ``taken`` are refused).
+def parse_exposition(
+    text: str, taken: Names[str] = (), source: str = "a textfile"
+) -> tuple[list[Sample], list[MetricSpec]]:
+    """The samples and their catalogue entries in Prometheus text ``text`` (names in ``taken`` are refused;
+    ``source`` is named in the description of a family without ``# HELP``).
 
     Raises:
         ExpositionError: a line does not parse, or uses a name of ``taken``; it says which line.
@@ -86,8 +90,8 @@ def parse_exposition(text: str, taken: Names[str] = ()) -> tuple[list[Sample], l
             labels = tuple(sorted(sample.labels))
             known = specs.get(sample.name)
             if known is None or len(labels) > len(known.labels):
-                description = family.documentation or f"From a textfile ({family.type})."
-                specs[sample.name] = MetricSpec(sample.name, kind, _unit(sample.name), description, labels)
+                description = family.documentation or f"From {source} ({family.type})."
+                specs[sample.name] = MetricSpec(sample.name, kind, unit_of(sample.name), description, labels)
             samples.append(Sample(sample.name, float(sample.value), dict(sample.labels)))
     return samples, list(specs.values())
 

@@ -70,11 +70,13 @@ from crucible_monitor.schemas.applications import (
 )
 from crucible_monitor.schemas.fleet import FleetStatus, HostStatus
 from crucible_monitor.schemas.metrics import (
+    PUSH_MEDIA_TYPES,
     HistorySeries,
     MetricHistory,
     MetricInfo,
     MetricReport,
     MetricsReport,
+    PushResult,
     SeriesReport,
 )
 from crucible_monitor.schemas.readings import (
@@ -172,6 +174,8 @@ __all__ = [
     "MetricInfo",
     "MetricReport",
     "MetricsReport",
+    "PUSH_MEDIA_TYPES",
+    "PushResult",
     "ProcessInfo",
     "ProcessSnapshot",
     "ProcessView",

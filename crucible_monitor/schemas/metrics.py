@@ -1,4 +1,4 @@
-"""The metric catalogue, history queries and metric reports."""
+"""The metric catalogue, history queries, metric reports and what a push of metrics stored."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["HistorySeries", "MetricHistory", "MetricInfo", "MetricReport", "MetricsReport", "SeriesReport"]
+__all__ = [
+    "HistorySeries",
+    "MetricHistory",
+    "MetricInfo",
+    "MetricReport",
+    "MetricsReport",
+    "PUSH_MEDIA_TYPES",
+    "PushResult",
+    "SeriesReport",
+]
 
 
 class MetricInfo(BaseModel):
@@ -73,3 +82,18 @@ class MetricsReport(BaseModel):
 
     reports: list[MetricReport]
     hint: str
+
+
+PUSH_MEDIA_TYPES = ("text/plain", "application/json")
+"""What a push may be: Prometheus text (``text/plain; version=0.0.4``) or JSON."""
+
+
+class PushResult(BaseModel):
+    """What one push stored: every sample, stamped with the time the agent received it."""
+
+    accepted: int = Field(description="Series stored (one sample each).")
+    skipped: int = Field(description="Samples left out: NaN or infinite values.")
+    metrics: list[str] = Field(description="The metric names of this push (list_metrics shows them, collector push).")
+    received_at: str = Field(description="The time every sample was stamped with (ISO 8601).")
+    series: int = Field(description="Distinct pushed series now counted against the limit.")
+    max_series: int = Field(description="The limit: push.max_series.")

@@ -31,6 +31,7 @@ __all__ = [
     "AlertList",
     "AnomalyList",
     "AuditList",
+    "DATA_DESCRIBED",
     "EventGroup",
     "Listed",
     "CheckList",
@@ -194,6 +195,10 @@ class CheckList(Listed):
     hint: str
 
 
+DATA_DESCRIBED = frozenset({"textfile", "command", "push"})
+"""Collectors whose metrics' descriptions come from what they read (a ``# HELP`` line, a pushed ``help``)."""
+
+
 class MetricEntry(BaseModel):
     """A metric of the catalogue; its description and collector only when asked for (or searched)."""
 
@@ -211,8 +216,12 @@ class MetricEntry(BaseModel):
 
     @classmethod
     def of(cls, info: MetricInfo, *, described: bool) -> Self:
-        """The entry of ``info``, with its description and collector when ``described``."""
-        return cls.model_validate(info.model_dump(exclude=None if described else {"description", "collector"}))
+        """The entry of ``info``, with its description and collector when ``described`` (fenced when it is host
+        text: from a collector of :data:`DATA_DESCRIBED`)."""
+        entry = cls.model_validate(info.model_dump(exclude=None if described else {"description", "collector"}))
+        if described and info.collector in DATA_DESCRIBED:
+            entry.description = fence(info.description)
+        return entry
 
 
 class MetricCatalogue(Listed):

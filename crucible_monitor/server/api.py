@@ -18,14 +18,22 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from crucible_monitor.config import Scope
-from crucible_monitor.errors import HTTP_STATUS, ConfigError, CrucibleError, QueryError, ScopeRequired, status_for
+from crucible_monitor.errors import (
+    HTTP_STATUS,
+    ConfigError,
+    CrucibleError,
+    PushLimit,
+    QueryError,
+    ScopeRequired,
+    status_for,
+)
 from crucible_monitor.monitor import Monitor
 from crucible_monitor.operation_table import OPERATIONS
 from crucible_monitor.operations import Operation, Param, Route, listed_model
 from crucible_monitor.params import parse_labels, parse_seconds, parse_time
 from crucible_monitor.tokens import Principal, TokenRegistry, allows
 
-__all__ = ["ErrorBody", "build_api", "install_error_handlers", "require_scope", "responses"]
+__all__ = ["ErrorBody", "OverLimit", "build_api", "install_error_handlers", "require_scope", "responses"]
 
 _bearer = HTTPBearer(
     auto_error=False, description="An API token: the default (admin) one, one of agent.tokens, or `token create`'s."
@@ -37,6 +45,13 @@ class ErrorBody(BaseModel):
 
     detail: str
     required_scope: Scope | None = None
+
+
+class OverLimit(BaseModel):
+    """A 413: the message, and for a push over a series limit the setting (``push.max_series``)."""
+
+    detail: str
+    limit: str | None = None
 
 
 class Rejected(BaseModel):
@@ -79,6 +94,9 @@ def responses(operation: Operation | None = None) -> dict[int | str, dict[str, A
         found[401] = {"model": ErrorBody, "description": "No token, or one the agent does not know."}
         found[403] = {"model": ErrorBody, "description": f"The token's scope is below {scope} (or an action refused)."}
     routes = operation.routes if operation else ()
+    if any(route.media for route in routes):
+        found[413] = {"model": OverLimit, "description": "Over a limit: the message (and `limit`) names it."}
+        found[415] = {"model": ErrorBody, "description": "A Content-Type the route does not take (it lists them)."}
     if any(route.params or route.body for route in routes):
         found[400] = {
             "model": ErrorBody,
@@ -103,6 +121,8 @@ def install_error_handlers(app: FastAPI) -> None:
             body["errors"] = str(exc).splitlines()
         if isinstance(exc, ScopeRequired):
             body["required_scope"] = exc.required_scope
+        if isinstance(exc, PushLimit):
+            body["limit"] = exc.limit
         return JSONResponse(body, status_code=status_for(exc) if isinstance(exc, CrucibleError) else 500)
 
     for kind in HTTP_STATUS:
@@ -124,6 +144,7 @@ def build_api(monitor: Monitor, tokens: TokenRegistry) -> APIRouter:
                 tags=[route.tag],
                 description=route.doc,
                 responses=responses(operation),
+                openapi_extra={"requestBody": {"required": True, "content": route.media}} if route.media else None,
             )
     return router
 
@@ -137,8 +158,10 @@ def _endpoint(
     method = getattr(monitor, operation.name)
     clock = monitor.agent.clock
     body_params = [p for p in route.params if p.where == "body"]
-    wire = [p for p in route.params if p.kind != "principal"]
+    wire = [p for p in route.params if p.kind not in ("principal", "raw", "media")]
     signature = [_signature_param(p) for p in wire if p.where != "body" or route.body is None]
+    if route.media:  # the raw body: read from the request, not declared as JSON
+        signature.append(inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request))
     if check is not None:
         caller = Annotated[Principal, Depends(check)]
         signature.append(inspect.Parameter("caller", inspect.Parameter.KEYWORD_ONLY, annotation=caller))
@@ -158,6 +181,10 @@ def _endpoint(
 
     async def endpoint(**values: Any) -> Any:
         caller: Principal | None = values.pop("caller", None)
+        if route.media:
+            raw = next(p for p in route.params if p.kind == "raw")
+            media = next(p for p in route.params if p.kind == "media")
+            values[raw.wire_name], values[media.wire_name] = await _raw_body(values.pop("request"), route)
         if body_model is not None:
             body = values.pop("body") or body_model()
             values.update({p.wire_name: getattr(body, p.wire_name) for p in body_params})
@@ -181,6 +208,29 @@ def _endpoint(
     endpoint.__doc__ = route.doc
     endpoint.__dict__["__signature__"] = inspect.Signature(signature)  # FastAPI reads the parameters from it
     return endpoint
+
+
+async def _raw_body(request: Request, route: Route) -> tuple[str, str]:
+    """The body of a request to a raw-body route, as text, and its media type.
+
+    Raises:
+        HTTPException: 415 for a media type the route does not take, 413 for a body over its ``max_body``.
+        QueryError: (400) a body that is not UTF-8.
+    """
+    media = request.headers.get("content-type", "")
+    if media.partition(";")[0].strip().lower() not in route.media:
+        raise HTTPException(415, f"Content-Type {media or 'none'!r}: send {' or '.join(route.media)}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > route.max_body:
+            raise HTTPException(413, f"the body is over {route.max_body} bytes, the most one request may send")
+        chunks.append(chunk)
+    try:
+        return b"".join(chunks).decode("utf-8"), media
+    except UnicodeDecodeError as exc:
+        raise QueryError(f"the body is not UTF-8 text (byte {exc.start})") from None
 
 
 _EXAMPLES: dict[str, list[str]] = {
@@ -231,6 +281,8 @@ def _arguments(route: Route, values: dict[str, Any], now: float, who: str) -> di
 def _convert(param: Param, value: Any, now: float, who: str) -> Any:
     if param.kind == "principal":
         return who
+    if param.kind in ("raw", "media"):
+        return value
     if param.kind == "actor":  # the token's name first: what the caller says is only its claim
         return f"{who} ({value})" if value and value not in (who, param.default) else who
     if value is None or param.kind == "plain":

@@ -26,7 +26,15 @@ from pydantic import TypeAdapter
 
 from crucible_monitor.agent import Agent
 from crucible_monitor.config import Config
-from crucible_monitor.errors import ActionRefused, ConfigError, CrucibleError, NotFoundError, QueryError
+from crucible_monitor.errors import (
+    ActionRefused,
+    ConfigError,
+    CrucibleError,
+    MetricsRejected,
+    NotFoundError,
+    PushLimit,
+    QueryError,
+)
 from crucible_monitor.monitor import Monitor
 from crucible_monitor.operation_table import OPERATIONS
 from crucible_monitor.operations import Operations
@@ -80,6 +88,15 @@ def cases(now: float, alert_id: int) -> dict[str, list[Case]]:
         "audit": [Case(kwargs={"since": now - DAY})],
         "http_checks": [Case()],
         "list_metrics": [Case()],
+        "push_metrics": [
+            Case(('# TYPE contract_jobs gauge\ncontract_jobs{queue="mail"} 3\n',)),
+            Case(
+                ('[{"name": "contract_depth_total", "value": 2, "type": "counter"}]',),
+                {"content_type": "application/json"},
+            ),
+            Case(("memory_used_bytes 1\n",), error=MetricsRejected),  # one of the agent's own
+            Case(("".join(f'contract_many{{n="{i}"}} 1\n' for i in range(1001)),), error=PushLimit),
+        ],
         "history": [
             Case(("memory_used_bytes",), {**hour_ago, "step": 60.0}),
             Case(("filesystem_used_ratio",), {**hour_ago, "agg": "max", "labels": {"mountpoint": "/"}}),
