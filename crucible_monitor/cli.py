@@ -161,6 +161,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     Nothing but the protocol goes to stdout; logs go to stderr.
     """
     from crucible_monitor.agent import Agent
+    from crucible_monitor.fleet import Fleet
     from crucible_monitor.monitor import Monitor
     from crucible_monitor.remote import AgentUnavailable, RemoteMonitor
     from crucible_monitor.server.mcp import build_mcp_server
@@ -183,9 +184,15 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             agent = Agent(config)
             await agent.start()
             ops, read_only = Monitor(agent), config.actions.read_only
+        fleet = Fleet(config.fleet, own_url=f"http://{config.agent.listen_addr}") if config.fleet.enabled else None
+        # a forwarded action is audited here where this process holds state.db (the embedded agent); else logged
+        audit = agent.running.state.add_audit if agent is not None else None
         try:
-            await build_mcp_server(ops, read_only=read_only, transport="stdio").run_stdio_async()
+            server = build_mcp_server(ops, read_only=read_only, transport="stdio", fleet=fleet, audit=audit)
+            await server.run_stdio_async()
         finally:
+            if fleet is not None:
+                await fleet.aclose()
             if agent is not None:
                 await agent.stop()
             else:

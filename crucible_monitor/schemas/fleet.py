@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from crucible_monitor.schemas.system import Finding
 
-__all__ = ["FleetStatus", "HostStatus"]
+__all__ = ["FleetStatus", "HostList", "HostStatus"]
 
 HostState = Literal["ok", "warning", "critical", "unreachable"]
 
@@ -32,3 +32,15 @@ class FleetStatus(BaseModel):
     total: int
     limit: int
     truncated: bool
+    discovery: str | None = Field(None, description="Why listing the hosts from Prometheus failed, if it did.")
+
+
+class HostList(BaseModel):
+    """The hosts tools take as ``host=``, each with its status headline (``local`` is this one)."""
+
+    hosts: list[HostStatus]
+    total: int
+    limit: int
+    truncated: bool
+    discovery: str | None = Field(None, description="Why listing the hosts from Prometheus failed, if it did.")
+    hint: str = "get_fleet_status for the hosts worst first; any tool with host=<name> for one host"
