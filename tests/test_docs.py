@@ -37,6 +37,8 @@ from crucible_monitor.alerts.importer import import_rules
 from crucible_monitor.alerts.rules import Rule
 from crucible_monitor.config import Config
 from crucible_monitor.configfile import validate
+from crucible_monitor.fleet import Fleet
+from crucible_monitor.fleetconfig import FleetConfig
 from crucible_monitor.monitor import Monitor
 from crucible_monitor.server.mcp import build_mcp_server
 
@@ -274,7 +276,9 @@ def _mcp_names() -> dict[str, set[str]]:
     async def listing() -> None:
         with tempfile.TemporaryDirectory() as data_dir:
             config = Config.model_validate({"agent": {"data_dir": data_dir}})
-            async with Client(build_mcp_server(Monitor(Agent(config)), read_only=False)) as client:
+            fleet = Fleet(FleetConfig.model_validate({"hosts": [{"name": "web-2", "url": "http://127.0.0.1:1"}]}))
+            server = build_mcp_server(Monitor(Agent(config)), read_only=False, fleet=fleet)  # every tool listed
+            async with Client(server) as client:
                 _NAMES["tools"] = {t.name for t in (await client.list_tools()).tools}
                 _NAMES["prompts"] = {p.name for p in (await client.list_prompts()).prompts}
                 resources = {str(r.uri) for r in (await client.list_resources()).resources}

@@ -33,6 +33,7 @@ class FleetStatus(BaseModel):
     limit: int
     truncated: bool
     discovery: str | None = Field(None, description="Why listing the hosts from Prometheus failed, if it did.")
+    hint: str = "a host's worst.hint is a call on that host: add host=<its name>"
 
 
 class HostList(BaseModel):
@@ -42,5 +43,3 @@ class HostList(BaseModel):
     total: int
     limit: int
     truncated: bool
-    discovery: str | None = Field(None, description="Why listing the hosts from Prometheus failed, if it did.")
-    hint: str = "get_fleet_status for the hosts worst first; any tool with host=<name> for one host"

@@ -115,9 +115,7 @@ class Hosts:
         """``fn`` with a keyword ``host`` argument that picks the operations it runs on."""
         signature = inspect.signature(fn, eval_str=True)
         hints = get_type_hints(fn, include_extras=True)
-        host_type = Annotated[
-            str | None, Field(description=f"The host to ask (default: this one, {LOCAL}); list_hosts names them.")
-        ]
+        host_type = str | None  # no description: the server's instructions say it once, not on every tool
         parameter = inspect.Parameter("host", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=host_type)
 
         @functools.wraps(fn)
@@ -193,20 +191,18 @@ def add_fleet_tools(mcp: MCPServer, hosts: Hosts) -> None:
             raise ToolError(f"this host's status: {exc}") from None
 
     @mcp.tool(annotations=_READ)
-    async def list_hosts(limit: Annotated[int, Field(ge=1, le=500)] = 100) -> HostList:
-        """The hosts tools take as host=<name> (local is this one), each with its status headline; a host that
-        does not answer is unreachable, with why."""
+    async def list_hosts(limit: Annotated[int, Field(ge=1, le=500)] = 50) -> HostList:
+        """The hosts tools take as host=<name> (local: this one), each with its headline."""
         hosts_now = await fleet.statuses(await local_status())
         return HostList(
             hosts=[h.model_copy(update={"worst": None}) for h in hosts_now[:limit]],
             total=len(hosts_now),
             limit=limit,
             truncated=len(hosts_now) > limit,
-            discovery=fleet.discovery_error,
         )
 
     @mcp.tool(annotations=_READ)
-    async def get_fleet_status(limit: Annotated[int, Field(ge=1, le=500)] = 50) -> FleetStatus:
-        """Every host ranked by its worst incident: critical, unreachable (with why), warning, ok; each host's
-        headline and first incident. Then get_system_status(host=...) on the worst."""
+    async def get_fleet_status(limit: Annotated[int, Field(ge=1, le=500)] = 20) -> FleetStatus:
+        """Hosts ranked by their worst incident (critical, unreachable with why, warning, ok), each with its
+        headline and first incident."""
         return await fleet.status(await local_status(), limit=limit)
