@@ -184,7 +184,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             agent = Agent(config)
             await agent.start()
             ops, read_only = Monitor(agent), config.actions.read_only
-        fleet = Fleet(config.fleet, own_url=f"http://{config.agent.listen_addr}") if config.fleet.enabled else None
+        fleet = Fleet(config.fleet, own_url=f"http://{config.agent.listen_addr}") if config.fleet.active else None
         # a forwarded action is audited here where this process holds state.db (the embedded agent); else logged
         audit = agent.running.state.add_audit if agent is not None else None
         try:

@@ -48,14 +48,15 @@ class FleetDiscoveryConfig(StrictModel):
 class FleetConfig(StrictModel):
     """Other hosts this agent's MCP server also answers for (a ``host`` argument on every tool)."""
 
+    enabled: bool = Field(True, description="false: hosts and discover are ignored (as in the shipped example).")
     hosts: list[FleetHostConfig] = Field(default_factory=list)
     discover: FleetDiscoveryConfig | None = Field(None, description="Also the hosts a Prometheus scrapes.")
     timeout: PositiveDuration = Field(timedelta(seconds=5), description="How long a host may take to answer.")
 
     @property
-    def enabled(self) -> bool:
-        """Whether there is a fleet: hosts listed or discovered."""
-        return bool(self.hosts) or self.discover is not None
+    def active(self) -> bool:
+        """Whether there is a fleet: enabled, with hosts listed or discovered."""
+        return self.enabled and (bool(self.hosts) or self.discover is not None)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Self:

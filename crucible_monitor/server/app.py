@@ -60,7 +60,7 @@ class LazyMcp:
 
             config = self._monitor.agent.config
             port = config.agent.port
-            self._fleet = Fleet(config.fleet, own_url=base_url(config)) if config.fleet.enabled else None
+            self._fleet = Fleet(config.fleet, own_url=base_url(config)) if config.fleet.active else None
             server = build_mcp_server(
                 self._monitor,
                 read_only=config.actions.read_only,

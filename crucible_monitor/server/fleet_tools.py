@@ -76,7 +76,7 @@ class Hosts:
         self, local: Operations, fleet: Fleet | None, *, audit: AuditWriter | None = None, transport: str = "memory"
     ) -> None:
         self.local = local
-        self.fleet = fleet if fleet is not None and fleet.config.enabled else None
+        self.fleet = fleet if fleet is not None and fleet.config.active else None
         self.audit = audit
         self.transport = transport
 
