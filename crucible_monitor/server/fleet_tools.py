@@ -84,6 +84,10 @@ class Hosts:
         """The operations of the host the call in progress is for (this host outside a call)."""
         return _CALL_HOST.get() or self.local
 
+    def forwarding(self) -> bool:
+        """Whether the call in progress is for another host."""
+        return _CALL_HOST.get() not in (None, self.local)
+
     async def select(self, host: str | None) -> Operations:
         """The operations of ``host`` (None or ``local``: this host).
 

@@ -432,6 +432,8 @@ def build_mcp_server(
             per-service budget with back-off, and is audited. Try dry_run=true first."""
             confirmed = isinstance(answer, AcceptedElicitation) and answer.data.ok
             who, claimed = caller(ctx, transport)
+            if hosts.forwarding():  # that host records its token for this one; who asked here is the claim
+                claimed = _actor(ctx, transport)
             restart = ops.restart_service(
                 service, reason=reason, actor=who, claimed_by=claimed, confirmed=confirmed, dry_run=dry_run
             )
