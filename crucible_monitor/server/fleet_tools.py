@@ -27,6 +27,7 @@ from crucible_monitor.errors import CrucibleError
 from crucible_monitor.fleet import LOCAL, Fleet
 from crucible_monitor.operations import Operations
 from crucible_monitor.schemas import FleetStatus, HostList
+from crucible_monitor.schemas.views import fenced_host
 from crucible_monitor.server.auth import caller
 
 __all__ = ["AuditWriter", "HostOps", "Hosts", "add_fleet_tools", "operations_of"]
@@ -209,4 +210,5 @@ def add_fleet_tools(mcp: MCPServer, hosts: Hosts) -> None:
     async def get_fleet_status(limit: Annotated[int, Field(ge=1, le=500)] = 20) -> FleetStatus:
         """Hosts ranked by their worst incident (critical, unreachable with why, warning, ok), each with its
         headline and first incident."""
-        return await fleet.status(await local_status(), limit=limit)
+        ranking = await fleet.status(await local_status(), limit=limit)
+        return ranking.model_copy(update={"hosts": [fenced_host(h) for h in ranking.hosts]})
