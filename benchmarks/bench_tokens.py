@@ -22,7 +22,7 @@ from mcp.types import TextContent
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from token_scene import CALLS, FLAPS, PROMPTS, token_scene  # noqa: E402  (the tests' scene)
+from token_scene import CALLS, FLAPS, PROMPTS, scene_fleet, token_scene  # noqa: E402  (the tests' scene)
 
 from crucible_monitor.monitor import Monitor  # noqa: E402
 from crucible_monitor.server.compact import compact_json  # noqa: E402
@@ -40,15 +40,19 @@ async def _measure() -> dict[str, Any]:
         async with token_scene(Path(tmp)) as scene:
             monitor = Monitor(scene.agent)
             tools: dict[str, dict[str, int]] = {}
-            for read_only in (False, True):
-                server = build_mcp_server(monitor, read_only=read_only)
+            fleet = scene_fleet()
+            for key, read_only, with_fleet in (
+                ("all", False, None),
+                ("read_only", True, None),
+                ("fleet", False, fleet),
+            ):
+                server = build_mcp_server(monitor, read_only=read_only, fleet=with_fleet)
                 async with Client(server) as client:
                     listed = (await client.list_tools()).tools
                 sdk_default = await MCPServer.list_tools(server)
-                key = "read_only" if read_only else "all"
                 tools[key] = {"tools": len(listed), "chars": _tools_chars(listed), "sdk": _tools_chars(sdk_default)}
             calls: list[dict[str, Any]] = []
-            async with Client(build_mcp_server(monitor, read_only=False)) as client:
+            async with Client(build_mcp_server(monitor, read_only=False, fleet=fleet)) as client:
                 for name, arguments in CALLS:
                     result = await client.call_tool(name, arguments)
                     content = result.content[0]
@@ -68,6 +72,7 @@ async def _measure() -> dict[str, Any]:
                     prompt = await client.get_prompt(name, prompt_arguments)
                     chars = sum(len(m.content.text) for m in prompt.messages if isinstance(m.content, TextContent))
                     prompts.append({"prompt": name, "chars": chars})
+            await fleet.aclose()
     return {"tools_list": tools, "calls": calls, "prompts": prompts}
 
 
@@ -84,6 +89,11 @@ def render(tokens: dict[str, Any]) -> str:
         f"| `tools/list`, `actions.read_only` ({read_only['tools']} tools) | {read_only['chars']:,} | "
         f"{read_only['sdk']:,} |",
     ]
+    if "fleet" in tokens["tools_list"]:
+        fleet = tokens["tools_list"]["fleet"]
+        rows.append(
+            f"| `tools/list` with `fleet.hosts` ({fleet['tools']} tools) | {fleet['chars']:,} | {fleet['sdk']:,} |"
+        )
     for call in tokens["calls"]:
         note = " (an error: MySQL is not watched)" if call["error"] and call["call"].startswith("slow_") else ""
         note = note or (" (an error)" if call["error"] else "")
@@ -95,7 +105,8 @@ def render(tokens: dict[str, Any]) -> str:
 
 Measured by `benchmarks/bench_tokens.py` through the in-memory MCP client in the scripted incident of
 `tests/token_scene.py` (a real supervisord with one program stopped, three real HTTP checks of which one flapped
-{FLAPS} times and one fails, a firing alert, Laravel and Caddy logs). "SDK default" is what the MCP SDK would send
+{FLAPS} times and one fails, a firing alert, Laravel and Caddy logs; the fleet's tools with one other host, whose
+agent does not answer). "SDK default" is what the MCP SDK would send
 without `server/compact.py`: indented JSON, full output schemas and titles. The budgets are tests
 (`tests/server/test_token_budgets.py`): `tools/list` ≤ 20,000, `get_system_status` ≤ 3,000 on a healthy host and
 ≤ 6,000 in this incident, every result ≤ 15,000 (the largest here: `{biggest["call"]}`, {biggest["chars"]:,}).

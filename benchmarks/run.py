@@ -6,6 +6,7 @@ python benchmarks/run.py --only tokens   # one benchmark, merged into the result
 python benchmarks/run.py --only nab      # the NAB evaluation (in-sample, cross-validated, FP/recall curve)
 python benchmarks/run.py --only live     # the live detector as the agent runs it (store reads included)
 python benchmarks/run.py --only cost     # CPU per sample at 1 s and 10 s, memory of the tree, py-spy hot spots
+python benchmarks/run.py --only fleet    # 10 agents, one fleet MCP server, a Prometheus scraping them
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import bench_alerts  # noqa: E402
 import bench_apps  # noqa: E402
 import bench_collect  # noqa: E402
 import bench_cost  # noqa: E402
+import bench_fleet  # noqa: E402
 import bench_live  # noqa: E402
 import bench_mcp  # noqa: E402
 import bench_nab  # noqa: E402
@@ -243,6 +245,7 @@ numbers are in the JSON block at the end.
 {bench_live.render(results["live"]) if "live" in results else ""}
 {bench_cost.render(results["cost"]) if "cost" in results else ""}
 {bench_tokens.render(results["tokens"]) if "tokens" in results else ""}
+{bench_fleet.render(results["fleet"]) if "fleet" in results else ""}
 
 ```json
 {json.dumps(results, indent=2)}
@@ -255,6 +258,7 @@ _SINGLE: dict[str, Callable[[], Any]] = {
     "nab": bench_nab.run,
     "live": bench_live.run,
     "cost": bench_cost.run,
+    "fleet": bench_fleet.run,
 }
 """The benchmarks ``--only`` can run alone."""
 
@@ -295,6 +299,8 @@ def main() -> None:
     live = bench_live.run()
     print("characters the model reads...", flush=True)
     tokens = bench_tokens.run()
+    print("the fleet (10 agents)...", flush=True)
+    fleet = bench_fleet.run()
     print(f"agent ({1 if args.quick else 10} min)...", flush=True)
     agent = bench_agent.run(1.0 if args.quick else 10.0)
     results = {
@@ -310,6 +316,7 @@ def main() -> None:
         "apps": apps,
         "tokens": tokens,
         "live": live,
+        "fleet": fleet,
     }
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(render(results, command), encoding="utf-8")

@@ -158,42 +158,13 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
-    """MCP over stdio: talk to the running agent through its API, or run an embedded agent when none answers.
-
-    Nothing but the protocol goes to stdout; logs go to stderr.
-    """
-    from crucible_monitor.agent import Agent
-    from crucible_monitor.monitor import Monitor
-    from crucible_monitor.remote import AgentUnavailable, RemoteMonitor
-    from crucible_monitor.server.mcp import build_mcp_server
+    """MCP over stdio: talk to the running agent through its API, or run an embedded agent when none answers
+    (:mod:`crucible_monitor.server.stdio`)."""
+    from crucible_monitor.server.stdio import serve_stdio
 
     config = _load(args)
     setup_logging(config.agent.log_level, iter_secrets(config))
-    log = logging.getLogger("crucible_monitor")
-
-    async def serve() -> None:
-        remote = RemoteMonitor.from_config(config)
-        agent: Agent | None = None
-        ops: Operations
-        try:
-            read_only = bool((await remote.get_config())["actions"]["read_only"])
-            ops = remote
-            log.info("MCP over stdio, talking to the agent at %s", remote.base_url)
-        except (AgentUnavailable, CrucibleError) as exc:
-            await remote.aclose()
-            log.info("no agent answers (%s): running an embedded agent with data in %s", exc, config.agent.data_dir)
-            agent = Agent(config)
-            await agent.start()
-            ops, read_only = Monitor(agent), config.actions.read_only
-        try:
-            await build_mcp_server(ops, read_only=read_only, transport="stdio").run_stdio_async()
-        finally:
-            if agent is not None:
-                await agent.stop()
-            else:
-                await remote.aclose()
-
-    asyncio.run(serve())
+    asyncio.run(serve_stdio(config))
     return 0
 
 

@@ -67,6 +67,7 @@ def test_shipped_example_config_loads_and_documents_every_field() -> None:
     assert config.collectors.http_checks[1].expected_status == [200]
     assert config.storage.max_disk == 2 * 1024**3
     assert config.agent.api_token is None  # ${CRUCIBLE_API_TOKEN:-} unset → no token → generated
+    assert not config.fleet.active and config.fleet.hosts  # documented, but an install answers for itself only
 
 
 # What each shipped profile is for, read back from the loaded config (a new profile adds its line here).

@@ -1,7 +1,7 @@
 """The pages of docs/ hold to the code: every command and flag they show exists, every config key and metric they
 name is real, every YAML fragment loads, every quoted error message still occurs in the source, every number the
-tuning guide quotes is in docs/benchmarks.md, the API reference is what the spec gives, its curl examples run
-against a real agent, and the MCP page covers every tool, prompt and resource the server lists."""
+tuning guide and the fleet page quote is in docs/benchmarks.md, the API reference is what the spec gives, its curl
+examples run against a real agent, and the MCP page covers every tool, prompt and resource the server lists."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ from crucible_monitor.alerts.importer import import_rules
 from crucible_monitor.alerts.rules import Rule
 from crucible_monitor.config import Config
 from crucible_monitor.configfile import validate
+from crucible_monitor.fleet import Fleet
+from crucible_monitor.fleetconfig import FleetConfig
 from crucible_monitor.monitor import Monitor
 from crucible_monitor.server.mcp import build_mcp_server
 
@@ -51,6 +53,7 @@ PAGES = [
     "migrate-netdata.md",
     "migrate-glances.md",
     "migrate-node-exporter.md",
+    "fleet.md",
 ]
 MIGRATIONS = [p for p in PAGES if p.startswith("migrate-")]
 METRIC_SUFFIXES = ("_total", "_bytes", "_ratio", "_seconds", "_celsius", "_watts", "_hertz", "_up")
@@ -274,7 +277,9 @@ def _mcp_names() -> dict[str, set[str]]:
     async def listing() -> None:
         with tempfile.TemporaryDirectory() as data_dir:
             config = Config.model_validate({"agent": {"data_dir": data_dir}})
-            async with Client(build_mcp_server(Monitor(Agent(config)), read_only=False)) as client:
+            fleet = Fleet(FleetConfig.model_validate({"hosts": [{"name": "web-2", "url": "http://127.0.0.1:1"}]}))
+            server = build_mcp_server(Monitor(Agent(config)), read_only=False, fleet=fleet)  # every tool listed
+            async with Client(server) as client:
                 _NAMES["tools"] = {t.name for t in (await client.list_tools()).tools}
                 _NAMES["prompts"] = {p.name for p in (await client.list_prompts()).prompts}
                 resources = {str(r.uri) for r in (await client.list_resources()).resources}
@@ -312,16 +317,17 @@ def test_every_message_the_troubleshooting_guide_quotes_occurs_in_the_code() -> 
     assert not missing, f"messages no longer in the code: {missing}"
 
 
-def test_every_number_the_tuning_guide_quotes_is_in_the_benchmarks() -> None:
+@pytest.mark.parametrize(("page", "at_least"), [("tuning.md", 8), ("fleet.md", 5)])
+def test_every_number_a_page_quotes_is_in_the_benchmarks(page: str, at_least: int) -> None:
     """The "Measured (docs/benchmarks.md)" column quotes benchmarks.md verbatim."""
     benchmarks = _page("benchmarks.md")
     quoted = [
         cells[i]
-        for header, cells in table_rows(_page("tuning.md"))
+        for header, cells in table_rows(_page(page))
         for i, h in enumerate(header)
         if h.startswith("Measured") and i < len(cells) and cells[i]
     ]
-    assert len(quoted) >= 8
+    assert len(quoted) >= at_least
     missing = [q for q in quoted for part in q.split(" · ") if part.strip("` ") not in benchmarks]
     assert not missing, f"not in docs/benchmarks.md: {missing}"
 

@@ -58,7 +58,7 @@ def test_a_5xx_burst_is_critical_with_counts_and_a_callable_hint() -> None:
     finding = found["vhost:shop"]
     assert finding.severity == "critical"
     assert finding.problem == "76.0 % of requests answered 5xx in the last cycle (19 of 25) (threshold 5.0 %)"
-    assert finding.hint == "top_endpoints(host='shop', by='errors')"
+    assert finding.hint == "top_endpoints(vhost='shop', by='errors')"
 
 
 def test_a_few_5xx_or_a_usual_rate_is_no_finding() -> None:

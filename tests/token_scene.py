@@ -3,7 +3,8 @@
 A real agent watching a real supervisord (one program stopped during the scene), three real HTTP checks on a
 loopback server (one up, one that flapped three times and recovered, one failing with 503), the always-firing alert
 rule of tests/mcp_agent.py, a Laravel app's real-format error log, and Caddy access-log lines with failing, slow
-checkouts. ``CALLS`` is one call of every read tool, as a model would make it in this scene.
+checkouts. ``CALLS`` is one call of every read tool, as a model would make it in this scene (the fleet's tools over
+:func:`scene_fleet`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from typing import Any
 
 from loopback_servers import Reply, serve_http
 from mcp_agent import agent_config, running_agent
-from supervisor_fixture import Supervisord, run_supervisord, wait_until
+from supervisor_fixture import Supervisord, free_port, run_supervisord, wait_until
 
 from crucible_monitor.agent import Agent
+from crucible_monitor.fleet import Fleet
+from crucible_monitor.fleetconfig import FleetConfig
 
-__all__ = ["CALLS", "FLAPS", "PROMPTS", "Scene", "token_scene"]
+__all__ = ["CALLS", "FLAPS", "PROMPTS", "Scene", "scene_fleet", "token_scene"]
 
 PROGRAMS = {
     "web-worker": {"command": "/bin/sh -c 'echo worker ready; exec /bin/sleep 1000'", "startsecs": "0"},
@@ -56,8 +59,16 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("recent_errors", {"app": "shop", "since": "2026-11-27T00:00:00Z"}),
     ("top_endpoints", {}),
     ("slow_queries", {}),  # MySQL is not watched here: the answer is the error saying how to enable it
+    ("list_hosts", {}),
+    ("get_fleet_status", {}),
 ]
 PROMPTS: list[tuple[str, dict[str, str]]] = [("incident_triage", {}), ("daily_health_summary", {})]
+
+
+def scene_fleet() -> Fleet:
+    """The scene's fleet: one other host, ``web-2``, whose agent does not answer (the fleet tools of ``CALLS``)."""
+    hosts = [{"name": "web-2", "url": f"http://127.0.0.1:{free_port()}"}]
+    return Fleet(FleetConfig.model_validate({"hosts": hosts, "timeout": "2s"}))
 
 
 @dataclass

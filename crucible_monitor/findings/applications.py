@@ -100,7 +100,7 @@ def _web(context: Context) -> Iterator[Finding | None]:
             r.value,
             SERVER_ERRORS,
             f"{human_ratio(r.value)} of requests answered 5xx in the last cycle{of}{usual}",
-            f"top_endpoints(host='{vhost}', by='errors')",
+            f"top_endpoints(vhost='{vhost}', by='errors')",
             threshold,
         )
     for r in context.fresh("http_request_duration_seconds"):
@@ -113,7 +113,7 @@ def _web(context: Context) -> Iterator[Finding | None]:
             r.value,
             LATENCY_P95,
             f"p95 latency {human_duration(r.value)} in the last cycle{usual}",
-            f"top_endpoints(host='{vhost}', by='latency')",
+            f"top_endpoints(vhost='{vhost}', by='latency')",
             threshold,
         )
 

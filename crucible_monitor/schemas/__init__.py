@@ -68,7 +68,7 @@ from crucible_monitor.schemas.applications import (
     StatementDigest,
     TopEndpoints,
 )
-from crucible_monitor.schemas.fleet import FleetStatus, HostStatus
+from crucible_monitor.schemas.fleet import FleetStatus, HostList, HostStatus
 from crucible_monitor.schemas.metrics import (
     PUSH_MEDIA_TYPES,
     HistorySeries,
@@ -115,6 +115,7 @@ from crucible_monitor.schemas.system import (
 
 __all__ = [
     "FleetStatus",
+    "HostList",
     "HostStatus",
     "AnomalyRate",
     "AnomalyScore",

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from crucible_monitor.schemas.system import Finding
 
-__all__ = ["FleetStatus", "HostStatus"]
+__all__ = ["FleetStatus", "HostList", "HostStatus"]
 
 HostState = Literal["ok", "warning", "critical", "unreachable"]
 
@@ -28,6 +28,17 @@ class FleetStatus(BaseModel):
     """The hosts, worst first: critical, unreachable, warning, ok; within each, the most incidents first."""
 
     headline: str
+    hosts: list[HostStatus]
+    total: int
+    limit: int
+    truncated: bool
+    discovery: str | None = Field(None, description="Why listing the hosts from Prometheus failed, if it did.")
+    hint: str = "a host's worst.hint is a call on that host: add host=<its name>"
+
+
+class HostList(BaseModel):
+    """The hosts tools take as ``host=``, each with its status headline (``local`` is this one)."""
+
     hosts: list[HostStatus]
     total: int
     limit: int

@@ -20,6 +20,7 @@ from crucible_monitor.schemas.agent import AuditView
 from crucible_monitor.schemas.alerts import AlertView, SilenceView, TransitionView
 from crucible_monitor.schemas.analysis import AnomalyView, Explanation, ProcessRef, Recommendation
 from crucible_monitor.schemas.applications import RecentErrors
+from crucible_monitor.schemas.fleet import HostStatus
 from crucible_monitor.schemas.metrics import MetricInfo, MetricsReport
 from crucible_monitor.schemas.readings import CheckResult, EventRef, ServiceStatus
 from crucible_monitor.schemas.services import EventView, LogTail, ServiceDetail
@@ -49,6 +50,7 @@ __all__ = [
     "fenced_errors",
     "fenced_event",
     "fenced_explanation",
+    "fenced_host",
     "fenced_status",
     "fenced_tail",
     "sparkline",
@@ -365,6 +367,13 @@ def fenced_status(status: StatusSummary) -> StatusSummary:
             "top_by_memory": _fenced_processes(status.top_by_memory),
         }
     )
+
+
+def fenced_host(host: HostStatus) -> HostStatus:
+    """A fleet host's headline with what its host said in its worst finding fenced, as in ``fenced_status``."""
+    if host.worst is None or host.worst.detail is None:
+        return host
+    return host.model_copy(update={"worst": host.worst.model_copy(update={"detail": fenced(host.worst.detail)})})
 
 
 def fenced_explanation(explanation: Explanation) -> Explanation:

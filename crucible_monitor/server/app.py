@@ -10,7 +10,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
@@ -27,6 +27,9 @@ from crucible_monitor.server.prometheus import CONTENT_TYPE_LATEST, exposition
 from crucible_monitor.server.stream import follow
 from crucible_monitor.tokens import SCOPES, TokenRegistry
 
+if TYPE_CHECKING:
+    from crucible_monitor.fleet import Fleet
+
 __all__ = ["AsgiApp", "LazyMcp", "base_url", "bind_listener", "build_app"]
 
 
@@ -40,6 +43,7 @@ class LazyMcp:
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._fleet: Fleet | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self._app or await self._start()
@@ -51,15 +55,19 @@ class LazyMcp:
                 return self._app
             from mcp.server.transport_security import TransportSecuritySettings  # deferred: see module docstring
 
+            from crucible_monitor.fleet import Fleet
             from crucible_monitor.server.mcp import McpAuth, build_mcp_server
 
             config = self._monitor.agent.config
             port = config.agent.port
+            self._fleet = Fleet(config.fleet, own_url=base_url(config)) if config.fleet.active else None
             server = build_mcp_server(
                 self._monitor,
                 read_only=config.actions.read_only,
                 transport="http",
                 auth=McpAuth(tokens=self._tokens, base_url=base_url(config)),
+                fleet=self._fleet,
+                audit=self._monitor.agent.running.state.add_audit,
             )
             local = [f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", config.agent.listen_addr]
             app = server.streamable_http_app(
@@ -86,6 +94,8 @@ class LazyMcp:
         self._stop.set()
         if self._task is not None:
             await self._task
+        if self._fleet is not None:
+            await self._fleet.aclose()
 
 
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]

@@ -32,6 +32,8 @@ TOOL_OPERATIONS: dict[str, str] = {
     "list_http_checks": "http_checks",
     "get_events": "events",
     "get_audit": "audit",
+    "list_hosts": "status_summary",  # each host's headline: what get_system_status reads, on every host
+    "get_fleet_status": "status_summary",
 }
 """The operation of each tool not named after its own."""
 

@@ -113,7 +113,7 @@ async def test_a_burst_of_500s_and_slow_responses_on_a_vhost_lead_and_recover(
         lead = first_incident(summary)
         assert lead.subject == "vhost:shop.test", summary.headline
         assert lead.severity == "critical" and "80.0 % of requests answered 5xx" in lead.problem
-        assert lead.hint == "top_endpoints(host='shop.test', by='errors')"
+        assert lead.hint == "top_endpoints(vhost='shop.test', by='errors')"
         assert get(caddy, "/slow.php", 4) == [200] * 4
         wait_until(lambda: access_lines(caddy) == 25, DEADLINE, "the slow requests in the access log")
         await watched.collect("access_logs")

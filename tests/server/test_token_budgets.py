@@ -14,7 +14,7 @@ import pytest
 from mcp import Client
 from mcp.types import Tool
 from mcp_agent import agent_config, running_agent, text
-from token_scene import CALLS, FLAPS, Scene, token_scene
+from token_scene import CALLS, FLAPS, Scene, scene_fleet, token_scene
 
 from crucible_monitor.agent import Agent
 from crucible_monitor.models import EventKind, iso
@@ -87,7 +87,8 @@ async def test_the_healthy_status_fits_3000_characters_as_compact_json(healthy: 
 
 
 async def test_every_tool_result_of_the_incident_is_compact_and_within_budget(scene: Scene) -> None:
-    async with Client(build_mcp_server(Monitor(scene.agent), read_only=False)) as client:
+    fleet = scene_fleet()
+    async with Client(build_mcp_server(Monitor(scene.agent), read_only=False, fleet=fleet)) as client:
         sizes: dict[str, int] = {}
         for name, arguments in CALLS:
             result = await client.call_tool(name, arguments)
@@ -98,8 +99,20 @@ async def test_every_tool_result_of_the_incident_is_compact_and_within_budget(sc
                 continue
             assert not result.is_error, (name, body)
             assert json.loads(body) == without_nulls(result.structured_content) and "\n" not in body, name
+    await fleet.aclose()
     assert max(sizes.values()) <= RESULT_BUDGET, sizes
     assert sizes["get_system_status({})"] <= INCIDENT_STATUS_BUDGET
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+async def test_tools_list_with_a_fleet_fits_the_same_budget(healthy: Agent, read_only: bool) -> None:
+    fleet = scene_fleet()
+    async with Client(build_mcp_server(Monitor(healthy), read_only=read_only, fleet=fleet)) as client:
+        tools = (await client.list_tools()).tools
+    await fleet.aclose()
+    assert tools_list_chars(tools) <= TOOLS_LIST_BUDGET
+    assert {"list_hosts", "get_fleet_status"} <= {t.name for t in tools}
+    assert all("host" in t.input_schema["properties"] for t in tools if not t.name.endswith(("_hosts", "_status")))
 
 
 async def test_get_metrics_summarises_a_group_per_series_unless_points_are_asked_for(scene: Scene) -> None:

@@ -23,6 +23,8 @@ from mcp import Client
 from mcp_agent import agent_config, running_agent, text
 
 from crucible_monitor.monitor import Monitor
+from crucible_monitor.schemas import Finding, HostStatus
+from crucible_monitor.schemas.views import fenced_host
 from crucible_monitor.server.app import build_app
 from crucible_monitor.server.mcp import build_mcp_server
 from crucible_monitor.untrusted import CLOSE, OPEN, fence, mask_secrets
@@ -59,6 +61,15 @@ def test_a_fence_cannot_be_closed_by_the_text_and_is_bounded() -> None:
     assert "\x1b" not in fenced and "\u202e" not in fenced
     long = fence("x" * 2000, 100)
     assert len(long) == 102 and long.endswith("…" + CLOSE)
+
+
+def test_a_fleet_hosts_worst_finding_comes_back_with_its_detail_fenced() -> None:
+    said = Finding(severity="critical", subject="check:shop", problem="failing", detail=INJECTION, hint="x")
+    host = fenced_host(
+        HostStatus(name="web-2", url="http://10.0.0.2:9090", status="critical", headline="h", worst=said)
+    )
+    assert host.worst is not None and host.worst.detail == fence(INJECTION)
+    assert fenced_host(host.model_copy(update={"worst": None})).worst is None
 
 
 async def test_an_injected_log_line_comes_back_fenced(tmp_path: Path) -> None:
