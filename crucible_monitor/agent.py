@@ -203,7 +203,7 @@ class Agent:
         if analysis is not None:
             self._scheduler.add_job(self.analyse, self._every(self.config.analysis.score_interval), id="analysis")
         if schedule:
-            self._schedule_watchdog(self._scheduler)
+            notify.schedule_watchdog(self._scheduler)
             self._scheduler.start()
         state.add_events(
             [Event(EventKind.AGENT, "agent", f"crucible-monitor {__version__} started", data={"pid": os.getpid()})]
@@ -216,18 +216,6 @@ class Agent:
     def _every(self, interval: timedelta) -> IntervalTrigger:
         """A trigger every ``interval`` of the agent's clock (real seconds divided by ``speed``)."""
         return IntervalTrigger(seconds=interval.total_seconds() / self.speed)
-
-    @staticmethod
-    def _schedule_watchdog(scheduler: AsyncIOScheduler) -> None:
-        """Under a unit with ``WatchdogSec``, ping systemd from the event loop itself (a coroutine job runs on the
-        loop, not in a thread): a hung loop stops the pings and systemd restarts the agent."""
-        every = notify.watchdog_interval()
-        if every is not None:
-
-            async def ping() -> None:
-                notify.notify("WATCHDOG=1")
-
-            scheduler.add_job(ping, IntervalTrigger(seconds=every), id="watchdog", next_run_time=datetime.now())
 
     async def stop(self) -> None:
         """Stop the jobs, flush the WAL to Parquet and close everything."""

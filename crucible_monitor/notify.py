@@ -10,8 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-__all__ = ["notify", "watchdog_interval"]
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+__all__ = ["notify", "schedule_watchdog", "watchdog_interval"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,3 +59,17 @@ def watchdog_interval() -> float | None:
     except ValueError:
         return None
     return usec / 2e6 if usec > 0 else None
+
+
+def schedule_watchdog(scheduler: AsyncIOScheduler) -> None:
+    """Under a unit with ``WatchdogSec``, ping systemd from the event loop itself (a coroutine job runs on the loop,
+    not in a thread): a hung loop stops the pings and systemd restarts the agent."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    every = watchdog_interval()
+    if every is not None:
+
+        async def ping() -> None:
+            notify("WATCHDOG=1")
+
+        scheduler.add_job(ping, IntervalTrigger(seconds=every), id="watchdog", next_run_time=datetime.now())

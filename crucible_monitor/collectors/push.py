@@ -122,7 +122,8 @@ class PushReceiver:
 
     Args:
         config: the ``push:`` settings in force (read at each push, so a config change applies at once).
-        store: appends samples to the metric store (the agent's, which holds them while the disk is full).
+        store: appends samples stamped with a time to the metric store (the agent's, which holds them while the
+            disk is full).
         collectors: the running collectors, whose metric names a push may not take.
         state_file: where what was pushed is kept (None: nowhere).
         clock: the receive time.
@@ -133,7 +134,7 @@ class PushReceiver:
     def __init__(
         self,
         config: Callable[[], PushConfig],
-        store: Callable[[list[Sample]], int],
+        store: Callable[[list[Sample], float], int],
         collectors: Callable[[], Iterable[Collector]],
         *,
         state_file: Path | None = None,
@@ -195,7 +196,7 @@ class PushReceiver:
                 f"{config.max_series} (a series not pushed for push.forget_after is forgotten)",
                 "push.max_series",
             )
-        self._store([Sample(s.metric, s.value, s.labels, now) for s in series.values()])
+        self._store([Sample(s.metric, s.value, s.labels, now) for s in series.values()], now)
         self._seen.update(dict.fromkeys(series, now))
         merged = [self._merged(spec) for spec in specs]
         added = [spec for spec in merged if spec != self._pushed.get(spec.name)]
