@@ -123,14 +123,14 @@ def write_flush(directory: str, segments: list[int]) -> list[tuple[str, str]]:
     """
     root = Path(directory)
     wal = WriteAheadLog(root / "wal")
-    by_day: dict[str, list[Row]] = {}
+    by_day: dict[int, list[Row]] = {}  # whole days since the epoch → rows
     for segment in segments:
         for row in wal.read(segment):
-            by_day.setdefault(day_of(row[0]), []).append(row)
+            by_day.setdefault(row[0] // DAY_MS, []).append(row)
     name = f"{segments[0]:012d}-{segments[-1]:012d}.parquet"
     written = []
     for day, rows in by_day.items():
-        final = root / "raw" / day / name
+        final = root / "raw" / day_of(day * DAY_MS) / name
         written.append((str(write_temp(raw_table(rows), final)), str(final)))
     return written
 
