@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,6 +62,8 @@ _C = TypeVar("_C")
 _MAINTENANCE_EVERY = timedelta(hours=1)
 _EVENT_RETENTION = timedelta(days=90)
 _FORECAST_EVERY = timedelta(minutes=15)
+_STOP_WAIT = timedelta(seconds=30)
+"""How long a stop waits for the jobs running (a flush, a collection) to finish."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,17 +84,6 @@ def alerting_config(config: Config) -> AlertingConfig:
     """
     base = load_alerting(config.alerts.rules_file) if config.alerts.rules_file else AlertingConfig()
     return effective_alerting(base, config.alerts, config.notifications)
-
-
-def _tick(started: float, interval: float) -> float:
-    """The grid time a collection belongs to: the latest multiple of the interval (on the wall clock) at or before
-    its start, also when it runs late under load.
-
-    All samples of one collection share one timestamp on a regular grid; that costs nothing to store (delta
-    encoding) where jittered times cost a third of the bytes, and it lines up series from different collectors.
-    Never a time in the future: jobs fire just after their grid time.
-    """
-    return math.floor(started / interval) * interval
 
 
 class Agent:
@@ -137,6 +128,7 @@ class Agent:
         self._workers: ProcessPoolExecutor | None = None
         self._closing = False
         self._disk_full_since: float | None = None
+        self._in_flight: set[asyncio.Task[Any] | None] = set()
         self._job_log = JobLog(clock)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -189,9 +181,9 @@ class Agent:
         self._scheduler = AsyncIOScheduler(
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
         )
-        self._scheduler.add_job(self._flush, self._every(self.config.storage.flush_interval), id="flush")
+        self._scheduler.add_job(self._job(self._flush), self._every(self.config.storage.flush_interval), id="flush")
         self._scheduler.add_job(
-            self._maintain,
+            self._job(self._maintain),
             self._every(_MAINTENANCE_EVERY),
             id="maintenance",
             next_run_time=datetime.now() + timedelta(minutes=1) / self.speed,
@@ -199,9 +191,10 @@ class Agent:
         for scheduled in self._build_collectors(self.config):
             self._schedule(scheduled)
         self._schedule_alerting(alerting)
-        self._scheduler.add_job(self._deliver, self._every(timedelta(seconds=2)), id="alerts:deliver")
+        self._scheduler.add_job(self._job(self._deliver), self._every(timedelta(seconds=2)), id="alerts:deliver")
         if analysis is not None:
-            self._scheduler.add_job(self.analyse, self._every(self.config.analysis.score_interval), id="analysis")
+            every = self._every(self.config.analysis.score_interval)
+            self._scheduler.add_job(self._job(self.analyse), every, id="analysis")
         if schedule:
             notify.schedule_watchdog(self._scheduler)
             self._scheduler.start()
@@ -213,6 +206,19 @@ class Agent:
         if schedule:
             notify.notify("READY=1")
 
+    def _job(self, run: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        """``run`` as a scheduled job whose runs :meth:`stop` waits for (the scheduler would cancel them)."""
+
+        async def job(*args: Any) -> None:
+            task = asyncio.current_task()
+            self._in_flight.add(task)
+            try:
+                await run(*args)
+            finally:
+                self._in_flight.discard(task)
+
+        return job
+
     def _every(self, interval: timedelta) -> IntervalTrigger:
         """A trigger every ``interval`` of the agent's clock (real seconds divided by ``speed``)."""
         return IntervalTrigger(seconds=interval.total_seconds() / self.speed)
@@ -221,6 +227,9 @@ class Agent:
         """Stop the jobs, flush the WAL to Parquet and close everything."""
         notify.notify("STOPPING=1")
         if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.pause()
+            if running_jobs := {t for t in self._in_flight if t is not None}:
+                await asyncio.wait(running_jobs, timeout=_STOP_WAIT.total_seconds())
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
         for collector in self.collectors.values():
@@ -303,7 +312,7 @@ class Agent:
         self.health[name] = CollectorHealth(interval=seconds, key=scheduled.key)
         real = seconds / self.speed
         self._scheduler.add_job(
-            self.run_collector,
+            self._job(self.run_collector),
             # fire on the interval's grid (10:00:00, 10:00:10...), so that samples can carry the tick itself
             IntervalTrigger(
                 seconds=real, start_date=datetime.fromtimestamp(math.ceil(time.time() / real) * real, tz=UTC)
@@ -326,11 +335,7 @@ class Agent:
             collection = await collector.collect()
             if self._closing:
                 return
-            tick = _tick(started, health.interval)
-            if health.last_stamp is not None and tick <= health.last_stamp:
-                tick = max(started, health.last_stamp + 0.001)  # an extra run between ticks keeps its own time
-            health.last_stamp = tick
-            health.samples_last_run = self._store(collection.samples, tick)
+            health.samples_last_run = self._store(collection.samples, health.stamp(started))
             self._record([*collection.events, *health.succeeded(name, collection.blind, started)])
         except Exception as exc:  # a job's top level: one collector failing must not stop the others
             logger.exception("collector %s failed", name)
@@ -363,7 +368,8 @@ class Agent:
         if self._scheduler is None:
             return
         every = alerting.evaluation_interval or self.config.agent.collect_interval
-        self._scheduler.add_job(self.evaluate_alerts, self._every(every), id="alerts:evaluate", replace_existing=True)
+        job = self._job(self.evaluate_alerts)
+        self._scheduler.add_job(job, self._every(every), id="alerts:evaluate", replace_existing=True)
 
     async def evaluate_alerts(self) -> None:
         """One alert evaluation cycle; a failure is logged and the next cycle tries again."""

@@ -31,8 +31,11 @@ START = 1_798_761_600.0  # 2027-01-01T00:00:00Z: a day boundary, so that day N i
 METRIC = "synthetic_value"
 
 
-def days_config(directory: Path, *, raw_days: int, minute_days: int, keep_days: int, max_disk: str) -> Config:
-    """Only the textfile collector, flushed every 10 minutes; retention in whole days; the Parquet work in-process."""
+def days_config(
+    directory: Path, *, raw_days: int, minute_days: int, keep_days: int, max_disk: str, worker: bool = False
+) -> Config:
+    """Only the textfile collector, flushed every 10 minutes; retention in whole days; the Parquet work in-process
+    unless ``worker`` (as the agent runs it by default: maintenance in a worker process, small flushes inline)."""
     return Config.model_validate(
         {
             "agent": {
@@ -42,7 +45,7 @@ def days_config(directory: Path, *, raw_days: int, minute_days: int, keep_days: 
             },
             "storage": {
                 "fsync": False,
-                "worker_process": False,
+                "worker_process": worker,
                 "flush_interval": "10m",
                 "raw_retention": f"{raw_days}d",
                 "minute_retention": f"{minute_days}d",

@@ -5,8 +5,8 @@ rollups, retention), and what survives them: shared by ``tests/storage/test_kill
 Each round starts ``tests/accelerated_agent.py`` (``crucible-monitor serve`` on a clock 60× real time, moved a few
 hours forward first, as after an outage), reads the points the API serves for this round (acknowledged), waits a
 random moment, then for the round's target phase to be running, and SIGKILLs the agent's main process only: its
-Parquet worker must die with it. After the last round the agent is started once more and stopped cleanly, and the
-data directory is read file by file.
+Parquet worker must die with it. After the last round the agent is started once more, left to finish one
+maintenance and stopped cleanly, and the data directory is read file by file.
 """
 
 from __future__ import annotations
@@ -191,6 +191,9 @@ def run(directory: Path, kills: int, seed: int = 20261203) -> dict[str, Any]:
                 wait_for(lambda: not _session_processes(agent.process.pid), 10, "the workers dying with the agent")
             loop.orphans += len(_session_processes(agent.process.pid))
     with serve(config, log, skip=0) as agent:
+        # one maintenance left to finish: it compacts, rolls up and expires what the killed ones left
+        wait_for(functools.partial(_inside, agent.phases, "maintain"), 120, "the last maintenance starting")
+        wait_for(lambda: _inside(agent.phases, "maintain") is None, 300, "the last maintenance finishing")
         final_now = agent.now()
         agent.process.send_signal(signal.SIGTERM)
         assert agent.process.wait(timeout=60) == 0, log.read_text(errors="replace")[-3000:]

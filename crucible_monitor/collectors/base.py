@@ -5,6 +5,7 @@ how a collector does (:class:`CollectorHealth`); :class:`Problems`, what a colle
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -91,6 +92,21 @@ class CollectorHealth:
     def ok(self) -> bool:
         """True when the latest run succeeded and read every configured source."""
         return self.last_error is None and not self.blind
+
+    def stamp(self, started: float) -> float:
+        """The time every sample of a run that started at ``started`` carries: the grid time it belongs to, the
+        latest multiple of the interval (on the wall clock) at or before its start, also when it runs late under
+        load; an extra run between ticks keeps its own time.
+
+        All samples of one collection share one timestamp on a regular grid: that costs nothing to store (delta
+        encoding) where jittered times cost a third of the bytes, and it lines up series from different collectors.
+        Never a time in the future: jobs fire just after their grid time.
+        """
+        tick = math.floor(started / self.interval) * self.interval
+        if self.last_stamp is not None and tick <= self.last_stamp:
+            tick = max(started, self.last_stamp + 0.001)
+        self.last_stamp = tick
+        return tick
 
     def failed(self, name: str, error: str, now: float) -> list[Event]:
         """Record a failed run of collector ``name``: the event when it starts failing."""

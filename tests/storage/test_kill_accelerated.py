@@ -21,3 +21,6 @@ def test_sigkills_during_collection_flush_and_maintenance_lose_and_duplicate_not
     assert result["unreadable_parquet_files"] == 0, result
     assert result["orphan_processes"] == 0, result
     assert result["tracebacks_in_log"] == 0, result
+    # the last maintenance finished what the killed ones began: raw days beyond the retention gone, rollups written
+    assert result["raw_days_kept"] <= kill_loop.RAW_RETENTION_DAYS + 1, result
+    assert result["accelerated_days"] < 2 or result["rollup_files"] > 0, result
