@@ -206,9 +206,11 @@ def _kept_sections(doc: str) -> list[str]:
     return ["## " + part.rstrip() + "\n" for part in parts if not part.startswith(_OURS)]
 
 
-def render(results: dict[str, Any], command: str, kept: list[str]) -> str:
+def render(results: dict[str, Any], kept: list[str]) -> str:
     kill, run, disk = results["kill_loop"], results["accelerated_days"], results["full_disk"]
-    lines = ["# Reliability", "", f"Measured by `{command}` on {results['machine']} ({results['date']}).", ""]
+    runs = sorted(set(results["commands"].values()))
+    lines = ["# Reliability", "", f"Measured on {results['machine']} by", ""]
+    lines += [f"- `{r.rsplit(' (', 1)[0]}` ({r.rsplit(' (', 1)[1]}" for r in runs] + [""]
     lines += ["## SIGKILL loop", ""]
     if kill is None:
         lines += ["Not run this time.", ""]
@@ -314,11 +316,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print(json.dumps(results, indent=2))
         return 1 if found else 0
-    command = "python benchmarks/reliability.py" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
-    kept = _kept_sections(DOC.read_text(encoding="utf-8")) if DOC.exists() else []
-    DOC.write_text(render(results, command.strip(), kept), encoding="utf-8")
+    command = ("python benchmarks/reliability.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    doc = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
+    DOC.write_text(render(_merged(results, doc, command), _kept_sections(doc)), encoding="utf-8")
     print(f"wrote {DOC}")
     return 1 if found else 0
+
+
+_PARTS = ("kill_loop", "accelerated_days", "full_disk")
+
+
+def _merged(results: dict[str, Any], doc: str, command: str) -> dict[str, Any]:
+    """This run's parts, and the page's earlier figures for the parts not run this time (each with its command)."""
+    try:
+        previous = json.loads(doc.rsplit("```json\n", 1)[1].split("\n```", 1)[0])
+    except (IndexError, ValueError):
+        previous = {}
+    commands = dict(previous.get("commands", {}))
+    if not commands and doc.startswith("# Reliability") and "Measured by `" in doc:  # a page of one run
+        whole = f"{doc.split('Measured by `', 1)[1].split('`', 1)[0]} ({previous.get('date', '')})"
+        commands = {part: whole for part in _PARTS}
+    for part in _PARTS:
+        if results[part] is not None:
+            commands[part] = f"{command} ({results['date']})"
+        elif previous.get(part) is not None:
+            results[part] = previous[part]
+    results["commands"] = {part: commands[part] for part in _PARTS if part in commands}
+    return results
 
 
 if __name__ == "__main__":
