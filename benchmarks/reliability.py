@@ -335,7 +335,7 @@ def _merged(results: dict[str, Any], doc: str, command: str) -> dict[str, Any]:
     commands = dict(previous.get("commands", {}))
     if not commands and doc.startswith("# Reliability") and "Measured by `" in doc:  # a page of one run
         whole = f"{doc.split('Measured by `', 1)[1].split('`', 1)[0]} ({previous.get('date', '')})"
-        commands = {part: whole for part in _PARTS}
+        commands = dict.fromkeys(_PARTS, whole)
     for part in _PARTS:
         if results[part] is not None:
             commands[part] = f"{command} ({results['date']})"
