@@ -5,6 +5,8 @@ python benchmarks/run.py --quick     # the agent runs for 1 minute
 python benchmarks/run.py --only tokens   # one benchmark, merged into the results the page holds
 python benchmarks/run.py --only nab      # the NAB evaluation (in-sample, cross-validated, FP/recall curve)
 python benchmarks/run.py --only live     # the live detector as the agent runs it (store reads included)
+python benchmarks/run.py --only scaling  # 1,000 to 50,000 series: CPU, memory, queries, maintenance, 5,000 rules
+python benchmarks/peers.py               # node_exporter, Netdata and Prometheus's TSDB beside us (own section)
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ import bench_collect  # noqa: E402
 import bench_live  # noqa: E402
 import bench_mcp  # noqa: E402
 import bench_nab  # noqa: E402
+import bench_scaling  # noqa: E402
 import bench_storage  # noqa: E402
 import bench_tokens  # noqa: E402
+from peers_page import section as peers_section  # noqa: E402
 
 DOC = HERE.parent / "docs" / "benchmarks.md"
 
@@ -240,6 +244,8 @@ numbers are in the JSON block at the end.
 {bench_nab.render(results["nab"])}
 {bench_live.render(results["live"]) if "live" in results else ""}
 {bench_tokens.render(results["tokens"]) if "tokens" in results else ""}
+{bench_scaling.render(results["scaling"]) if "scaling" in results else ""}
+{peers_section(results["peers"]) if "peers" in results else ""}
 
 ```json
 {json.dumps(results, indent=2)}
@@ -247,7 +253,12 @@ numbers are in the JSON block at the end.
 """
 
 
-_SINGLE: dict[str, Callable[[], Any]] = {"tokens": bench_tokens.run, "nab": bench_nab.run, "live": bench_live.run}
+_SINGLE: dict[str, Callable[[], Any]] = {
+    "tokens": bench_tokens.run,
+    "nab": bench_nab.run,
+    "live": bench_live.run,
+    "scaling": bench_scaling.run,
+}
 """The benchmarks ``--only`` can run alone."""
 
 
@@ -261,9 +272,13 @@ def main() -> None:
         "--only", choices=sorted(_SINGLE), help="run one benchmark and merge its numbers into those the page holds"
     )
     args = parser.parse_args()
+    held = (
+        json.loads(DOC.read_text(encoding="utf-8").rsplit("```json\n", 1)[1].split("\n```", 1)[0])
+        if DOC.exists()
+        else {}
+    )
     if args.render or args.only:
-        held = DOC.read_text(encoding="utf-8").rsplit("```json\n", 1)[1].split("\n```", 1)[0]
-        results = json.loads(held)
+        results = held
         if args.only:
             print(f"{args.only}...", flush=True)
             results[args.only] = _SINGLE[args.only]()
@@ -287,6 +302,8 @@ def main() -> None:
     live = bench_live.run()
     print("characters the model reads...", flush=True)
     tokens = bench_tokens.run()
+    print("scaling (1,000 to 50,000 series)...", flush=True)
+    scaling = bench_scaling.run()
     print(f"agent ({1 if args.quick else 10} min)...", flush=True)
     agent = bench_agent.run(1.0 if args.quick else 10.0)
     results = {
@@ -302,6 +319,8 @@ def main() -> None:
         "apps": apps,
         "tokens": tokens,
         "live": live,
+        "scaling": scaling,
+        **({"peers": held["peers"]} if "peers" in held else {}),  # benchmarks/peers.py measures those
     }
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(render(results, command), encoding="utf-8")
