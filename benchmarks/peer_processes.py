@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,23 +117,26 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60)
 
 @contextmanager
 def started(command: list[str], ready: str, **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """A daemon in the foreground, in its own process group, stopped (SIGTERM, then SIGKILL) on the way out."""
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, **kwargs
-    )
-    try:
+    """A daemon in the foreground, in its own process group, stopped (SIGTERM, then SIGKILL) on the way out.
+
+    Its output goes to a temporary file (a pipe nobody reads would fill and stall it); the tail of it is in the
+    error when it does not come up.
+    """
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, stdout=output, stderr=output, start_new_session=True, **kwargs)
         try:
-            _wait_ready(ready, process)
-        except RuntimeError as exc:
-            process.kill()
-            error = process.communicate(timeout=10)[1].decode(errors="replace").strip()[-400:]
-            raise RuntimeError(f"{command[0]}: {exc}: {error}") from exc
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
             try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                _wait_ready(ready, process)
+            except RuntimeError as exc:
+                output.seek(0)
+                tail = output.read().decode(errors="replace").strip()[-400:]
+                raise RuntimeError(f"{command[0]}: {exc}: {tail}") from exc
+            yield process
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
