@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from crucible_monitor.collectors.system import SystemCollector
 from crucible_monitor.config import StorageConfig, SystemCollectorConfig
+from crucible_monitor.storage.files import live_raw_files
 from crucible_monitor.storage.parquet import RAW_SCHEMA, SORT_KEYS, write_atomic
 from crucible_monitor.storage.store import MetricStore
 
@@ -162,12 +163,17 @@ def _agent_config(directory: Path, port: int) -> Path:
 
 
 def _stored_between(data: Path, windows: list[tuple[float, float]]) -> list[int]:
-    """Rows the agent stored with a timestamp in each window (its Parquet files, once it has stopped)."""
+    """Rows the agent stored with a timestamp in each window, read back once it has stopped (the store is opened and
+    closed first, so that anything a slow shutdown left in the WAL is in Parquet too)."""
+    store = MetricStore(data / "metrics", StorageConfig(), retention=timedelta(days=30))
+    store.open()
+    store.close()
     counts = [0] * len(windows)
-    for path in (data / "metrics" / "raw").rglob("*.parquet"):
-        ts = pq.read_table(path, columns=["ts"]).column("ts").cast("int64").to_numpy()
-        for i, (start, end) in enumerate(windows):
-            counts[i] += int(((ts >= start * 1000) & (ts < end * 1000)).sum())
+    for day in (data / "metrics" / "raw").iterdir():
+        for path in live_raw_files(day)[0]:
+            ts = pq.read_table(path, columns=["ts"]).column("ts").cast("int64").to_numpy()
+            for i, (start, end) in enumerate(windows):
+                counts[i] += int(((ts >= start * 1000) & (ts < end * 1000)).sum())
     return counts
 
 
@@ -201,6 +207,8 @@ def netdata_and_agent() -> dict[str, Any]:
                 dimensions, rate = _netdata_rate(netdata_url)
                 rounds.append(
                     {
+                        "began": began,
+                        "ended": ended,
                         "seconds": ended - began,
                         "cpu": cpu,
                         "netdata_dimensions": dimensions,
@@ -209,6 +217,8 @@ def netdata_and_agent() -> dict[str, Any]:
                     }
                 )
         for stored, r in zip(_stored_between(root / "data", windows), rounds, strict=True):
+            if not stored:
+                raise RuntimeError(f"the agent stored no samples between {r['began']} and {r['ended']}")
             r["agent_samples"] = stored
 
     def median(get: Callable[[dict[str, Any]], float], digits: int = 2) -> float:

@@ -93,32 +93,35 @@ def section(results: dict[str, Any]) -> str:
     s = results["settings"]
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     versions = ", ".join(f"{package} {version}" for package, version in results["versions"].items())
-    netdata_note = ""
+    netdata_note = tsdb_note = ""
     if "error" not in both:
         netdata_note = (
-            f" Netdata's samples: its {both['netdata']['dimensions']:,} dimensions each collected every chart's "
-            f"`update_every`; ours: the rows stored with a timestamp in the window, read back after the agent stopped."
+            f" Netdata's samples: its {both['netdata']['dimensions']:,} dimensions, each collected every\n  "
+            "`update_every` of its chart; ours: the rows stored with a timestamp in the window, read back after the\n  "
+            "agent stopped."
         )
-    tsdb_note = ""
     if "error" not in store:
         tsdb_note = (
-            f" promtool wrote {store['blocks']} blocks of 2 h (it has no flag for longer ones; Prometheus would "
-            f"compact them later, which leaves the chunks and merges the indexes): {store['bytes']['total']:,} bytes, "
-            f"{store['bytes']['chunks']:,} of them chunks, for {store['samples']:,} samples."
+            f" promtool wrote {store['blocks']} blocks of 2 h (it has no flag for longer ones; Prometheus would\n  "
+            "compact them later, which keeps the chunks and merges the indexes):\n  "
+            f"{store['bytes']['total']:,} bytes, {store['bytes']['chunks']:,} of them chunks."
         )
     return f"""{BEGIN}
 ## Peers side by side
 
 Measured by `python benchmarks/peers.py` (as root: it installs Debian's packages when they are missing) on
 {results["date"]}: {versions}. The daemons run in the foreground on loopback ports with temporary directories (no
-systemd here). Timings are medians of {s["rounds"]} rounds of the same run. node_exporter: {s["scrapes"]} scrapes a
-round back to back, its CPU from `/proc/<pid>/stat` per sample returned (serving and formatting the text included);
-ours: {s["cycles"]} system collector cycles a round in-process (collection only). Netdata and the agent (default
-collectors, `collect_interval: 1s`) run side by side over the same {s["window_s"]:g} s windows after a
-{s["warm_up_s"]:g} s warm-up: CPU of each process tree (children included) per sample.{netdata_note} Bytes: the
-synthetic day of `bench_storage.py` ({store.get("samples", 0):,} samples) as OpenMetrics through `promtool tsdb
-create-blocks-from openmetrics`, against the same day written through our store (raw tier compacted, rollups by
-`maintain()`).{tsdb_note}
+systemd here). Timings are medians of {s["rounds"]} rounds of the same run.
+
+- **node_exporter**: {s["scrapes"]} scrapes a round back to back, its CPU from `/proc/<pid>/stat` per sample
+  returned (serving and formatting the text included); ours: {s["cycles"]} system collector cycles a round
+  in-process (collection only).
+- **Netdata and the agent** (default collectors, `collect_interval: 1s`) side by side over the same
+  {s["window_s"]:g} s windows after a {s["warm_up_s"]:g} s warm-up: CPU of each process tree (children included)
+  per sample; RSS and PSS of every process of the tree.{netdata_note}
+- **Bytes**: the synthetic day of `bench_storage.py` ({store.get("samples", 0):,} samples) as OpenMetrics through
+  `promtool tsdb create-blocks-from openmetrics`, against the same day written through our store (raw tier
+  compacted, rollups by `maintain()`).{tsdb_note}
 
 | Measure | Ours | Theirs | Ours / theirs |
 |---|---|---|---|

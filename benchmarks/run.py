@@ -1,6 +1,6 @@
 """Run every benchmark and rewrite docs/benchmarks.md with the numbers.
 
-python benchmarks/run.py             # full run (~13 minutes: the agent runs for 10)
+python benchmarks/run.py             # full run (~20 minutes: the agent runs for 10, the scaling curve ~7)
 python benchmarks/run.py --quick     # the agent runs for 1 minute
 python benchmarks/run.py --only tokens   # one benchmark, merged into the results the page holds
 python benchmarks/run.py --only nab      # the NAB evaluation (in-sample, cross-validated, FP/recall curve)
