@@ -16,31 +16,31 @@ def _ratio(ours: float, theirs: float) -> str:
     return f"{ours / theirs:.2f}×" if theirs else "–"
 
 
+def _failed(part: dict[str, Any]) -> str:
+    """A measurement's error as one table cell (no pipes, no line breaks)."""
+    error = " ".join(str(part["error"]).split()).replace("|", "/")
+    return f"could not run here: {error}"
+
+
 def section(results: dict[str, Any]) -> str:
     """The section of docs/benchmarks.md, markers included."""
     rows: list[tuple[str, str, str, str]] = []
     node, ours = results["node_exporter"], results["system_collector"]
-    if "error" in node or "error" in ours:
-        rows.append(
-            (
-                "CPU per sample: system collector cycle / node_exporter scrape",
-                ours.get("error", ""),
-                node.get("error", ""),
-                "–",
-            )
+    rows.append(
+        (
+            "CPU per sample: our system collector's cycle / a node_exporter scrape",
+            _failed(ours)
+            if "error" in ours
+            else f"{ours['cpu_us_per_sample']} µs ({ours['series']} series, {ours['cpu_ms_per_cycle']} ms a cycle)",
+            _failed(node)
+            if "error" in node
+            else f"{node['cpu_us_per_sample']} µs ({node['series']} series, {node['cpu_ms_per_scrape']} ms a scrape)",
+            "–" if "error" in node or "error" in ours else _ratio(ours["cpu_us_per_sample"], node["cpu_us_per_sample"]),
         )
-    else:
-        rows.append(
-            (
-                "CPU per sample: our system collector's cycle / a node_exporter scrape",
-                f"{ours['cpu_us_per_sample']} µs ({ours['series']} series, {ours['cpu_ms_per_cycle']} ms a cycle)",
-                f"{node['cpu_us_per_sample']} µs ({node['series']} series, {node['cpu_ms_per_scrape']} ms a scrape)",
-                _ratio(ours["cpu_us_per_sample"], node["cpu_us_per_sample"]),
-            )
-        )
+    )
     both = results["netdata_and_agent"]
     if "error" in both:
-        rows.append(("At 1 s: the agent / Netdata", "–", f"could not run here: {both['error']}", "–"))
+        rows.append(("At 1 s: the agent / Netdata", "–", _failed(both), "–"))
     else:
         agent, netdata = both["agent"], both["netdata"]
         for label, key, unit in (
@@ -64,7 +64,7 @@ def section(results: dict[str, Any]) -> str:
             (
                 "Bytes per sample, one day: our tiers / Prometheus's TSDB",
                 "–",
-                f"could not run here: {store['error']}",
+                _failed(store),
                 "–",
             )
         )
@@ -94,6 +94,7 @@ def section(results: dict[str, Any]) -> str:
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     versions = ", ".join(f"{package} {version}" for package, version in results["versions"].items())
     netdata_note = tsdb_note = ""
+    day_samples = f" ({store['samples']:,} samples)" if "samples" in store else ""
     if "error" not in both:
         netdata_note = (
             f" Netdata's samples: its {both['netdata']['dimensions']:,} dimensions, each collected every\n  "
@@ -119,7 +120,7 @@ systemd here). Timings are medians of {s["rounds"]} rounds of the same run.
 - **Netdata and the agent** (default collectors, `collect_interval: 1s`) side by side over the same
   {s["window_s"]:g} s windows after a {s["warm_up_s"]:g} s warm-up: CPU of each process tree (children included)
   per sample; RSS and PSS of every process of the tree.{netdata_note}
-- **Bytes**: the synthetic day of `bench_storage.py` ({store.get("samples", 0):,} samples) as OpenMetrics through
+- **Bytes**: the synthetic day of `bench_storage.py`{day_samples} as OpenMetrics through
   `promtool tsdb create-blocks-from openmetrics`, against the same day written through our store (raw tier
   compacted, rollups by `maintain()`).{tsdb_note}
 
