@@ -1,12 +1,14 @@
 """Run every benchmark and rewrite docs/benchmarks.md with the numbers.
 
-python benchmarks/run.py             # full run (~13 minutes: the agent runs for 10)
+python benchmarks/run.py             # full run (~25 minutes: the agent runs for 10, the scaling curve ~7)
 python benchmarks/run.py --quick     # the agent runs for 1 minute
 python benchmarks/run.py --only tokens   # one benchmark, merged into the results the page holds
 python benchmarks/run.py --only nab      # the NAB evaluation (in-sample, cross-validated, FP/recall curve)
 python benchmarks/run.py --only live     # the live detector as the agent runs it (store reads included)
 python benchmarks/run.py --only cost     # CPU per sample at 1 s and 10 s, memory of the tree, py-spy hot spots
 python benchmarks/run.py --only fleet    # 10 agents, one fleet MCP server, a Prometheus scraping them
+python benchmarks/run.py --only scaling  # 1,000 to 50,000 series: CPU, memory, queries, maintenance, 5,000 rules
+python benchmarks/peers.py               # node_exporter, Netdata and Prometheus's TSDB beside us (own section)
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ import bench_fleet  # noqa: E402
 import bench_live  # noqa: E402
 import bench_mcp  # noqa: E402
 import bench_nab  # noqa: E402
+import bench_scaling  # noqa: E402
 import bench_storage  # noqa: E402
 import bench_tokens  # noqa: E402
+from peers_page import section as peers_section  # noqa: E402
 
 DOC = HERE.parent / "docs" / "benchmarks.md"
 
@@ -246,6 +250,8 @@ numbers are in the JSON block at the end.
 {bench_cost.render(results["cost"]) if "cost" in results else ""}
 {bench_tokens.render(results["tokens"]) if "tokens" in results else ""}
 {bench_fleet.render(results["fleet"]) if "fleet" in results else ""}
+{bench_scaling.render(results["scaling"]) if "scaling" in results else ""}
+{peers_section(results["peers"]) if "peers" in results else ""}
 
 ```json
 {json.dumps(results, indent=2)}
@@ -259,6 +265,7 @@ _SINGLE: dict[str, Callable[[], Any]] = {
     "live": bench_live.run,
     "cost": bench_cost.run,
     "fleet": bench_fleet.run,
+    "scaling": bench_scaling.run,
 }
 """The benchmarks ``--only`` can run alone."""
 
@@ -273,9 +280,13 @@ def main() -> None:
         "--only", choices=sorted(_SINGLE), help="run one benchmark and merge its numbers into those the page holds"
     )
     args = parser.parse_args()
+    held = (
+        json.loads(DOC.read_text(encoding="utf-8").rsplit("```json\n", 1)[1].split("\n```", 1)[0])
+        if DOC.exists()
+        else {}
+    )
     if args.render or args.only:
-        held = DOC.read_text(encoding="utf-8").rsplit("```json\n", 1)[1].split("\n```", 1)[0]
-        results = json.loads(held)
+        results = held
         if args.only:
             print(f"{args.only}...", flush=True)
             results[args.only] = _SINGLE[args.only]()
@@ -301,6 +312,10 @@ def main() -> None:
     tokens = bench_tokens.run()
     print("the fleet (10 agents)...", flush=True)
     fleet = bench_fleet.run()
+    print("scaling (1,000 to 50,000 series)...", flush=True)
+    scaling = bench_scaling.run()
+    print("what a sample costs (two agents, 2 min each)...", flush=True)
+    cost = bench_cost.run()
     print(f"agent ({1 if args.quick else 10} min)...", flush=True)
     agent = bench_agent.run(1.0 if args.quick else 10.0)
     results = {
@@ -317,6 +332,9 @@ def main() -> None:
         "tokens": tokens,
         "live": live,
         "fleet": fleet,
+        "scaling": scaling,
+        "cost": cost,
+        **({"peers": held["peers"]} if "peers" in held else {}),  # benchmarks/peers.py measures those
     }
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(render(results, command), encoding="utf-8")
