@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from agent_process import serve_agent
+from fleet_scene import ALWAYS_FIRING, ONLY_ITSELF
 from supervisor_fixture import free_port
 
 from crucible_monitor.errors import NotFoundError
@@ -17,24 +18,6 @@ from crucible_monitor.fleet import LOCAL, Fleet
 from crucible_monitor.fleetconfig import FleetConfig
 
 pytestmark = pytest.mark.anyio
-
-ONLY_ITSELF = (
-    "collectors:\n  system:\n    enabled: false\n  services:\n    enabled: false\n"
-    "alerts:\n  cpu_threshold: null\n  memory_threshold: null\n  disk_threshold: null\n"
-)
-"""The agents watch only themselves: what this machine is doing must not rank them."""
-ALWAYS_FIRING = """
-rules:
-  - name: AgentPresent
-    kind: threshold
-    metric: agent_resident_memory_bytes
-    op: ">"
-    value: 0
-    for: 0s
-    severity: critical
-    annotations:
-      summary: "the agent holds {{ value }} bytes"
-"""
 
 
 async def test_the_fleet_ranks_hosts_by_their_worst_incident_and_names_the_unreachable(tmp_path: Path) -> None:

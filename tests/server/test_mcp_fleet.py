@@ -23,29 +23,13 @@ import httpx
 import httpx2
 import pytest
 from agent_process import ServedAgent, serve_agent
+from fleet_scene import ALWAYS_FIRING, ONLY_ITSELF
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from supervisor_fixture import free_port
 
 pytestmark = pytest.mark.anyio
 
-QUIET = (
-    "collectors:\n  system:\n    enabled: false\n  services:\n    enabled: false\n"
-    "alerts:\n  cpu_threshold: null\n  memory_threshold: null\n  disk_threshold: null\n"
-)
-"""The agents watch only themselves: what this machine is doing must not rank them."""
-ALWAYS_FIRING = """
-rules:
-  - name: AgentPresent
-    kind: threshold
-    metric: agent_resident_memory_bytes
-    op: ">"
-    value: 0
-    for: 0s
-    severity: critical
-    annotations:
-      summary: "the agent holds {{ value }} bytes"
-"""
 FOR_A = "fleet-a-secret-0123456789"
 ALICE = "alice-secret-0123456789"
 BOB = "bob-secret-0123456789"
@@ -73,7 +57,7 @@ class FleetScene:
 def scene(tmp_path: Path) -> Iterator[FleetScene]:
     rules = tmp_path / "alerts.yaml"
     rules.write_text(ALWAYS_FIRING, encoding="utf-8")
-    firing = f"{QUIET}  rules_file: {rules}\n"
+    firing = f"{ONLY_ITSELF}  rules_file: {rules}\n"
     with ExitStack() as stack:
         for name in ("a", "b", "c"):
             (tmp_path / name).mkdir()
@@ -93,7 +77,7 @@ def scene(tmp_path: Path) -> Iterator[FleetScene]:
         a = stack.enter_context(
             serve_agent(
                 tmp_path / "a",
-                QUIET + fleet,
+                ONLY_ITSELF + fleet,
                 agent_yaml=f"  hostname: a\n{_tokens(('alice', 'operate', ALICE), ('bob', 'read', BOB))}",
             )
         )
@@ -213,7 +197,7 @@ async def test_stdio_over_an_embedded_agent_forwards_to_the_fleet_and_audits_loc
     config = tmp_path / "stdio.yaml"
     config.write_text(
         f"agent:\n  listen_addr: 127.0.0.1:1\n  data_dir: {tmp_path / 'stdio-data'}\n  hostname: laptop\n"
-        f"storage:\n  worker_process: false\n{QUIET}"
+        f"storage:\n  worker_process: false\n{ONLY_ITSELF}"
         f"fleet:\n  hosts:\n    - {{name: b, url: '{scene.b.base_url}', token: {FOR_A}}}\n",
         encoding="utf-8",
     )
