@@ -36,6 +36,7 @@ __all__ = [
     "create_token",
     "ensure_api_token",
     "list_tokens",
+    "new_secret",
     "read_api_token",
     "revoke_token",
 ]
@@ -179,7 +180,7 @@ def create_token(config: Config, name: str, scope: Scope) -> str:
             f"(starting with a letter or digit); scopes: {', '.join(SCOPES)}"
         ) from None
     taken = {DEFAULT_TOKEN_NAME, *(t.name for t in config.agent.tokens)}
-    secret = secrets.token_urlsafe(32)
+    secret = new_secret()
     with _locked(config) as path:
         entries = _read(path)
         if name in taken | {e["name"] for e in entries}:
@@ -226,6 +227,13 @@ def read_api_token(config: Config) -> str | None:
         return None
 
 
+def new_secret() -> str:
+    """A new token secret: 256 random bits, URL-safe, never starting with ``-`` (``--token -abc`` would read as an
+    option to the command line it is pasted into)."""
+    secret = secrets.token_urlsafe(32)
+    return secret if secret[0] != "-" else "t" + secret[1:]
+
+
 def ensure_api_token(config: Config) -> str:
     """The API token: from config, else ``<data_dir>/api_token``, generated (mode 0600) on first start."""
     existing = read_api_token(config)
@@ -233,7 +241,7 @@ def ensure_api_token(config: Config) -> str:
         return existing
     path = config.agent.data_dir / "api_token"
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
+    token = new_secret()
     tmp = path.with_name(f".api_token.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

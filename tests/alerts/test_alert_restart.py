@@ -64,7 +64,7 @@ def _kill_in_flight(directory: Path, server: LoopbackServer, script: list[Reply]
     )
     try:
         assert server.wait_for_requests("/hook", held + 1, timeout=30)
-        process.send_signal(signal.SIGKILL)  # well within the runner's 0.5 s timeout: the answer never reaches it
+        process.send_signal(signal.SIGKILL)  # well within the runner's 2 s timeout: the answer never reaches it
     finally:
         process.wait(timeout=60)
         gate.set()

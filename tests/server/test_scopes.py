@@ -23,7 +23,7 @@ from crucible_monitor.operation_table import OPERATIONS
 from crucible_monitor.operations import Operations
 from crucible_monitor.server.mcp import build_mcp_server
 from crucible_monitor.server.scopes import RESOURCE_OPERATIONS, TOOL_OPERATIONS, resource_scope, tool_scope
-from crucible_monitor.tokens import SCOPES, allows
+from crucible_monitor.tokens import SCOPES, allows, new_secret
 
 pytestmark = pytest.mark.anyio
 
@@ -240,3 +240,11 @@ def test_every_route_answers_each_token_as_its_scope_declares(agent: ServedAgent
                         assert answer.status_code == 403 and body_json["required_scope"] == operation.scope, case
                     checked += 1
     assert checked == 5 * sum(len(o.routes) for o in OPERATIONS.values()) >= 5 * 33
+
+
+def test_a_generated_secret_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--token -abc`` reads as an option: a secret starting with ``-`` could not be pasted after ``--token``."""
+    monkeypatch.setattr("secrets.token_urlsafe", lambda n: "-" + "A" * (n + 10))
+    secret = new_secret()
+    assert not secret.startswith("-")
+    assert len(secret) == 43
