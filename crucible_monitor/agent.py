@@ -45,7 +45,7 @@ from crucible_monitor.errors import AgentNotStarted, DiskFull, StorageError
 from crucible_monitor.findings.sources import Recoveries
 from crucible_monitor.models import Event, EventKind, MetricSpec, Sample, Severity, iso
 from crucible_monitor.schemas import AnomalyScore, CheckResult, FillForecast, GpuReading, ProcessSnapshot, ServiceStatus
-from crucible_monitor.storage.full import JobLog
+from crucible_monitor.storage.full import JobLog, SpaceReserve
 from crucible_monitor.storage.promql import history_source
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
@@ -121,7 +121,8 @@ class Agent:
         self._workers: ProcessPoolExecutor | None = None
         self._closing = False
         self._disk_full_since: float | None = None
-        self._job_log = JobLog(clock)
+        self._reserve = SpaceReserve(data_dir / ".space-reserve")  # a dot: backups leave it out
+        self._job_log = JobLog(clock, on_full=self._reserve.release)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -142,6 +143,7 @@ class Agent:
             self._workers = worker_pool()
             self.store.runner = self._in_worker
         await asyncio.to_thread(self.store.open)
+        self._reserve.take()
         state = StateDB(data_dir / "state.db", clock=self.clock)
         alerting = alerting_config(self.config)
         alerts = Alerting(
@@ -335,15 +337,19 @@ class Agent:
             health.last_duration = self.clock() - started
 
     def _store(self, samples: list[Sample]) -> int:
-        """Append to the store. While the disk is full the samples are held in memory: a log line a minute at most,
-        and one event once space returns (``state.db`` may sit on the same full disk)."""
+        """Append to the store. While the disk is full the samples are held in memory (and served): a log line a
+        minute at most, the space reserve given up for ``state.db``, and one event once space returns."""
         try:
+            if self._reserve.holding_samples():  # the reserve is state.db's: wait for space beyond it
+                held = self.store.hold(samples)
+                raise DiskFull(f"less than the space reserve free: {held} samples held in memory until there is space")
             stored = self.store.append(samples)
         except DiskFull as exc:
             self._disk_full_since = self._disk_full_since or self.clock()
             self._job_log.disk_full("collecting", exc)
             return 0
         if self._disk_full_since is not None:
+            self._reserve.take()
             held = stored - len(samples)
             message = f"the disk was full from {iso(self._disk_full_since)}: {held} samples held in memory, now written"
             self._disk_full_since = None

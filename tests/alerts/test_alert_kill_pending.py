@@ -82,7 +82,7 @@ def _outbox(data_dir: Path) -> Counter[str]:
 
 def _backoff(failures: int) -> float:
     """The delay the configuration asks for after a notification's ``failures``-th failed attempt."""
-    return min(INITIAL_BACKOFF * 2 ** (failures - 1), MAX_BACKOFF)
+    return float(min(INITIAL_BACKOFF * 2 ** (failures - 1), MAX_BACKOFF))
 
 
 def _too_early(attempts: Iterable[tuple[str, float, bool]]) -> list[str]:
