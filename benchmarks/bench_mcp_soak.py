@@ -79,8 +79,16 @@ def _start(tmp: Path, port: int) -> subprocess.Popen[bytes]:
         time.sleep(0.1)  # polling a starting process
 
 
+def _pending_rows(base: str) -> int:
+    """Samples the agent holds in memory until its next flush (part of its RSS that grows with time, not calls)."""
+    health = httpx.get(f"{base}/api/v1/health", headers={"Authorization": f"Bearer {READ_TOKEN}"}, timeout=30)
+    rows: int = health.json()["storage"]["pending_rows"]
+    return rows
+
+
 async def _soak(base: str, pid: int, calls: int, concurrency: int) -> dict[str, Any]:
     agent = psutil.Process(pid)
+    pending_before = _pending_rows(base)
     latencies: list[float] = []
     errors: list[str] = []
     rss: list[tuple[int, float]] = [(0, agent.memory_info().rss / 1024**2)]
@@ -108,6 +116,7 @@ async def _soak(base: str, pid: int, calls: int, concurrency: int) -> dict[str, 
     began = time.perf_counter()
     await asyncio.gather(*(session() for _ in range(concurrency)))
     seconds = time.perf_counter() - began
+    pending_after = _pending_rows(base)
     latencies.sort()
     first = [mb for done, mb in rss if 0 < done <= 1000]
     last = [mb for done, mb in rss if done > calls - 1000]
@@ -130,8 +139,10 @@ async def _soak(base: str, pid: int, calls: int, concurrency: int) -> dict[str, 
             "first_thousand_median": round(start_mb, 1),
             "last_thousand_median": round(end_mb, 1),
             "peak": round(max(mb for _, mb in rss), 1),
+            "every_thousand": [round(mb, 1) for done, mb in rss if done and done % 1000 == 0],
             "flat": end_mb - start_mb <= FLAT_MB,
         },
+        "samples_in_memory": {"before": pending_before, "after": pending_after},
     }
 
 
@@ -173,6 +184,9 @@ def render(results: dict[str, Any], command: str) -> str:
             f"| Agent RSS, first / last thousand calls (median) | {rss['first_thousand_median']} / "
             f"{rss['last_thousand_median']} MB ({'flat' if rss['flat'] else 'grew'}: within {FLAT_MB:g} MB) |",
             f"| Agent RSS peak | {rss['peak']} MB |",
+            f"| Agent RSS after each thousand calls | {' · '.join(f'{mb:g}' for mb in rss['every_thousand'])} MB |",
+            f"| Samples in memory until the next flush (grow with time, not calls), before / after | "
+            f"{results['samples_in_memory']['before']:,} / {results['samples_in_memory']['after']:,} |",
             "",
             "```json",
             json.dumps(results, indent=2),
