@@ -26,6 +26,7 @@ from crucible_monitor.agent import Agent
 from crucible_monitor.config import Config
 from crucible_monitor.models import EventKind
 from crucible_monitor.monitor import Monitor
+from crucible_monitor.storage.full import RESERVE_BYTES
 
 pytestmark = pytest.mark.anyio
 
@@ -202,10 +203,13 @@ async def test_a_served_agent_on_a_full_disk_reads_answers_mcp_alerts_and_loses_
     began = time.time() - 1
     with serve_agent(served_disk, extra) as agent, _client(agent) as http:
         wait_until(lambda: len(_points(http, began)) >= 2, 30, "samples stored before the disk fills")
+        reserve = agent.data_dir / ".space-reserve"
+        assert reserve.stat().st_size == RESERVE_BYTES
         filler = _fill(served_disk)
         wait_until(
             lambda: "samples pending" in (_storage_finding(http) or ""), 30, "the status to say the disk is full"
         )
+        assert not reserve.exists(), "given up for state.db"
         held_before = _points(http, began)
         wait_until(lambda: len(_points(http, began)) >= len(held_before) + 3, 30, "reads of samples held in memory")
         assert "disk full: collecting to memory" in await _mcp_status(agent)
@@ -221,6 +225,7 @@ async def test_a_served_agent_on_a_full_disk_reads_answers_mcp_alerts_and_loses_
 
         filler.unlink()
         wait_until(lambda: _storage_finding(http) is None, 30, "the held samples written")
+        assert reserve.stat().st_size == RESERVE_BYTES, "taken again"
         listed = http.get("/api/v1/events", params={"kind": "agent", "since": "1h"}).json()
         events = listed["items"] if isinstance(listed, dict) else listed
         assert any("samples held in memory, now written" in e["message"] for e in events)
