@@ -94,7 +94,9 @@ class SpaceReserve:
 
     def take(self) -> bool:
         """Create the file (allocated, not sparse) if it is missing and the disk has twice its size free: the
-        reserve must not be what fills a disk. Returns whether it is in place."""
+        reserve must not be what fills a disk. Returns whether it is in place. Called once space has returned: samples
+        no longer wait for it, whether it could be taken or not."""
+        self.released = False
         if self.path.exists():
             return True
         if free_bytes(self.path.parent) < 2 * self.size:
@@ -110,7 +112,6 @@ class SpaceReserve:
             self.path.unlink(missing_ok=True)
             return False
         os.close(fd)
-        self.released = False
         return True
 
     def release(self) -> None:

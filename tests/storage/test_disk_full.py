@@ -26,7 +26,7 @@ from crucible_monitor.agent import Agent
 from crucible_monitor.config import Config
 from crucible_monitor.models import EventKind
 from crucible_monitor.monitor import Monitor
-from crucible_monitor.storage.full import RESERVE_BYTES
+from crucible_monitor.storage.full import RESERVE_BYTES, SpaceReserve, free_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -237,3 +237,19 @@ async def test_a_served_agent_on_a_full_disk_reads_answers_mcp_alerts_and_loses_
         assert "LevelHigh" in [a["name"] for a in firing], "the alert fired on the full disk is kept"
     assert sorted(set(served_during) - set(after)) == [], "a sample served on the full disk was lost"
     assert len(after) == len(set(after)), "no sample twice"
+
+
+def test_the_space_reserve_is_given_up_when_full_and_samples_wait_only_until_space_returns(small_disk: Path) -> None:
+    size = 1024**2
+    reserve = SpaceReserve(small_disk / ".space-reserve", size)
+    assert reserve.take() and reserve.path.stat().st_size == size
+    filler = _fill(small_disk)
+    reserve.release()
+    assert not reserve.path.exists() and reserve.released
+    assert reserve.holding_samples(), "the freed space is state.db's"
+    filler.unlink()
+    with (small_disk / "filler").open("wb") as handle:  # leave 1.5 reserves free: not enough to take it again
+        handle.write(b"\0" * (free_bytes(small_disk) - size * 3 // 2))
+    assert reserve.holding_samples()
+    assert not reserve.take(), "never what fills the disk"
+    assert not reserve.holding_samples(), "space came back: samples are written even without a reserve"
