@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import platform
-import re
 import signal
 import socket
 import statistics
@@ -34,10 +33,11 @@ import psutil
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+sys.path.insert(0, str(Path(__file__).parent))
+from doc_sections import write_section  # noqa: E402  (benchmarks are scripts beside this one)
+
 __all__ = ["run"]
 
-DOC = Path(__file__).parent.parent / "docs" / "reliability.md"
-BEGIN, END = "<!-- mcp-soak: written by benchmarks/bench_mcp_soak.py -->", "<!-- /mcp-soak -->"
 READ_TOKEN = "mcp-soak-read-token-0123456789abcdef"
 ROTATION: list[tuple[str, dict[str, Any]]] = [
     ("get_system_status", {}),
@@ -162,11 +162,10 @@ def run(calls: int = 10_000, concurrency: int = 8) -> dict[str, Any]:
 
 
 def render(results: dict[str, Any], command: str) -> str:
-    """The section of docs/reliability.md, between its markers."""
+    """The section of docs/reliability.md (its markers added by ``write_section``)."""
     rss, latency = results["rss_mb"], results["latency_ms"]
     return "\n".join(
         [
-            BEGIN,
             "## MCP calls over HTTP",
             "",
             f"Measured by `{command}` on {results['machine']} ({results['date']}). {results['calls']:,} tool calls",
@@ -191,18 +190,8 @@ def render(results: dict[str, Any], command: str) -> str:
             "```json",
             json.dumps(results, indent=2),
             "```",
-            END,
         ]
     )
-
-
-def write_section(section: str, doc: Path = DOC) -> None:
-    """Replace the section in ``doc`` (or add it at the end), leaving every other section as it is."""
-    text = doc.read_text(encoding="utf-8") if doc.exists() else "# Reliability\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), flags=re.DOTALL)
-    found = pattern.search(text)
-    text = pattern.sub(lambda _: section, text) if found else text.rstrip("\n") + "\n\n" + section
-    doc.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(results, indent=2))
     if not args.no_write:
         command = "python benchmarks/bench_mcp_soak.py" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
-        write_section(render(results, command))
+        write_section("mcp-soak", "benchmarks/bench_mcp_soak.py", render(results, command))
     return 0 if results["errors"] == 0 and results["rss_mb"]["flat"] else 1
 
 
