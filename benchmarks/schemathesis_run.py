@@ -148,7 +148,12 @@ def main() -> int:
                 scopes[scope] = {"cases": _summary(run.stdout), "statuses": _statuses(har), "exit": run.returncode}
         finally:
             process.terminate()
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a stuck agent is a finding, not a reason to leave it running
+                process.kill()
+                process.wait(timeout=30)
+                failed = True
     results = {
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, Linux {platform.release()}",
         "date": time.strftime("%Y-%m-%d"),

@@ -35,7 +35,7 @@ from crucible_monitor.storage.files import (
     TIERS,
     Maintenance,
     day_of,
-    day_start_ms,
+    days_with_data,
     disk_usage,
     live_raw_files,
     maintain,
@@ -377,8 +377,7 @@ class MetricStore:
             memory = list(self._by_metric.get(metric, ()))
         recent = [r for r in memory if start_ms <= r[0] < end_ms]
         days_in_memory = {day_of(day * DAY_MS) for day in {r[0] // DAY_MS for r in recent}}
-        for day_ms in range(day_start_ms(day_of(start_ms)), end_ms, DAY_MS):
-            day = day_of(day_ms)
+        for day in days_with_data(self.directory, start_ms, end_ms):
             live_raw, _ = live_raw_files(self.directory / "raw" / day)
             for tier in ["raw"] if day in days_in_memory else preferred + fallback:
                 files = live_raw if tier == "raw" else self._fresh_rollup(tier, day, live_raw)
