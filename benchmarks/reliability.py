@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -197,13 +198,9 @@ def days(count: int) -> dict[str, Any]:
     }
 
 
-_OURS = ("SIGKILL loop", "Accelerated days", "Full disk", "Raw results")
-
-
 def _kept_sections(doc: str) -> list[str]:
-    """Sections of the page that other runs write (kept as they are)."""
-    parts = doc.split("\n## ")[1:]
-    return ["## " + part.rstrip() + "\n" for part in parts if not part.startswith(_OURS)]
+    """The sections other benchmarks own (between their markers: ``benchmarks/doc_sections.py``), kept as they are."""
+    return [m.group(0) + "\n" for m in re.finditer(r"<!-- ([\w-]+): written by .*? -->.*?<!-- /\1 -->", doc, re.DOTALL)]
 
 
 def render(results: dict[str, Any], kept: list[str]) -> str:
@@ -277,8 +274,8 @@ def render(results: dict[str, Any], kept: list[str]) -> str:
             f"| Tracebacks in the log | {disk['tracebacks_in_log']} |",
             "",
         ]
-    lines += kept
     lines += ["## Raw results", "", "```json", json.dumps(results, indent=2), "```", ""]
+    lines += kept
     return "\n".join(lines)
 
 
@@ -329,7 +326,8 @@ _PARTS = ("kill_loop", "accelerated_days", "full_disk")
 def _merged(results: dict[str, Any], doc: str, command: str) -> dict[str, Any]:
     """This run's parts, and the page's earlier figures for the parts not run this time (each with its command)."""
     try:
-        previous = json.loads(doc.rsplit("```json\n", 1)[1].split("\n```", 1)[0])
+        raw = doc.split("## Raw results", 1)[1]
+        previous = json.loads(raw.split("```json\n", 1)[1].split("\n```", 1)[0])
     except (IndexError, ValueError):
         previous = {}
     commands = dict(previous.get("commands", {}))

@@ -46,7 +46,7 @@ from crucible_monitor.errors import AgentNotStarted, DiskFull, StorageError
 from crucible_monitor.findings.sources import Recoveries
 from crucible_monitor.models import Event, EventKind, MetricSpec, Sample, Severity, iso
 from crucible_monitor.schemas import AnomalyScore, CheckResult, FillForecast, GpuReading, ProcessSnapshot, ServiceStatus
-from crucible_monitor.storage.full import JobLog
+from crucible_monitor.storage.full import JobLog, SpaceReserve
 from crucible_monitor.storage.promql import history_source
 from crucible_monitor.storage.state import StateDB
 from crucible_monitor.storage.store import MetricStore
@@ -62,8 +62,7 @@ _C = TypeVar("_C")
 _MAINTENANCE_EVERY = timedelta(hours=1)
 _EVENT_RETENTION = timedelta(days=90)
 _FORECAST_EVERY = timedelta(minutes=15)
-_STOP_WAIT = timedelta(seconds=30)
-"""How long a stop waits for the jobs running (a flush, a collection) to finish."""
+_STOP_WAIT = timedelta(seconds=30)  # how long a stop waits for the jobs running (a flush, a collection) to finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +94,7 @@ class Agent:
         *,
         config_path: Path | None = None,
         clock: Callable[[], float] = time.time,
-        speed: float = 1.0,
+        speed: float = 1,
     ) -> None:
         """``clock`` stamps every sample, event and retention decision; ``speed`` is how many of its seconds pass
         in one real second (the reliability harness runs days in minutes: every job's interval is divided by it)."""
@@ -129,7 +128,8 @@ class Agent:
         self._closing = False
         self._disk_full_since: float | None = None
         self._in_flight: set[asyncio.Task[Any] | None] = set()
-        self._job_log = JobLog(clock)
+        self._reserve = SpaceReserve(data_dir / ".space-reserve")  # a dot: backups leave it out
+        self._job_log = JobLog(clock, on_full=self._reserve.release)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -150,6 +150,7 @@ class Agent:
             self._workers = worker_pool()
             self.store.runner = self._in_worker
         await asyncio.to_thread(self.store.open)
+        self._reserve.take()
         state = StateDB(data_dir / "state.db", clock=self.clock)
         alerting = alerting_config(self.config)
         alerts = Alerting(
@@ -219,8 +220,7 @@ class Agent:
 
         return job
 
-    def _every(self, interval: timedelta) -> IntervalTrigger:
-        """A trigger every ``interval`` of the agent's clock (real seconds divided by ``speed``)."""
+    def _every(self, interval: timedelta) -> IntervalTrigger:  # of the agent's clock: real seconds over ``speed``
         return IntervalTrigger(seconds=interval.total_seconds() / self.speed)
 
     async def stop(self) -> None:
@@ -344,15 +344,20 @@ class Agent:
             health.last_duration = self.clock() - started
 
     def _store(self, samples: list[Sample], tick: float) -> int:
-        """Append to the store, every sample stamped ``tick``. While the disk is full the samples are held in memory:
-        a log line a minute at most, and one event once space returns (``state.db`` may sit on the same full disk)."""
+        """Append to the store, every sample stamped ``tick``. While the disk is full the samples are held in memory
+        (and served): a log line a minute at most, the space reserve given up for ``state.db``, one event once space
+        returns."""
         try:
+            if self._reserve.holding_samples():  # the reserve is state.db's: wait for space beyond it
+                held = self.store.hold(samples, tick)
+                raise DiskFull(f"less than the space reserve free: {held} samples held in memory until there is space")
             stored = self.store.append(samples, tick)
         except DiskFull as exc:
             self._disk_full_since = self._disk_full_since or self.clock()
             self._job_log.disk_full("collecting", exc)
             return 0
         if self._disk_full_since is not None:
+            self._reserve.take()
             held = stored - len(samples)
             message = f"the disk was full from {iso(self._disk_full_since)}: {held} samples held in memory, now written"
             self._disk_full_since = None
@@ -430,9 +435,10 @@ class Agent:
     async def _maintain(self) -> None:
         try:
             await asyncio.to_thread(self.store.maintain)
-            if self._running is not None:
-                self._running.state.prune_events(self.clock() - _EVENT_RETENTION.total_seconds())
-                self._running.alerting.prune(self.clock() - _EVENT_RETENTION.total_seconds())
+            if (running := self._running) is not None:
+                oldest = self.clock() - _EVENT_RETENTION.total_seconds()
+                running.state.prune_events(oldest)
+                running.alerting.prune(oldest)
         except (StorageError, OSError):
             self._job_log.failed("storage maintenance failed; will retry")
 
@@ -490,6 +496,5 @@ class Agent:
         """Every metric the running collectors can emit, by name."""
         return {spec.name: spec for c in self.collectors.values() for spec in c.catalogue}
 
-    def uptime(self) -> float:
-        """Seconds since start."""
+    def uptime(self) -> float:  # seconds since start
         return 0.0 if self.started_at is None else self.clock() - self.started_at

@@ -23,6 +23,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,12 +63,13 @@ class Reply:
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """A request as the server received it."""
+    """A request as the server received it, and when (``time.time()`` once its body was read)."""
 
     method: str
     path: str
     headers: Mapping[str, str]
     body: bytes
+    received_at: float = field(default_factory=time.time)
 
 
 def fail_then_succeed(failures: int, *, fail_status: int = 503, body: bytes = b"ok") -> list[Reply]:

@@ -37,7 +37,7 @@ from crucible_monitor.storage.files import (
     TIERS,
     Maintenance,
     day_of,
-    day_start_ms,
+    days_with_data,
     disk_usage,
     live_raw_files,
     maintain,
@@ -155,7 +155,7 @@ class MetricStore:
         self._pending: dict[int, list[Row]] = {}  # WAL segment → rows not yet in Parquet
         self._flushing: list[Row] = []  # rows being written, still served from memory
         self._held: list[Row] = []  # rows the WAL had no space for, oldest first (written before the next batch)
-        self._by_metric: dict[str, list[Row]] | None = None  # pending and flushing rows per metric, built on read
+        self._by_metric: dict[str, list[Row]] | None = None  # pending, flushing, held rows per metric, built on read
         self._held_since: float | None = None
         self._dropped = 0
         self._latest: dict[tuple[str, str], tuple[int, float, int | None, float | None]] = {}
@@ -206,15 +206,7 @@ class MetricStore:
                 oldest given up first) and written by the first append that finds space.
             StorageError: the WAL could not be written otherwise; nothing of the batch is stored.
         """
-        if ts is None:
-            rows: list[Row] = [
-                (round(s.ts * 1000), s.metric, labels_key(s.labels), float(s.value))
-                for s in samples
-                if math.isfinite(s.value)
-            ]
-        else:
-            tick = round(ts * 1000)
-            rows = [(tick, s.metric, labels_key(s.labels), float(s.value)) for s in samples if math.isfinite(s.value)]
+        rows = _rows(samples, ts)
         if not rows and not self._held:
             return 0
         with self._lock:
@@ -224,20 +216,34 @@ class MetricStore:
             except StorageError as exc:
                 if not isinstance(exc.__cause__, OSError) or exc.__cause__.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise
-                self._held = batch[-MAX_HELD_ROWS:]
-                self._dropped += len(batch) - len(self._held)
-                self._held_since = self._held_since or self.clock()
-                for row in rows:
-                    self._remember(row)
+                self._hold(batch, rows)
                 raise DiskFull(f"{exc}: {len(self._held)} samples held in memory until there is space") from exc
             self._pending.setdefault(self.wal.active_segment, []).extend(batch)
-            if self._by_metric is not None:
+            if self._held:
+                self._by_metric = None  # the held rows it served move to pending
+            elif self._by_metric is not None:
                 for row in batch:
                     self._by_metric.setdefault(row[1], []).append(row)
             for row in rows:
                 self._remember(row)
             self._held, self._held_since = [], None
         return len(batch)
+
+    def hold(self, samples: Iterable[Sample], ts: float | None = None) -> int:
+        """Keep a batch in memory without trying the WAL (the disk is full), as :meth:`append` does when it finds no
+        space; the next append that succeeds writes it. Returns the rows held in all."""
+        rows = _rows(samples, ts)
+        with self._lock:
+            self._hold([*self._held, *rows], rows)
+            return len(self._held)
+
+    def _hold(self, batch: list[Row], rows: list[Row]) -> None:
+        self._held = batch[-MAX_HELD_ROWS:]
+        self._dropped += len(batch) - len(self._held)
+        self._held_since = self._held_since or self.clock()
+        self._by_metric = None  # held rows are served too (rebuilt on the next read)
+        for row in rows:
+            self._remember(row)
 
     def _remember(self, row: Row) -> None:
         ts, metric, labels, value = row
@@ -371,14 +377,13 @@ class MetricStore:
         with self._lock:
             if self._by_metric is None:  # one pass over memory for every query until the next flush
                 self._by_metric = {}
-                for rows in (*self._pending.values(), self._flushing):
+                for rows in (*self._pending.values(), self._flushing, self._held):
                     for row in rows:
                         self._by_metric.setdefault(row[1], []).append(row)
             memory = list(self._by_metric.get(metric, ()))
         recent = [r for r in memory if start_ms <= r[0] < end_ms]
         days_in_memory = {day_of(day * DAY_MS) for day in {r[0] // DAY_MS for r in recent}}
-        for day_ms in range(day_start_ms(day_of(start_ms)), end_ms, DAY_MS):
-            day = day_of(day_ms)
+        for day in days_with_data(self.directory, start_ms, end_ms):
             live_raw, _ = live_raw_files(self.directory / "raw" / day)
             for tier in ["raw"] if day in days_in_memory else preferred + fallback:
                 files = live_raw if tier == "raw" else self._fresh_rollup(tier, day, live_raw)
@@ -411,6 +416,18 @@ class MetricStore:
         if live_raw and [p.name for p in live_raw] != [rollup_source(path)]:
             return []  # raw data changed since (late rows): the next maintenance recomputes it
         return [path]
+
+
+def _rows(samples: Iterable[Sample], ts: float | None) -> list[Row]:
+    """Samples as stored rows, each stamped ``ts`` when given (a collection's tick); a non-finite value is dropped."""
+    if ts is None:
+        return [
+            (round(s.ts * 1000), s.metric, labels_key(s.labels), float(s.value))
+            for s in samples
+            if math.isfinite(s.value)
+        ]
+    tick = round(ts * 1000)
+    return [(tick, s.metric, labels_key(s.labels), float(s.value)) for s in samples if math.isfinite(s.value)]
 
 
 def _concat(parts: list[Columns]) -> Columns:

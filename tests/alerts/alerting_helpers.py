@@ -6,6 +6,7 @@ import email
 import email.policy
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -77,20 +78,36 @@ def _instance(labels: Mapping[str, str]) -> str:
     return labels["alertname"]
 
 
+@dataclass(frozen=True)
+class SmtpAttempt:
+    """One message a client tried to hand over: when, its Message-ID, and whether the server took it."""
+
+    at: float
+    message_id: str
+    accepted: bool
+
+
 @dataclass
 class Inbox:
-    """What a real SMTP server (aiosmtpd) on 127.0.0.1 received."""
+    """What a real SMTP server (aiosmtpd) on 127.0.0.1 received; the first ``refuse_first`` messages get a 451
+    (try again later) and are only recorded in ``attempts``."""
 
     port: int = 0
+    refuse_first: int = 0
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
+    attempts: list[SmtpAttempt] = field(default_factory=list)
     _arrived: threading.Condition = field(default_factory=threading.Condition)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
+        accepted = len(self.attempts) >= self.refuse_first
         with self._arrived:
+            self.attempts.append(SmtpAttempt(time.time(), str(message["Message-ID"]), accepted))
+            if not accepted:
+                return "451 4.3.0 try again later"
             self.messages.append(message)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
             self._arrived.notify_all()

@@ -21,11 +21,12 @@ def clock() -> Clock:
 
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpFactory]:
-    """Start real SMTP servers: ``smtp_server()`` plain, ``smtp_server(tls=ctx, mode="starttls"|"tls")``."""
+    """Start real SMTP servers: ``smtp_server()`` plain, ``smtp_server(tls=ctx, mode="starttls"|"tls")``;
+    ``refuse_first=N`` answers the first N messages with a 451."""
     controllers: list[Controller] = []
 
-    def start(tls: ssl.SSLContext | None = None, mode: str = "none") -> Inbox:
-        inbox = Inbox(port=free_port())
+    def start(tls: ssl.SSLContext | None = None, mode: str = "none", refuse_first: int = 0) -> Inbox:
+        inbox = Inbox(port=free_port(), refuse_first=refuse_first)
         options: dict[str, Any] = {}
         if mode == "starttls":
             options = {

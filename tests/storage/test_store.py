@@ -12,6 +12,7 @@ from manual_clock import Clock
 
 from crucible_monitor.config import StorageConfig
 from crucible_monitor.models import Sample
+from crucible_monitor.storage.files import days_with_data
 from crucible_monitor.storage.store import MetricStore
 
 DAY = 86400.0
@@ -212,3 +213,31 @@ def test_reopening_after_a_flush_was_interrupted_keeps_rows_once(tmp_path: Path,
     reopened = _store(tmp_path, clock)
     [series] = reopened.query("g", start=START, end=START + 10, step=10, agg="count")
     assert series.values == [1.0]
+
+
+def test_the_days_a_query_reads_are_the_days_some_tier_holds(tmp_path: Path) -> None:
+    for path in ("raw/2025-11-29/0-1.parquet", "raw/2025-11-30/0-1.parquet", "1m/2025-11-28.parquet"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(b"")
+    (tmp_path / "1h").mkdir()
+    (tmp_path / "1h" / "2025-10-01.parquet").write_bytes(b"")
+    (tmp_path / "1h" / "notes.txt").write_bytes(b"")
+    end = 1_764_547_200_000  # 2025-12-01T00:00:00Z, exclusive
+    assert days_with_data(tmp_path, 0, end) == ["2025-10-01", "2025-11-28", "2025-11-29", "2025-11-30"]
+    assert days_with_data(tmp_path, end - 86_400_000, end) == ["2025-11-30"]
+    assert days_with_data(tmp_path / "nothing", 0, end) == []
+
+
+def test_a_query_from_1970_answers_from_the_days_on_disk(tmp_path: Path) -> None:
+    clock = Clock(1_764_460_800.0)  # 2025-11-30T00:00:00Z
+    store = MetricStore(tmp_path, StorageConfig(fsync=False), retention=timedelta(days=30), clock=clock)
+    store.open()
+    try:
+        for ts in (clock.now - 86_400 + 5, clock.now + 5):  # one sample on each of two days, both flushed
+            store.append([Sample("load_1m", 1.0, {}, ts)])
+            store.flush()
+        store.append([Sample("load_1m", 2.0, {}, clock.now + 6)])  # and one in memory
+        [series] = store.query("load_1m", start=0, end=clock.now + 60, step=0.001, agg="last")
+        assert series.timestamps == [clock.now - 86_400 + 5, clock.now + 5, clock.now + 6]
+    finally:
+        store.close()
