@@ -113,9 +113,11 @@ def measure(interval: float, seconds: float, profile: Path | None = None) -> dic
                 time.sleep(0.05)  # polling a condition with a deadline
             time.sleep(_WARM_UP)  # the first collections, lazily imported modules, a first flush
             spy = None
-            if profile is not None and shutil.which("py-spy"):
+            beside = Path(sys.executable).with_name("py-spy")  # the venv's, when it is not on PATH
+            py_spy = shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+            if profile is not None and py_spy:
                 spy = subprocess.Popen(
-                    ["py-spy", "record", "--pid", str(process.pid), "-d", str(int(seconds)), "-r", "100"]
+                    [py_spy, "record", "--pid", str(process.pid), "-d", str(int(seconds)), "-r", "100"]
                     + ["--nonblocking", "--gil", "-f", "raw", "-o", str(profile)],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
