@@ -25,6 +25,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -256,6 +257,8 @@ def render(results: dict[str, Any], kept: list[str]) -> str:
             f"| Open descriptors | {fds[0]} / {fds[1]} / {fds[2]} |",
             f"| Disk (cap 20 MB) | max {run['disk_bytes_max']:,} bytes |",
             f"| 24 h query of one series | {query[0]} / {query[1]} / {query[2]} ms |",
+            f"| 24 h query, median of the first / last third of the days | {_thirds(run, 'query_ms')} ms |",
+            f"| RSS, median of the first / last third of the days | {_thirds(run, 'rss_mb')} MiB |",
             "",
         ]
     lines += ["## Full disk", ""]
@@ -277,6 +280,13 @@ def render(results: dict[str, Any], kept: list[str]) -> str:
     lines += ["## Raw results", "", "```json", json.dumps(results, indent=2), "```", ""]
     lines += kept
     return "\n".join(lines)
+
+
+def _thirds(run: dict[str, Any], key: str) -> str:
+    """The median of ``key`` over the first and over the last third of the days (a trend, not one noisy day)."""
+    values = [day[key] for day in run["per_day"]]
+    third = max(1, len(values) // 3)
+    return f"{statistics.median(values[:third]):g} / {statistics.median(values[-third:]):g}"
 
 
 def failures(results: dict[str, Any]) -> list[str]:
