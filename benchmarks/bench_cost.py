@@ -11,11 +11,8 @@ Samples are counted exactly: after a clean stop, the raw Parquet rows stamped in
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,60 +21,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pyarrow.parquet as pq
+from daemons import cpu_seconds, free_port, memory_mb, started
 
-_TICKS = os.sysconf("SC_CLK_TCK")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 _WARM_UP = 20.0
 
 __all__ = ["run"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                stat = (entry / "stat").read_text()
-                parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-                children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo += children.get(current, [])
-    return found
-
-
-def _cpu(pid: int) -> float:
-    """CPU seconds of ``pid`` and its children, the finished ones included (cutime, cstime)."""
-    with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
-        return sum(int(f) for f in fields[11:15]) / _TICKS
-    return 0.0
-
-
-def _memory(pid: int) -> tuple[float, float]:
-    """RSS and PSS (MiB) of the process tree."""
-    rss = pss = 0
-    for member in _tree(pid):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{member}/smaps_rollup").read_text(encoding="ascii").splitlines():
-                if line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-    return rss / 1024, pss / 1024
 
 
 def _rows_between(data: Path, start: float, end: float) -> int:
@@ -92,25 +41,15 @@ def measure(interval: float, seconds: float, profile: Path | None = None) -> dic
     """An agent collecting every ``interval`` s, measured for ``seconds`` after a warm-up."""
     with tempfile.TemporaryDirectory(prefix="crucible-cost-") as tmp:
         directory = Path(tmp)
-        port = _free_port()
+        port = free_port()
         config = directory / "monitor.yaml"
         config.write_text(
             f"agent:\n  listen_addr: 127.0.0.1:{port}\n  data_dir: {directory / 'data'}\n"
             f"  collect_interval: {interval:g}s\n",
             encoding="utf-8",
         )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "crucible_monitor.cli", "serve", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
-                        break
-                time.sleep(0.05)  # polling a condition with a deadline
+        serve = [sys.executable, "-m", "crucible_monitor.cli", "serve", "--config", str(config)]
+        with started(serve, f"http://127.0.0.1:{port}/api/v1/health") as process:  # stopped by SIGTERM: flushed
             time.sleep(_WARM_UP)  # the first collections, lazily imported modules, a first flush
             spy = None
             beside = Path(sys.executable).with_name("py-spy")  # the venv's, when it is not on PATH
@@ -122,18 +61,15 @@ def measure(interval: float, seconds: float, profile: Path | None = None) -> dic
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            start, cpu_before = time.time(), _cpu(process.pid)
+            start, cpu_before = time.time(), cpu_seconds(process.pid)
             peak_rss = peak_pss = 0.0
             while time.time() < start + seconds:
-                rss, pss = _memory(process.pid)
-                peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+                memory = memory_mb(process.pid)
+                peak_rss, peak_pss = max(peak_rss, memory["rss_mb"]), max(peak_pss, memory["pss_mb"])
                 time.sleep(1)  # the measured window
-            end, cpu = time.time(), _cpu(process.pid) - cpu_before
+            end, cpu = time.time(), cpu_seconds(process.pid) - cpu_before
             if spy is not None:
                 spy.wait(timeout=seconds + 30)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
         samples = _rows_between(directory / "data", start, end)
     wall = end - start
     return {

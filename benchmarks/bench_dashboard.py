@@ -21,7 +21,8 @@ import uuid
 from pathlib import Path
 
 import httpx
-from bench_agent import _cpu_seconds, _free_port, _stop
+from bench_agent import _cpu_seconds, _stop
+from daemons import free_port
 
 from crucible_monitor.remote import RemoteMonitor
 from crucible_monitor.tui.app import build_app
@@ -30,7 +31,7 @@ __all__ = ["run"]
 
 
 def _agent(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    port = _free_port()
+    port = free_port()
     config = tmp / "monitor.yaml"
     config.write_text(
         f"agent:\n  listen_addr: 127.0.0.1:{port}\n  data_dir: {tmp / 'data'}\n  collect_interval: 1s\n",

@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).parent))
-from doc_sections import write_section  # noqa: E402  (benchmarks are scripts beside this one)
+from daemons import free_port  # noqa: E402  (benchmarks are scripts beside this one)
+from doc_sections import write_section  # noqa: E402
 
 __all__ = ["run"]
 
@@ -49,13 +49,6 @@ ROTATION: list[tuple[str, dict[str, Any]]] = [
 ]
 FLAT_MB = 10.0
 """RSS counts as flat when the last thousand calls' median is within this of the first thousand's."""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def _start(tmp: Path, port: int) -> subprocess.Popen[bytes]:
@@ -149,7 +142,7 @@ async def _soak(base: str, pid: int, calls: int, concurrency: int) -> dict[str, 
 def run(calls: int = 10_000, concurrency: int = 8) -> dict[str, Any]:
     """Serve an agent, soak it with MCP calls, stop it; the measurements."""
     with tempfile.TemporaryDirectory() as scratch:
-        port = _free_port()
+        port = free_port()
         process = _start(Path(scratch), port)
         try:
             results = asyncio.run(_soak(f"http://127.0.0.1:{port}", process.pid, calls, concurrency))

@@ -47,7 +47,7 @@ from crucible_monitor.storage.store import MetricStore
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from peer_processes import PACKAGES, cpu_seconds, ensure_packages, free_port, memory_mb, started  # noqa: E402
+from daemons import PACKAGES, cpu_seconds, ensure_packages, free_port, memory_mb, started  # noqa: E402
 from peers_page import write  # noqa: E402
 from synthetic import day_arrays  # noqa: E402  (benchmarks are scripts beside each other)
 

@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the harnesses the tests use
 
 import accelerated_days  # noqa: E402
 import kill_loop  # noqa: E402
+from daemons import free_port  # noqa: E402
 
 DOC = ROOT / "docs" / "reliability.md"
 TOKEN = "reliability-token-0123456789"
@@ -62,14 +63,6 @@ class Agent:
         )
         response.raise_for_status()
         return response.json()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(directory: Path, data_dir: Path, port: int) -> Path:
@@ -118,7 +111,7 @@ def full_disk(seconds: float) -> dict[str, Any] | None:
         if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)]).returncode != 0:
             return None
         try:
-            port = _free_port()
+            port = free_port()
             config = _config(directory, mount / "data", port)
             log = directory / "agent.log"
             began = time.time() - 5

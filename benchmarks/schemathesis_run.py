@@ -29,16 +29,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from doc_sections import write_section  # noqa: E402  (benchmarks are scripts beside this one)
+from daemons import free_port  # noqa: E402  (benchmarks are scripts beside this one)
+from doc_sections import write_section  # noqa: E402
 
 TOKENS = {"read": "schemathesis-read-token-0001", "operate": "schemathesis-operate-token-01"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def _start(tmp: Path, port: int) -> subprocess.Popen[bytes]:
@@ -113,7 +107,7 @@ def main() -> int:
     scopes: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch)
-        port = _free_port()
+        port = free_port()
         process = _start(tmp, port)
         try:
             admin = (tmp / "data" / "api_token").read_text(encoding="utf-8").strip()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -147,8 +146,3 @@ async def run_days(
     finally:
         await agent.stop()
     return run
-
-
-def peak_rss_mb() -> float:
-    """The process' peak RSS so far (MiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

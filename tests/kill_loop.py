@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
+from supervisor_fixture import free_port
 
 from crucible_monitor.storage.files import live_raw_files
 from crucible_monitor.storage.parquet import read_table
@@ -40,14 +41,6 @@ SPEED = 60.0
 TARGETS = ("collect", "flush", "maintain", "any")
 RAW_RETENTION_DAYS = 2
 DAY = 86400.0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(directory: Path, port: int) -> Path:
@@ -114,11 +107,11 @@ def _session_processes(session: int) -> list[int]:
 
 
 @contextmanager
-def serve(config: Path, log: Path, skip: float) -> Iterator[Served]:
-    """The accelerated agent, healthy; SIGKILLs its session at the end if anything of it is still alive."""
+def serve(config: Path, url: str, log: Path, skip: float) -> Iterator[Served]:
+    """The accelerated agent of ``config``, healthy at ``url``; SIGKILLs its session at the end if anything of it is
+    still alive."""
     directory = config.parent
     timeline, phases = directory / "timeline.json", directory / "phases"
-    url = f"http://{config.read_text().split('listen_addr: ')[1].split()[0]}"
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, str(HARNESS), "--config", str(config), "--speed", str(SPEED)]
@@ -166,13 +159,14 @@ class KillLoop:
 def run(directory: Path, kills: int, seed: int = 20261203) -> dict[str, Any]:
     """``kills`` rounds, then a clean start and stop; the figures of the run."""
     rng = random.Random(seed)
-    config = write_config(directory, _free_port())
+    port = free_port()
+    config, url = write_config(directory, port), f"http://127.0.0.1:{port}"
     log = directory / "agent.log"
     loop = KillLoop()
     for round_ in range(kills):
         target = TARGETS[round_ % len(TARGETS)]
         started = time.monotonic()
-        with serve(config, log, skip=rng.uniform(1, 4) * 3600) as agent:
+        with serve(config, url, log, skip=rng.uniform(1, 4) * 3600) as agent:
             loop.startups.append(time.monotonic() - started)
             began = agent.now() - 60
             # a random moment (the point of the run, not synchronisation); maintenance first runs an accelerated
@@ -190,7 +184,7 @@ def run(directory: Path, kills: int, seed: int = 20261203) -> dict[str, Any]:
             with contextlib.suppress(TimeoutError):
                 wait_for(lambda: not _session_processes(agent.process.pid), 10, "the workers dying with the agent")
             loop.orphans += len(_session_processes(agent.process.pid))
-    with serve(config, log, skip=0) as agent:
+    with serve(config, url, log, skip=0) as agent:
         # one maintenance left to finish: it compacts, rolls up and expires what the killed ones left
         wait_for(functools.partial(_inside, agent.phases, "maintain"), 120, "the last maintenance starting")
         wait_for(lambda: _inside(agent.phases, "maintain") is None, 300, "the last maintenance finishing")

@@ -1,5 +1,5 @@
-"""Peers' daemons for benchmarks/peers.py: Debian's packages, started in the foreground, and the CPU and memory of
-a process tree read from /proc."""
+"""Daemons for the benchmarks (the agent, and for benchmarks/peers.py Debian's packages), started in the foreground,
+and the CPU and memory of a process tree read from /proc."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ def ensure_packages() -> list[str]:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
