@@ -227,9 +227,11 @@ class ProcessSnapshots:
         self.state.execute("DELETE FROM process_snapshots WHERE ts < ?", (keep_after,))
 
     def near(self, ts: float, *, after: float) -> dict[str, Any] | None:
-        """The stored snapshot nearest ``ts``, from ten minutes before it to ``after`` seconds after it."""
+        """The stored snapshot nearest ``ts``, from ten minutes before it to ``after`` seconds after it; one that
+        measured CPU (a collector's first snapshot has no CPU figures) before a nearer one that did not."""
         rows = self.state.execute(
-            "SELECT ts, data FROM process_snapshots WHERE ts BETWEEN ? AND ? ORDER BY abs(ts - ?) LIMIT 1",
+            "SELECT ts, data FROM process_snapshots WHERE ts BETWEEN ? AND ? "
+            "ORDER BY json_array_length(data, '$.by_cpu') = 0, abs(ts - ?) LIMIT 1",
             (ts - 600.0, ts + after, ts),
         )
         if not rows:
